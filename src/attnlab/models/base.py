@@ -1,0 +1,43 @@
+"""What every attnlab model provides.
+
+A model is a pure function `forward(params, X)` of a parameter dict and a batch of sequences
+X (B, T, d), returning one scalar per sequence (B,). It also knows how to initialise its parameters
+from a seed, which parameter blocks it has (each with the head / unit index first, so the trainers
+can project per head), and the gradient of a squared loss. Models know nothing of trainers.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch.func import grad_and_value
+
+from attnlab.train.losses import squared_loss
+
+Params = dict[str, torch.Tensor]
+
+
+class Model:
+    """Base class: subclasses set `blocks`, `radius_keys`, `width` and implement `init`, `forward`."""
+
+    name: ClassVar[str]
+    blocks: ClassVar[tuple[str, ...]]
+    radius_keys: ClassVar[dict[str, str]] = {}  # block -> field of TrainConfig.radius
+    default_loss: ClassVar[str] = "mse"
+    width: int
+
+    def init(self, seed: int, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Params:
+        raise NotImplementedError
+
+    def forward(self, params: Params, X: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, params: Params, X: torch.Tensor) -> torch.Tensor:
+        return self.forward(params, X)
+
+    def loss_and_grad(self, params: Params, X: torch.Tensor, y: torch.Tensor,
+                      loss: str = "mse") -> tuple[torch.Tensor, Params]:
+        """(loss, gradient dict) at `params` on (X (B,T,d), y (B,)); autograd unless overridden."""
+        grads, value = grad_and_value(lambda p: squared_loss(self.forward(p, X), y, loss))(params)
+        return value.detach(), grads

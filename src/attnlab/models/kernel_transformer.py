@@ -1,0 +1,121 @@
+"""The multi-head kernel-regime Transformer of Arda, Cayci & Eryilmaz (AISTATS 2026).
+
+For a sequence X (T, d) with query token x_T = X[-1], head i computes
+
+    z_it = x_t^T W_i x_T,   p_i = softmax_t(z_i),   a_i = sum_t p_it x_t,   s_i = U_i^T a_i
+
+and the network is f(X) = m^{-1/2} sum_i c_i sigma(s_i). Parameters: W (m, d, d), U (m, d), c (m,).
+The gradients are written out (spec section 1), so a training step never builds an autograd graph:
+
+    df/dc_i = sigma(s_i)/sqrt(m),  df/dU_i = c_i sigma'(s_i) a_i/sqrt(m),
+    df/dW_i = c_i sigma'(s_i) (M_i U_i) x_T^T/sqrt(m),   M_i = Cov_{p_i}(x)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from attnlab.models.activations import activation
+from attnlab.models.base import Model, Params
+from attnlab.seeding import generator
+from attnlab.train.losses import loss_scale
+
+
+@dataclass
+class HeadFeatures:
+    """Per-sample, per-head quantities of the forward pass (B samples, m heads).
+
+    s (B, m): read-out pre-activations; a (B, m, d): attended tokens; p (B, T, m): attention;
+    pxU (B, T, m): attention times the read-out of each token, p_it (x_t . U_i); xT (B, d): queries.
+    """
+
+    s: torch.Tensor
+    a: torch.Tensor
+    p: torch.Tensor
+    pxU: torch.Tensor
+    xT: torch.Tensor
+
+
+def head_features(W: torch.Tensor, U: torch.Tensor, X: torch.Tensor) -> HeadFeatures:
+    """Attention and read-out of every head: W (m, d, d), U (m, d), X (B, T, d)."""
+    xT = X[:, -1]
+    Wx = torch.einsum("mde,be->bdm", W, xT)             # W_i x_T, laid out (B, d, m)
+    p = torch.softmax(torch.bmm(X, Wx), dim=1)           # (B, T, m): softmax over tokens
+    a = torch.bmm(p.transpose(1, 2), X)                  # (B, m, d)
+    pxU = p * torch.matmul(X, U.T)                       # (B, T, m)
+    return HeadFeatures(s=pxU.sum(1), a=a, p=p, pxU=pxU, xT=xT)
+
+
+def covariance_times_readout(X: torch.Tensor, h: HeadFeatures) -> torch.Tensor:
+    """g_i = M_i U_i = sum_t p_it (x_t . U_i) x_t - s_i a_i for every sample and head: (B, m, d)."""
+    return torch.bmm(h.pxU.transpose(1, 2), X) - h.s.unsqueeze(-1) * h.a
+
+
+class KernelTransformer(Model):
+    """m softmax heads with combined query-key matrices, trained read-outs and output weights."""
+
+    name = "kernel-transformer"
+    blocks = ("W", "U", "c")
+    radius_keys = {"W": "w", "U": "u", "c": "c"}
+    default_loss = "mse"
+
+    def __init__(self, d: int, m: int, activation_name: str = "tanh", paired: bool = True):
+        if d <= 0:
+            raise ValueError(f"d = {d}: the token dimension must be a positive integer")
+        if m <= 0:
+            raise ValueError(f"m = {m}: the width must be a positive integer")
+        if paired and m % 2:
+            raise ValueError(f"m = {m}: paired initialisation needs an even width")
+        self.d, self.m, self.width, self.paired = d, m, m, paired
+        self.activation_name = activation_name
+        self.sigma, self.sigma_prime = activation(activation_name)
+
+    def init(self, seed: int, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Params:
+        """Paired Gaussian initialisation (spec section 2): f(X; theta_0) = 0 exactly."""
+        gen = generator(seed, "init")
+        half = self.m // 2 if self.paired else self.m
+        W = torch.randn(half, self.d, self.d, generator=gen, dtype=torch.float64)
+        U = torch.randn(half, self.d, generator=gen, dtype=torch.float64)
+        c = torch.randint(0, 2, (half,), generator=gen).to(torch.float64) * 2 - 1
+        if self.paired:
+            W, U, c = torch.cat([W, W]), torch.cat([U, U]), torch.cat([c, -c])
+        return {k: v.to(dtype=dtype, device=device) for k, v in {"W": W, "U": U, "c": c}.items()}
+
+    def forward(self, params: Params, X: torch.Tensor) -> torch.Tensor:
+        """f(X) (B,) for X (B, T, d)."""
+        h = head_features(params["W"], params["U"], X)
+        return self.output(params, h)
+
+    def output(self, params: Params, h: HeadFeatures) -> torch.Tensor:
+        """Network output (B,) from already computed head features."""
+        return self.sigma(h.s) @ params["c"] / math.sqrt(self.m)
+
+    def loss_and_grad(self, params: Params, X: torch.Tensor, y: torch.Tensor,
+                      loss: str = "mse") -> tuple[torch.Tensor, Params]:
+        """Loss and its exact gradient from the hand-derived formulas, without autograd."""
+        W, U, c = params["W"], params["U"], params["c"]
+        h = head_features(W, U, X)
+        residual = self.output(params, h) - y
+        scale = loss_scale(loss, X.shape[0])
+        value = scale * (residual**2).sum()
+        weight = (2 * scale / math.sqrt(self.m)) * residual             # dL/df_b / sqrt(m)
+        grad_c = self.sigma(h.s).T @ weight
+        e = weight.unsqueeze(1) * c * self.sigma_prime(h.s)              # (B, m)
+        grad_U = torch.einsum("bm,bmd->md", e, h.a)
+        g = covariance_times_readout(X, h)
+        grad_W = torch.einsum("bmd,be->mde", e.unsqueeze(-1) * g, h.xT)
+        return value, {"W": grad_W, "U": grad_U, "c": grad_c}
+
+    def per_sample_gradients(self, params: Params, X: torch.Tensor) -> Params:
+        """df(X_b)/dtheta for every sample: W (B, m, d, d), U (B, m, d), c (B, m). For tests and
+        small problems; the trainers and structured kernels never build these."""
+        h = head_features(params["W"], params["U"], X)
+        r = 1 / math.sqrt(self.m)
+        e = params["c"] * self.sigma_prime(h.s) * r
+        g = covariance_times_readout(X, h)
+        return {"W": torch.einsum("bmd,be->bmde", e.unsqueeze(-1) * g, h.xT),
+                "U": e.unsqueeze(-1) * h.a,
+                "c": self.sigma(h.s) * r}

@@ -1,0 +1,1 @@
+"""Run identity, the result store and (later) grid expansion and executors."""
