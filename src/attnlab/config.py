@@ -8,14 +8,24 @@ default is filled in on load, so the dumped config is the *resolved* config that
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
-Radius = Union[Annotated[float, Field(ge=0)], Literal["none"]]
+
+
+def _check_radius(value: Any) -> Any:
+    if value is None:
+        return "none"
+    if value == "none" or (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise ValueError("must be a number >= 0 or 'none'")
+
+
+Radius = Annotated[Union[float, Literal["none"]], BeforeValidator(_check_radius)]
 
 
 class Strict(BaseModel):
@@ -29,16 +39,16 @@ class KernelTransformerConfig(Strict):
     """Multi-head kernel-regime Transformer (spec kernel-regime-transformer.md, section 1)."""
 
     name: Literal["kernel-transformer"] = "kernel-transformer"
+    paired: bool = True
     m: PositiveInt = 64
     activation: Literal["tanh", "erf"] = "tanh"
-    paired: bool = True
 
-    @model_validator(mode="after")
-    def _even_width(self) -> "KernelTransformerConfig":
-        if self.paired and self.m % 2:
-            raise ValueError(f"m must be even for paired initialisation (got {self.m}); "
-                             "use an even width or paired: false")
-        return self
+    @field_validator("m")
+    @classmethod
+    def _even_width(cls, m: int, info: Any) -> int:
+        if info.data.get("paired", True) and m % 2:
+            raise ValueError("must be even for paired initialisation (use an even width, or paired: false)")
+        return m
 
 
 ModelConfig = Annotated[Union[KernelTransformerConfig], Field(discriminator="name")]
@@ -140,41 +150,48 @@ class ConfigError(ValueError):
 
 
 def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem: `field = value: what is allowed`."""
+    """One line: `field = value: what is allowed` for each problem, joined by '; '."""
     lines = []
     for item in error.errors():
-        loc = [str(p) for p in item["loc"] if not _is_union_tag(p)]
+        loc = [str(p) for p in item["loc"] if not _is_union_branch(p)]
         field = ".".join(loc) or "config"
-        message = item["msg"].removeprefix("Value error, ")
+        message, value = item["msg"].removeprefix("Value error, "), item["input"]
         if item["type"] == "extra_forbidden":
-            message = "unknown field" + _allowed_fields(error.title, loc)
-        lines.append(f"{field} = {item['input']!r}: {message}")
+            message = "unknown field" + _allowed_fields(item["loc"][:-1])
+        elif item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            field, value = f"{field}.name", value.get("name") if isinstance(value, dict) else value
+            message = f"allowed: {', '.join(_tagged_sections(loc[0]))}"
+        lines.append(f"{field} = {value!r}: {message}")
     return "; ".join(lines)
 
 
-def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and (part in _UNION_TAGS or part.startswith(("function-", "literal[")))
+def _tagged_sections(section: str | None = None) -> dict[str, type[BaseModel]]:
+    """Config classes of the model and data unions (or of one `section`) by their `name` tag."""
+    members = []
+    for union in {"model": (ModelConfig,), "data": (DataConfig,)}.get(section, (ModelConfig, DataConfig)):
+        inner = get_args(union)[0]
+        members.extend(get_args(inner) or (inner,))
+    return {cls.model_fields["name"].default: cls for cls in members}
 
 
-_UNION_TAGS = {"kernel-transformer", "teacher", "float", "constrained-float"}
+def _is_union_branch(part: Any) -> bool:
+    """Pydantic puts the branch of a union in error locations ('kernel-transformer', 'float', ...)."""
+    if not isinstance(part, str):
+        return False
+    return part in _tagged_sections() or part in {"float", "int", "str", "bool"} or "[" in part
 
 
-def _allowed_fields(title: str, loc: list[str]) -> str:
+def _allowed_fields(loc: tuple[Any, ...]) -> str:
     section: Any = RunConfig
-    for part in loc[:-1]:
-        annotation = section.model_fields.get(part) if hasattr(section, "model_fields") else None
-        if annotation is None:
-            return ""
-        section = _section_class(annotation.annotation, part)
-    if section is None or not hasattr(section, "model_fields"):
-        return ""
+    for part in loc:
+        tagged = _tagged_sections()
+        if part in tagged:
+            section = tagged[part]
+            continue
+        info = section.model_fields.get(part) if isinstance(part, str) else None
+        annotation = info.annotation if info else None
+        section = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else section
     return f" (allowed: {', '.join(section.model_fields)})"
-
-
-def _section_class(annotation: Any, part: str) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
 
 
 def parse_config(raw: dict[str, Any]) -> RunConfig:

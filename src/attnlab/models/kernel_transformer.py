@@ -84,30 +84,44 @@ class KernelTransformer(Model):
             W, U, c = torch.cat([W, W]), torch.cat([U, U]), torch.cat([c, -c])
         return {k: v.to(dtype=dtype, device=device) for k, v in {"W": W, "U": U, "c": c}.items()}
 
+    def head_groups(self) -> list[slice]:
+        """Heads are computed in groups. A paired model uses its two halves, computed by separate,
+        identically shaped calls: twin heads then see bitwise identical arithmetic and the output
+        is exactly 0 at the paired initialisation (computing all heads in one call does not give
+        this, since vectorised kernels round the tails of a row differently)."""
+        half = self.m // 2
+        return [slice(0, half), slice(half, self.m)] if self.paired else [slice(0, self.m)]
+
+    def group_params(self, params: Params) -> list[tuple[slice, Params]]:
+        """Each head group's parameters as fresh (equally aligned) copies: BLAS kernels may take
+        alignment-dependent paths, so twin halves must not be views at different offsets."""
+        if not self.paired:
+            return [(slice(0, self.m), params)]
+        return [(heads, {k: v[heads].clone() for k, v in params.items()}) for heads in self.head_groups()]
+
     def forward(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         """f(X) (B,) for X (B, T, d)."""
-        h = head_features(params["W"], params["U"], X)
-        return self.output(params, h)
-
-    def output(self, params: Params, h: HeadFeatures) -> torch.Tensor:
-        """Network output (B,) from already computed head features."""
-        return self.sigma(h.s) @ params["c"] / math.sqrt(self.m)
+        total = 0
+        for _, p in self.group_params(params):
+            total = total + self.sigma(head_features(p["W"], p["U"], X).s) @ p["c"]
+        return total / math.sqrt(self.m)
 
     def loss_and_grad(self, params: Params, X: torch.Tensor, y: torch.Tensor,
                       loss: str = "mse") -> tuple[torch.Tensor, Params]:
         """Loss and its exact gradient from the hand-derived formulas, without autograd."""
-        W, U, c = params["W"], params["U"], params["c"]
-        h = head_features(W, U, X)
-        residual = self.output(params, h) - y
+        groups = [(p, head_features(p["W"], p["U"], X)) for _, p in self.group_params(params)]
+        f = sum(self.sigma(h.s) @ p["c"] for p, h in groups) / math.sqrt(self.m)
+        residual = f - y
         scale = loss_scale(loss, X.shape[0])
-        value = scale * (residual**2).sum()
         weight = (2 * scale / math.sqrt(self.m)) * residual             # dL/df_b / sqrt(m)
-        grad_c = self.sigma(h.s).T @ weight
-        e = weight.unsqueeze(1) * c * self.sigma_prime(h.s)              # (B, m)
-        grad_U = torch.einsum("bm,bmd->md", e, h.a)
-        g = covariance_times_readout(X, h)
-        grad_W = torch.einsum("bmd,be->mde", e.unsqueeze(-1) * g, h.xT)
-        return value, {"W": grad_W, "U": grad_U, "c": grad_c}
+        grads: dict[str, list[torch.Tensor]] = {"W": [], "U": [], "c": []}
+        for p, h in groups:
+            e = weight.unsqueeze(1) * p["c"] * self.sigma_prime(h.s)          # (B, heads)
+            g = covariance_times_readout(X, h)
+            grads["c"].append(self.sigma(h.s).T @ weight)
+            grads["U"].append(torch.einsum("bm,bmd->md", e, h.a))
+            grads["W"].append(torch.einsum("bmd,be->mde", e.unsqueeze(-1) * g, h.xT))
+        return scale * (residual**2).sum(), {k: torch.cat(v) for k, v in grads.items()}
 
     def per_sample_gradients(self, params: Params, X: torch.Tensor) -> Params:
         """df(X_b)/dtheta for every sample: W (B, m, d, d), U (B, m, d), c (B, m). For tests and
