@@ -116,8 +116,13 @@ class TrainConfig(Strict):
 
 
 class RunConfig(Strict):
-    """Everything that determines one training run; its hash is the run's identity."""
+    """Everything that determines one run; its hash is the run's identity.
 
+    `task` is what the run does: train the model, or measure one of the kernel-regime error terms
+    at initialisation (spec kernel-regime-transformer.md, E1 and E2) without training.
+    """
+
+    task: Literal["train", "approximation-error", "linearisation-error"] = "train"
     model: ModelConfig = KernelTransformerConfig()
     data: DataConfig = TeacherDataConfig()
     train: TrainConfig = TrainConfig()

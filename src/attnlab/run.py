@@ -1,25 +1,31 @@
-"""One training run from one config: data + model -> trainer -> run store.
+"""Runs from configs: data + model -> trainer (or a measurement) -> run store.
 
-The CLI's `attnlab train` and Python users go through the same functions, so the same config and
-seed give the same numbers either way.
+The CLI's `attnlab train`, the sweeps and Python users go through the same functions, so the same
+config and seed give the same numbers either way. `run_many` trains runs that differ only by seed
+as one stacked computation (attnlab.train.stacking); each run's numbers equal those of `run`.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 import torch
 
-from attnlab.config import RunConfig
-from attnlab.data import Dataset, build_data
+from attnlab.config import RunConfig, config_to_dict
+from attnlab.data import Dataset, build_data, build_teacher
 from attnlab.models import Model, Params, build_model
 from attnlab.sweep.store import RunStore, run_id
+from attnlab.train.projection import block_radii
 from attnlab.train.trainer import Recorder, Trainer, TrainResult
 from attnlab.versions import library_versions
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+STACK_MEMORY_BYTES = 4 * 2**30
 
 
 @dataclass
@@ -43,21 +49,93 @@ def setup(config: RunConfig) -> Setup:
 def train(config: RunConfig, recorders: list[Recorder] | None = None,
           progress: Callable[[int, float], None] | None = None) -> TrainResult:
     """Run `config` in memory (nothing is written)."""
-    s = setup(config)
-    trainer = Trainer(s.model, config.train, seed=config.seed, recorders=recorders, progress=progress)
-    result = trainer.fit(s.params0, s.data)
-    result.summary.update(run_id=run_id(config), versions=library_versions())
-    return result
+    return train_many([config], [recorders or []], progress)[0]
+
+
+def train_many(configs: list[RunConfig], recorders: list[list[Recorder]] | None = None,
+               progress: Callable[[int, float], None] | None = None) -> list[TrainResult]:
+    """Train configs that differ only by seed together, in memory; one result per config."""
+    _check_same_but_seed(configs)
+    setups = [setup(config) for config in configs]
+    trainer = Trainer(setups[0].model, configs[0].train, progress=progress)
+    results = trainer.fit_many([s.params0 for s in setups], [s.data for s in setups],
+                               [config.seed for config in configs], recorders)
+    for config, result in zip(configs, results):
+        result.summary.update(run_id=run_id(config), versions=library_versions())
+    return results
+
+
+def measure(config: RunConfig) -> dict:
+    """The summary of a measurement task (approximation-error, linearisation-error)."""
+    from attnlab.theory.kernel_regime import approximation_error, linearisation_error
+
+    _check_device(config.device)
+    if config.model.name != "kernel-transformer" or config.data.name != "teacher":
+        raise ValueError(f"task = {config.task!r}: needs model.name = 'kernel-transformer' and "
+                         f"data.name = 'teacher' (got {config.model.name!r}, {config.data.name!r})")
+    start = time.perf_counter()
+    X, y, teacher = build_teacher(config.data, config.seed)
+    if config.task == "approximation-error":
+        value = approximation_error(teacher, X, y, config.model.m)
+    else:
+        radii = block_radii({"W": "w", "U": "u", "c": "c"}, config.train.radius.model_dump())
+        if None in radii.values():
+            raise ValueError(f"train.radius = {config.train.radius.model_dump()}: the linearisation-error "
+                             "task needs a number for every block, not 'none'")
+        dtype = DTYPES[config.dtype]
+        model = build_model(config.model, d=X.shape[-1])
+        params0 = model.init(config.seed, dtype=dtype, device=config.device)
+        value = linearisation_error(model, params0, X.to(dtype=dtype, device=config.device), radii)
+    return {"task": config.task, config.task.replace("-", "_"): value,
+            "wall_time_s": time.perf_counter() - start, "run_id": run_id(config),
+            "versions": library_versions()}
 
 
 def run(config: RunConfig, root: str | Path = "runs", force: bool = False,
         progress: Callable[[int, float], None] | None = None) -> Path:
-    """Train `config` unless the store already holds it; return the run directory."""
+    """Run `config` unless the store already holds it; return the run directory."""
     store = RunStore(root)
     if store.is_complete(config) and not force:
         return store.path(config)
+    if config.task != "train":
+        return store.write(config, pd.DataFrame({"step": []}), measure(config))
     result = train(config, progress=progress)
     return store.write(config, result.curves, result.summary)
+
+
+def run_many(configs: list[RunConfig], root: str | Path = "runs", force: bool = False,
+             memory_bytes: int = STACK_MEMORY_BYTES,
+             progress: Callable[[int, float], None] | None = None) -> list[Path]:
+    """Run configs that differ only by seed, training as many together as fit in `memory_bytes`
+    (estimated); runs the store already holds are reused. Returns the run directories in order."""
+    store = RunStore(root)
+    todo = [c for c in configs if force or not store.is_complete(c)]
+    if todo and todo[0].task == "train":
+        per_run = max(1, _training_bytes(todo[0]))
+        size = max(1, min(len(todo), memory_bytes // per_run))
+        for start in range(0, len(todo), size):
+            chunk = todo[start:start + size]
+            for config, result in zip(chunk, train_many(chunk, progress=progress)):
+                store.write(config, result.curves, result.summary)
+    else:
+        for config in todo:
+            run(config, root, force=force)
+    return [store.path(config) for config in configs]
+
+
+def _training_bytes(config: RunConfig) -> int:
+    """A rough bound on one training run's working memory: a few (n, T, width) activations."""
+    data = config.data
+    n_train = round(getattr(data, "n", 1) * (1 - getattr(data, "val_fraction", 0.0)))
+    width = getattr(config.model, "m", 1)
+    return 8 * n_train * getattr(data, "T", 1) * max(width, getattr(data, "d", 1)) * DTYPES[config.dtype].itemsize
+
+
+def _check_same_but_seed(configs: list[RunConfig]) -> None:
+    keys = {json.dumps({k: v for k, v in config_to_dict(c).items() if k != "seed"}, sort_keys=True)
+            for c in configs}
+    if len(keys) > 1:
+        raise ValueError("configs trained together must differ only by seed")
 
 
 def _check_device(device: str) -> None:

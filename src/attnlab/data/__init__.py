@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from attnlab.data.dataset import Dataset
-from attnlab.data.teacher import teacher_data
+from attnlab.data.dataset import split
+from attnlab.data.teacher import Teacher, teacher_problem
+
+
+def data_seed(config, seed: int) -> int:
+    """The seed of the data: the data section's own seed if set, else the run's."""
+    return seed if config.seed is None else config.seed
+
+
+def build_teacher(config, seed: int) -> tuple:
+    """(X (n, T, d), y (n,), Teacher) of a teacher data section, before the split."""
+    return teacher_problem(config.n, config.T, config.d, data_seed(config, seed), K=config.K,
+                           anchors=config.anchors, nu=(config.nu_c, config.nu_u, config.nu_w),
+                           activation_name=config.activation, noise=config.noise)
 
 
 def build_data(config, seed: int) -> Dataset:
     """The dataset described by `config` (a data section of RunConfig); float64 on the CPU."""
-    data_seed = seed if config.seed is None else config.seed
     if config.name == "teacher":
-        return teacher_data(config.n, config.T, config.d, data_seed, K=config.K, anchors=config.anchors,
-                            nu=(config.nu_c, config.nu_u, config.nu_w), activation_name=config.activation,
-                            val_fraction=config.val_fraction, noise=config.noise)
+        X, y, _ = build_teacher(config, seed)
+        return split(X, y, config.val_fraction, data_seed(config, seed))
     raise ValueError(f"data.name = {config.name!r}: no generator registered")
 
 
-__all__ = ["Dataset", "build_data"]
+__all__ = ["Dataset", "Teacher", "build_data", "build_teacher", "data_seed"]

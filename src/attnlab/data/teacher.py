@@ -88,14 +88,22 @@ class Teacher:
         return self.nu_c + dmax * (self.nu_u + self.nu_w * float(U.norm(dim=-1).mean()))
 
 
-def teacher_data(n: int, T: int, d: int, seed: int, K: int = 8192, anchors: int = 16,
-                 nu: tuple[float, float, float] = (3.0, 3.0, 3.0), activation_name: str = "tanh",
-                 val_fraction: float = 0.2, noise: float = 0.0) -> Dataset:
-    """n teacher-labelled sequences (T tokens of dimension d, norms <= 1), split train/validation."""
+def teacher_problem(n: int, T: int, d: int, seed: int, K: int = 8192, anchors: int = 16,
+                    nu: tuple[float, float, float] = (3.0, 3.0, 3.0), activation_name: str = "tanh",
+                    noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, Teacher]:
+    """All n sequences X (n, T, d), their labels y (n,) and the teacher that made them."""
     X = random_sequences(n, T, d, seed)
     pick = torch.randperm(n, generator=generator(seed, "anchors"))[:anchors]
     teacher = Teacher(X[pick], seed, nu, activation_name)
     y = teacher.labels(X, K)
     if noise > 0:
         y = y + noise * torch.randn(n, generator=generator(seed, "label-noise"), dtype=torch.float64)
+    return X, y, teacher
+
+
+def teacher_data(n: int, T: int, d: int, seed: int, K: int = 8192, anchors: int = 16,
+                 nu: tuple[float, float, float] = (3.0, 3.0, 3.0), activation_name: str = "tanh",
+                 val_fraction: float = 0.2, noise: float = 0.0) -> Dataset:
+    """n teacher-labelled sequences (T tokens of dimension d, norms <= 1), split train/validation."""
+    X, y, _ = teacher_problem(n, T, d, seed, K, anchors, nu, activation_name, noise)
     return split(X, y, val_fraction, seed)

@@ -22,6 +22,7 @@ from attnlab.models.base import Model, Params
 from attnlab.seeding import generator
 from attnlab.train.losses import squared_loss
 from attnlab.train.projection import block_radii, project
+from attnlab.train.stacking import Stacked, run_slice, select, stack
 
 DIVERGENCE_FACTOR = 1e6
 
@@ -49,17 +50,22 @@ def _clone(params: Params) -> Params:
     return {k: v.clone() for k, v in params.items()}
 
 
-def _diverging(loss: float, initial: float) -> bool:
-    """A non-finite loss, or one above DIVERGENCE_FACTOR times the initial loss."""
-    return not math.isfinite(loss) or loss > DIVERGENCE_FACTOR * max(initial, 1e-300)
+def _diverging(loss: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
+    """Per run (S,): a non-finite loss, or one above DIVERGENCE_FACTOR times the initial loss."""
+    return ~torch.isfinite(loss) | (loss > DIVERGENCE_FACTOR * initial.clamp_min(1e-300))
 
 
-def _norm(t: torch.Tensor) -> float:
-    return float(t.norm())
+def _run_norms(t: torch.Tensor) -> torch.Tensor:
+    """Frobenius norm of each run's block: (S, ...) -> (S,)."""
+    return t.reshape(t.shape[0], -1).norm(dim=1)
 
 
 class Trainer:
-    """Trains `model` from `params0` on `data` as `config` says (method, steps, step size, radii)."""
+    """Trains `model` from `params0` on `data` as `config` says (method, steps, step size, radii).
+
+    `fit` trains one run; `fit_many` trains S runs that differ only by seed (initial parameters,
+    data, mini-batches) as one stacked computation, giving each run the numbers `fit` gives it.
+    """
 
     def __init__(self, model: Model, config: TrainConfig, seed: int = 0,
                  recorders: list[Recorder] | None = None,
@@ -70,83 +76,121 @@ class Trainer:
         self.loss_kind = config.loss or model.default_loss
         projected = config.method in ("projgd", "projsgd")
         self.radii = block_radii(model.radius_keys, config.radius.model_dump()) if projected else {}
+        self._loss_and_grad = Stacked(model.loss_and_grad, shared=(3,))
+        self._loss = Stacked(lambda p, X, y: squared_loss(model(p, X), y, self.loss_kind))
 
     def loss(self, params: Params, X: torch.Tensor, y: torch.Tensor) -> float:
-        """Loss of `params` on (X, y), evaluated in batches' worth of memory."""
+        """Loss of one run's `params` on (X, y)."""
         with torch.no_grad():
             return float(squared_loss(self.model(params, X), y, self.loss_kind))
 
     def fit(self, params0: Params, data: Dataset) -> TrainResult:
         """Run the configured number of steps from params0 and return the iterates and curves."""
-        cfg, model = self.config, self.model
+        return self.fit_many([params0], [data], [self.seed], [self.recorders])[0]
+
+    def fit_many(self, params0: list[Params], data: list[Dataset], seeds: list[int],
+                 recorders: list[list[Recorder]] | None = None) -> list[TrainResult]:
+        """Train S equally shaped runs together; run s starts at params0[s] on data[s] and draws its
+        mini-batches from seeds[s]. A run that diverges stops there; the others go on."""
+        cfg, S = self.config, len(params0)
+        recorders = recorders or [[] for _ in range(S)]
         start = time.perf_counter()
-        lr = cfg.step_size
-        X, y = data.X_train, data.y_train
-        batches = generator(self.seed, "batches") if cfg.method == "projsgd" else None
-        params, average = _clone(params0), _clone(params0)
-        best, best_loss, best_step = _clone(params0), math.inf, 0
-        rows: dict[int, dict[str, float]] = {}
-        initial_loss, diverged_at = None, None
-        every = cfg.record_interval
+        lr, every = cfg.step_size, cfg.record_interval
+        theta0 = stack(params0)
+        X, y = stack([d.X_train for d in data]), stack([d.y_train for d in data])
+        Xv, yv = stack([d.X_val for d in data]), stack([d.y_val for d in data])
+        batches = [generator(seed, "batches") for seed in seeds] if cfg.method == "projsgd" else None
+        params, average, best = _clone(theta0), _clone(theta0), _clone(theta0)
+        best_loss = torch.full((S,), math.inf, dtype=torch.float64)
+        best_step = torch.zeros(S, dtype=torch.long)
+        active = torch.ones(S, dtype=torch.bool)
+        rows: list[dict[int, dict[str, float]]] = [{} for _ in range(S)]
+        initial_loss, diverged_at = None, [None] * S
         for k in range(cfg.steps):
-            if batches is None:
-                train_loss, grads = model.loss_and_grad(params, X, y, self.loss_kind)
-                train_loss = float(train_loss)
-            else:
-                idx = torch.randint(X.shape[0], (cfg.batch_size,), generator=batches).to(X.device)
-                _, grads = model.loss_and_grad(params, X[idx], y[idx], self.loss_kind)
-                train_loss = self.loss(params, X, y) if k % every == 0 else math.nan
             evaluated = batches is None or k % every == 0   # SGD sees the full loss only when recording
-            initial_loss = train_loss if initial_loss is None else initial_loss
-            if evaluated and _diverging(train_loss, initial_loss):
-                diverged_at = k
-                rows[k] = {"train_loss": train_loss}
-                break
-            if train_loss < best_loss:
-                best, best_loss, best_step = _clone(params), train_loss, k
-            for name in average:
-                average[name] += (params[name] - average[name]) / (k + 1)
+            if batches is None:
+                loss, grads = self._loss_and_grad(S, params, X, y, self.loss_kind)
+            else:
+                idx = torch.stack([torch.randint(X.shape[1], (cfg.batch_size,), generator=g)
+                                   for g in batches]).to(X.device)
+                rows_of = torch.arange(S, device=X.device).unsqueeze(1)
+                _, grads = self._loss_and_grad(S, params, X[rows_of, idx], y[rows_of, idx], self.loss_kind)
+                loss = self._losses(S, params, X, y) if evaluated else torch.full((S,), math.nan)
+            loss = loss.detach().to("cpu", torch.float64)
+            initial_loss = loss.clone() if initial_loss is None else initial_loss
+            if evaluated:
+                diverging = active & _diverging(loss, initial_loss)
+                for s in diverging.nonzero().flatten().tolist():
+                    diverged_at[s], rows[s][k] = k, {"train_loss": float(loss[s])}
+                active &= ~diverging
+                if not active.any():
+                    break
+            improved = active & (loss < best_loss)
+            best = select(improved.to(X.device), params, best)
+            best_loss, best_step = torch.where(improved, loss, best_loss), torch.where(improved, k, best_step)
+            average = select(active.to(X.device),
+                             {n: average[n] + (params[n] - average[n]) / (k + 1) for n in average}, average)
             if k % every == 0:
-                rows[k] = self._row(params, params0, grads, train_loss, data)
-            for recorder in self.recorders:
-                if k % recorder.every == 0:
-                    rows.setdefault(k, {}).update(recorder(k, params))
+                self._record(rows, active, k, params, theta0, grads, loss, Xv, yv)
+            self._call_recorders(rows, recorders, active, k, params)
             if self.progress is not None:
-                self.progress(k, train_loss)
-            params = {name: params[name] - lr * grads[name] for name in params}
-            params = project(params, params0, self.radii, model.width)
-        final_step = cfg.steps if diverged_at is None else diverged_at
-        if diverged_at is None:
-            final_loss = self.loss(params, X, y)
-            rows[final_step] = {**rows.get(final_step, {}),
-                                **self._row(params, params0, None, final_loss, data)}
-            for recorder in self.recorders:
-                rows[final_step].update(recorder(final_step, params))
-            if final_loss < best_loss:
-                best, best_loss, best_step = _clone(params), final_loss, final_step
-        curves = pd.DataFrame.from_dict(rows, orient="index").rename_axis("step").reset_index()
-        summary = self._summary(params, best, average, data, best_step, final_step, diverged_at, lr)
-        summary["wall_time_s"] = time.perf_counter() - start
-        return TrainResult(last=params, best=best, average=average, curves=curves, summary=summary)
+                self.progress(k, float(loss[active].mean()))
+            stepped = project({n: params[n] - lr * grads[n] for n in params}, theta0, self.radii,
+                              self.model.width, batch_dims=1)
+            params = select(active.to(X.device), stepped, params)
+        final = active.clone()
+        if final.any():
+            loss = self._losses(S, params, X, y).to("cpu", torch.float64)
+            self._record(rows, final, cfg.steps, params, theta0, None, loss, Xv, yv)
+            self._call_recorders(rows, recorders, final, cfg.steps, params, every=1)
+            improved = final & (loss < best_loss)
+            best = select(improved.to(X.device), params, best)
+            best_step = torch.where(improved, cfg.steps, best_step)
+        losses = {name: self._split_losses(S, iterate, X, y, Xv, yv)
+                  for name, iterate in (("last", params), ("best", best), ("average", average))}
+        wall_time = (time.perf_counter() - start) / S
+        results = []
+        for s in range(S):
+            steps_run = cfg.steps if diverged_at[s] is None else diverged_at[s]
+            summary = {"method": cfg.method, "steps_run": steps_run, "lr": lr, "loss": self.loss_kind,
+                       "last": losses["last"][s], "best": {**losses["best"][s], "step": int(best_step[s])},
+                       "average": losses["average"][s], "diverged_at": diverged_at[s],
+                       "wall_time_s": wall_time, "runs_stacked": S}
+            curves = pd.DataFrame.from_dict(rows[s], orient="index").rename_axis("step").reset_index()
+            results.append(TrainResult(last=run_slice(params, s), best=run_slice(best, s),
+                                       average=run_slice(average, s), curves=curves, summary=summary))
+        return results
 
-    def _row(self, params: Params, params0: Params, grads: Params | None, train_loss: float,
-             data: Dataset) -> dict[str, float]:
-        row = {"train_loss": train_loss, "val_loss": self._val_loss(params, data)}
+    def _losses(self, S: int, params: Params, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Loss of every run on its own (X, y): (S,)."""
+        if X.shape[1] == 0:
+            return torch.full((S,), math.nan)
+        with torch.no_grad():
+            return self._loss(S, params, X, y)
+
+    def _split_losses(self, S: int, params: Params, X: torch.Tensor, y: torch.Tensor, Xv: torch.Tensor,
+                      yv: torch.Tensor) -> list[dict[str, float]]:
+        train, val = self._losses(S, params, X, y).tolist(), self._losses(S, params, Xv, yv).tolist()
+        return [{"train_loss": t, "val_loss": v} for t, v in zip(train, val)]
+
+    def _record(self, rows: list[dict], active: torch.Tensor, k: int, params: Params, theta0: Params,
+                grads: Params | None, loss: torch.Tensor, Xv: torch.Tensor, yv: torch.Tensor) -> None:
+        """Add the curve row of step k (losses, per-block gradient norms and distances) to every
+        active run, with one transfer from the device."""
+        S = loss.shape[0]
+        columns = {"train_loss": loss, "val_loss": self._losses(S, params, Xv, yv).cpu()}
         for name in self.model.blocks:
-            row[f"grad_norm_{name}"] = _norm(grads[name]) if grads is not None else math.nan
-            row[f"dist_{name}"] = _norm(params[name] - params0[name])
-        return row
+            columns[f"grad_norm_{name}"] = (_run_norms(grads[name]) if grads is not None
+                                            else torch.full((S,), math.nan))
+            columns[f"dist_{name}"] = _run_norms(params[name] - theta0[name])
+        values = {key: value.to("cpu", torch.float64).tolist() for key, value in columns.items()}
+        for s in active.nonzero().flatten().tolist():
+            rows[s].setdefault(k, {}).update({key: value[s] for key, value in values.items()})
 
-    def _val_loss(self, params: Params, data: Dataset) -> float:
-        return self.loss(params, data.X_val, data.y_val) if data.X_val.shape[0] else math.nan
-
-    def _summary(self, last: Params, best: Params, average: Params, data: Dataset, best_step: int,
-                 final_step: int, diverged_at: int | None, lr: float) -> dict:
-        def losses(params: Params) -> dict[str, float]:
-            return {"train_loss": self.loss(params, data.X_train, data.y_train),
-                    "val_loss": self._val_loss(params, data)}
-        return {
-            "method": self.config.method, "steps_run": final_step, "lr": lr, "loss": self.loss_kind,
-            "last": losses(last), "best": {**losses(best), "step": best_step}, "average": losses(average),
-            "diverged_at": diverged_at,
-        }
+    @staticmethod
+    def _call_recorders(rows: list[dict], recorders: list[list[Recorder]], active: torch.Tensor, k: int,
+                        params: Params, every: int | None = None) -> None:
+        for s in active.nonzero().flatten().tolist():
+            for recorder in recorders[s]:
+                if k % (every or recorder.every) == 0:
+                    rows[s].setdefault(k, {}).update(recorder(k, run_slice(params, s)))

@@ -1,0 +1,70 @@
+"""Several runs as one computation: parameters and data stacked along a leading run axis.
+
+Runs that differ only by seed have equally shaped parameters and data, so S of them can be stacked
+(params (S, m, ...), X (S, n, T, d)) and stepped together. `Stacked` applies a per-run function to
+all S runs with torch.func.vmap, which on CPU gives the same bits as S separate calls; a model whose
+functions cannot be vmapped falls back to a loop over the runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch.func import vmap
+
+from attnlab.models.base import Params
+
+
+def stack(items: list[Any]) -> Any:
+    """Stack equally structured tensors / dicts / tuples of tensors along a new leading axis."""
+    first = items[0]
+    if isinstance(first, torch.Tensor):
+        return torch.stack(items)
+    if isinstance(first, dict):
+        return {key: stack([item[key] for item in items]) for key in first}
+    if isinstance(first, tuple):
+        return tuple(stack(list(parts)) for parts in zip(*items))
+    raise TypeError(f"cannot stack {type(first).__name__}")
+
+
+def run_slice(stacked: Any, s: int) -> Any:
+    """Run s of a stacked structure (inverse of `stack`)."""
+    if isinstance(stacked, torch.Tensor):
+        return stacked[s]
+    if isinstance(stacked, dict):
+        return {key: run_slice(value, s) for key, value in stacked.items()}
+    if isinstance(stacked, tuple):
+        return tuple(run_slice(value, s) for value in stacked)
+    return stacked
+
+
+def select(mask: torch.Tensor, new: Params, old: Params) -> Params:
+    """Per run, `new` where mask (S,) is true and `old` elsewhere."""
+    return {k: torch.where(mask.reshape(-1, *(1,) * (v.dim() - 1)), v, old[k]) for k, v in new.items()}
+
+
+class Stacked:
+    """`fn(*per_run_args)` applied to S stacked runs; arguments in `shared` are passed as they are.
+
+    Uses vmap when it works for `fn` (tried on the first call), otherwise a Python loop. A single
+    run is always a plain call.
+    """
+
+    def __init__(self, fn: Callable[..., Any], shared: tuple[int, ...] = ()):
+        self.fn, self.shared = fn, set(shared)
+        self.vectorised: bool | None = None
+
+    def __call__(self, runs: int, *args: Any) -> Any:
+        if runs > 1 and self.vectorised is not False:
+            in_dims = tuple(None if i in self.shared else 0 for i in range(len(args)))
+            try:
+                result = vmap(self.fn, in_dims=in_dims)(*args)
+                self.vectorised = True
+                return result
+            except Exception:
+                if self.vectorised:
+                    raise
+                self.vectorised = False
+        return stack([self.fn(*(a if i in self.shared else run_slice(a, s) for i, a in enumerate(args)))
+                      for s in range(runs)])
