@@ -41,7 +41,23 @@ class KernelTransformerConfig(Strict):
         return self
 
 
-ModelConfig = Annotated[Union[KernelTransformerConfig], Field(discriminator="name")]
+class ShallowEncoderConfig(Strict):
+    """Shallow encoder-only Transformer of Wu et al. (spec shallow-encoder.md, section 1).
+
+    scaling: tau_0 = d_m^(-p) with p = 1/2 ("sqrt"), p = 1 ("linear") or a number p >= 0.
+    outputs: 1 gives a scalar read-out; "auto" takes one output per class when the data has one-hot
+    targets (digits, mnist) and a scalar read-out otherwise.
+    """
+
+    name: Literal["shallow-encoder"] = "shallow-encoder"
+    d_m: PositiveInt = 128
+    phi: Literal["flatten", "mean"] = "flatten"
+    scaling: Union[Literal["sqrt", "linear"], Annotated[float, Field(ge=0)]] = "sqrt"
+    init: Literal["lecun", "he", "ntk"] = "lecun"
+    outputs: Union[PositiveInt, Literal["auto"]] = "auto"
+
+
+ModelConfig = Annotated[Union[KernelTransformerConfig, ShallowEncoderConfig], Field(discriminator="name")]
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -156,7 +172,8 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part in _UNION_TAGS or part.startswith(("function-", "literal[")))
 
 
-_UNION_TAGS = {"kernel-transformer", "teacher", "float", "constrained-float"}
+_UNION_TAGS = {"kernel-transformer", "teacher", "float", "constrained-float",
+               "shallow-encoder", "random-sequences", "digits", "mnist", "int", "constrained-int"}
 
 
 def _allowed_fields(title: str, loc: list[str]) -> str:

@@ -36,7 +36,7 @@ def setup(config: RunConfig) -> Setup:
     _check_device(config.device)
     dtype = DTYPES[config.dtype]
     data = build_data(config.data, config.seed).to(dtype=dtype, device=config.device)
-    model = build_model(config.model, d=data.d)
+    model = build_model(config.model, d=data.d, T=data.T, outputs=data.outputs)
     return Setup(model, model.init(config.seed, dtype=dtype, device=config.device), data)
 
 
