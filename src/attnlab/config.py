@@ -79,7 +79,58 @@ class TeacherDataConfig(Strict):
     seed: int | None = None
 
 
-DataConfig = Annotated[Union[TeacherDataConfig], Field(discriminator="name")]
+TokenNorm = Literal["none", "token", "sequence"]
+NormTarget = Union[PositiveFloat, Literal["sqrt-d"]]
+Patch = Union[Literal["rows"], PositiveInt]
+
+
+class RandomSequencesConfig(Strict):
+    """Random sequences with N(0, 1) labels (spec shallow-encoder.md, W1/W4).
+
+    token_norm: "token" rescales every token, "sequence" every sequence, to norm `norm` ("sqrt-d":
+    sqrt(d) per token, the W4 setting); "none" keeps N(0, I/d) tokens times `norm`.
+    """
+
+    name: Literal["random-sequences"] = "random-sequences"
+    n: PositiveInt = 100
+    T: PositiveInt = 10
+    d: PositiveInt = 100
+    token_norm: TokenNorm = "token"
+    norm: NormTarget = 1.0
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    seed: int | None = None
+
+
+class DigitsConfig(Strict):
+    """scikit-learn's 8x8 digits as patch sequences with one-hot targets (spec W5).
+
+    patch: k cuts k x k patches (k divides 8: 4 gives T = 4 tokens of d = 16), "rows" one token per row.
+    """
+
+    name: Literal["digits"] = "digits"
+    n: PositiveInt = 500
+    n_val: Annotated[int, Field(ge=0)] = 0
+    patch: Patch = 4
+    token_norm: TokenNorm = "token"
+    norm: NormTarget = 1.0
+    seed: int | None = None
+
+
+class MnistConfig(Strict):
+    """MNIST from the IDX files in directory `path` (train-*, and t10k-* for validation), as patches."""
+
+    name: Literal["mnist"] = "mnist"
+    path: str
+    n: PositiveInt = 1000
+    n_val: Annotated[int, Field(ge=0)] = 0
+    patch: Patch = 7
+    token_norm: TokenNorm = "token"
+    norm: NormTarget = 1.0
+    seed: int | None = None
+
+
+DataConfig = Annotated[Union[TeacherDataConfig, RandomSequencesConfig, DigitsConfig, MnistConfig],
+                       Field(discriminator="name")]
 
 
 # -------------------------------------------------------------------------------------- training
