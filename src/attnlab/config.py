@@ -172,12 +172,26 @@ class TrainConfig(Strict):
         return self.record_every or max(1, self.steps // 500)
 
 
+class DiagnosticsConfig(Strict):
+    """Per-step diagnostics recorded beside the loss (spec shallow-encoder.md, section 3).
+
+    every: steps between feature, attention, accuracy and weight-change records (null: off);
+    ntk_every: steps between NTK evaluations (smallest eigenvalue, drift; null: off);
+    ntk_samples: evaluate the NTK on the first n training samples only (null: all).
+    """
+
+    every: PositiveInt | None = None
+    ntk_every: PositiveInt | None = None
+    ntk_samples: PositiveInt | None = None
+
+
 class RunConfig(Strict):
     """Everything that determines one training run; its hash is the run's identity."""
 
     model: ModelConfig = KernelTransformerConfig()
     data: DataConfig = TeacherDataConfig()
     train: TrainConfig = TrainConfig()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
     seed: int = 0
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"

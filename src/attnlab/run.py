@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 import torch
 
 from attnlab.config import RunConfig
 from attnlab.data import Dataset, build_data
 from attnlab.models import Model, Params, build_model
 from attnlab.sweep.store import RunStore, run_id
+from attnlab.train.diagnostics import build_recorders
 from attnlab.train.trainer import Recorder, Trainer, TrainResult
 from attnlab.versions import library_versions
 
@@ -42,8 +44,10 @@ def setup(config: RunConfig) -> Setup:
 
 def train(config: RunConfig, recorders: list[Recorder] | None = None,
           progress: Callable[[int, float], None] | None = None) -> TrainResult:
-    """Run `config` in memory (nothing is written)."""
+    """Run `config` in memory (nothing is written), with the recorders its diagnostics section asks
+    for added to `recorders`."""
     s = setup(config)
+    recorders = [*(recorders or []), *build_recorders(config.diagnostics, s.model, s.params0, s.data)]
     trainer = Trainer(s.model, config.train, seed=config.seed, recorders=recorders, progress=progress)
     result = trainer.fit(s.params0, s.data)
     result.summary.update(run_id=run_id(config), versions=library_versions())
@@ -58,6 +62,18 @@ def run(config: RunConfig, root: str | Path = "runs", force: bool = False,
         return store.path(config)
     result = train(config, progress=progress)
     return store.write(config, result.curves, result.summary)
+
+
+def curves(config: RunConfig, root: str | Path | None = None,
+           force: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Per-step curves (one row per recorded step) and summary of `config`: trained in memory when
+    `root` is None, else read from the run store under `root` (training first if it is missing)."""
+    if root is None:
+        result = train(config)
+        return result.curves, result.summary
+    run(config, root, force=force)
+    store = RunStore(root)
+    return store.curves(config), store.summary(config)
 
 
 def _check_device(device: str) -> None:
