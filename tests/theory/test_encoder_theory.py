@@ -52,7 +52,7 @@ def test_logit_variance_formula_matches_monte_carlo(init, scaling):
     model = ShallowEncoder(d=6, T=3, d_m=8, scaling=scaling, init=init)
     X = _inputs(2, 3, 6) * torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)[None, :, None]
     formula = logit_variance(model, X)
-    measured, stderr = sampled_logit_variance(model, X, draws=600, seed=1)
+    measured, stderr = sampled_logit_variance(model, X, draws=2000, seed=1)
     z = (measured - formula) / stderr
     assert float(z.abs().max()) < 4.5, z
 

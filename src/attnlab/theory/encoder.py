@@ -147,10 +147,11 @@ def sampled_logit_variance(model: ShallowEncoder, X: torch.Tensor, draws: int = 
     if draws < 2:
         raise ValueError(f"draws = {draws}: need at least 2 initialisations")
     X = X.double()
-    with torch.no_grad():
-        logits = torch.stack([
-            model.forward_state(model.init(_draw_seed(seed, i), dtype=torch.float64, device=str(X.device)), X).L
-            for i in range(draws)])
+    inits = [model.init(_draw_seed(seed, i), dtype=torch.float64, device=str(X.device)) for i in range(draws)]
+    c = model.multipliers
+    Q = c["W_Q"] * torch.einsum("ntd,kmd->kntm", X, torch.stack([p["W_Q"] for p in inits]))
+    Kk = c["W_K"] * torch.einsum("ntd,kmd->kntm", X, torch.stack([p["W_K"] for p in inits]))
+    logits = model.tau_0 * (Q @ Kk.transpose(-1, -2))                     # (draws, N, T, T)
     centred = logits - logits.mean(0)
     var = (centred**2).mean(0)
     m4 = (centred**4).mean(0)
