@@ -75,3 +75,19 @@ def test_feature_alpha_and_attention_at():
     assert feature_alpha(model, params, X) == pytest.approx(float(torch.linalg.svdvals(F).min()))
     stats = attention_at(model, params, X)
     assert 0 < stats["attention_max_dev"] < 1 - 1 / 3 and stats["attention_entropy"] <= math.log(3)
+
+
+def test_theory_beside_measurements_of_a_short_run():
+    from attnlab.config import RandomSequencesConfig, RunConfig, ShallowEncoderConfig, TrainConfig
+    from attnlab.run import setup, train
+    from attnlab.theory.encoder import theory_beside_measurements
+    config = RunConfig(model=ShallowEncoderConfig(d_m=64), data=RandomSequencesConfig(n=8, T=3, d=6),
+                       train=TrainConfig(method="gd", steps=30, lr=1.0, record_every=1), dtype="float64")
+    s, curves = setup(config), train(config).curves
+    row = theory_beside_measurements(s.model, s.params0, s.data.X_train, curves["train_loss"],
+                                     curves["step"], gamma=1.0, lambda_0_draws=4)
+    assert 0 < row["fitted_factor"] < 1 and row["predicted_factor"] == row["predicted_factor_tau_1"]
+    assert row["alpha_0_sq_over_d_m"] > 0 and row["lambda_0_stderr"] >= 0
+    # unit-norm tokens: the formula is tau_0^2 d_m eta_Q eta_K = 1/d^2 for every logit
+    assert row["logit_var_formula"] == pytest.approx(1 / 36)
+    assert 0.3 < row["logit_var_measured"] / row["logit_var_formula"] < 3

@@ -156,3 +156,34 @@ def sampled_logit_variance(model: ShallowEncoder, X: torch.Tensor, draws: int = 
     var = (centred**2).mean(0)
     m4 = (centred**4).mean(0)
     return var * draws / (draws - 1), torch.sqrt((m4 - var**2).clamp_min(0) / draws)
+
+
+def theory_beside_measurements(model: ShallowEncoder, params0: Params, X: torch.Tensor,
+                               losses: Sequence[float], steps: Sequence[float], gamma: float,
+                               fit_start: float = 0, fit_stop: float | None = None,
+                               lambda_0_draws: int = 0, seed: int = 0) -> dict[str, float]:
+    """The spec's section-4 quantities for one run, as a flat dict to print beside its curves.
+
+    X (N, T, d) the training inputs; losses/steps the run's training-loss curve; gamma its step size.
+    Keys: alpha_0, alpha_0_sq_over_d_m, fitted_factor (+ _low, _high, _r2), predicted_factor
+    (1 - gamma alpha_0^2/2), predicted_factor_tau_1 (1 - gamma tau_1^2 alpha_0^2/2),
+    logit_var_formula (mean over sequences and pairs) and logit_var_measured (mean of L_ij^2 at
+    params0: the logits are centred, so its expectation is the formula's mean), and with
+    lambda_0_draws >= 2 also lambda_0, lambda_0_stderr.
+    """
+    alpha_0 = feature_alpha(model, params0, X)
+    fit = fit_contraction(losses, steps, start=fit_start, stop=fit_stop)
+    formula = logit_variance(model, X)
+    with torch.no_grad():
+        L = model.forward_state(params0, X).L.double()
+    row = {"alpha_0": alpha_0, "alpha_0_sq_over_d_m": alpha_0**2 / model.d_m,
+           "fitted_factor": fit.value, "fitted_factor_low": fit.low, "fitted_factor_high": fit.high,
+           "fitted_factor_r2": fit.r2,
+           "predicted_factor": predicted_contraction(alpha_0, gamma),
+           "predicted_factor_tau_1": predicted_contraction(alpha_0, gamma, model.tau_1),
+           "logit_var_formula": float(formula.mean()),
+           "logit_var_measured": float((L**2).mean())}
+    if lambda_0_draws >= 2:
+        estimate = lambda_0_monte_carlo(model, X, draws=lambda_0_draws, seed=seed)
+        row.update(lambda_0=estimate.value, lambda_0_stderr=estimate.stderr)
+    return row
