@@ -51,7 +51,23 @@ class KernelTransformerConfig(Strict):
         return m
 
 
-ModelConfig = Annotated[Union[KernelTransformerConfig], Field(discriminator="name")]
+class ShallowEncoderConfig(Strict):
+    """Shallow encoder-only Transformer of Wu et al. (spec shallow-encoder.md, section 1).
+
+    scaling: tau_0 = d_m^(-p) with p = 1/2 ("sqrt"), p = 1 ("linear") or a number p >= 0.
+    outputs: 1 gives a scalar read-out; "auto" takes one output per class when the data has one-hot
+    targets (digits, mnist) and a scalar read-out otherwise.
+    """
+
+    name: Literal["shallow-encoder"] = "shallow-encoder"
+    d_m: PositiveInt = 128
+    phi: Literal["flatten", "mean"] = "flatten"
+    scaling: Union[Literal["sqrt", "linear"], Annotated[float, Field(ge=0)]] = "sqrt"
+    init: Literal["lecun", "he", "ntk"] = "lecun"
+    outputs: Union[PositiveInt, Literal["auto"]] = "auto"
+
+
+ModelConfig = Annotated[Union[KernelTransformerConfig, ShallowEncoderConfig], Field(discriminator="name")]
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -73,7 +89,58 @@ class TeacherDataConfig(Strict):
     seed: int | None = None
 
 
-DataConfig = Annotated[Union[TeacherDataConfig], Field(discriminator="name")]
+TokenNorm = Literal["none", "token", "sequence"]
+NormTarget = Union[PositiveFloat, Literal["sqrt-d"]]
+Patch = Union[Literal["rows"], PositiveInt]
+
+
+class RandomSequencesConfig(Strict):
+    """Random sequences with N(0, 1) labels (spec shallow-encoder.md, W1/W4).
+
+    token_norm: "token" rescales every token, "sequence" every sequence, to norm `norm` ("sqrt-d":
+    sqrt(d) per token, the W4 setting); "none" keeps N(0, I/d) tokens times `norm`.
+    """
+
+    name: Literal["random-sequences"] = "random-sequences"
+    n: PositiveInt = 100
+    T: PositiveInt = 10
+    d: PositiveInt = 100
+    token_norm: TokenNorm = "token"
+    norm: NormTarget = 1.0
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    seed: int | None = None
+
+
+class DigitsConfig(Strict):
+    """scikit-learn's 8x8 digits as patch sequences with one-hot targets (spec W5).
+
+    patch: k cuts k x k patches (k divides 8: 4 gives T = 4 tokens of d = 16), "rows" one token per row.
+    """
+
+    name: Literal["digits"] = "digits"
+    n: PositiveInt = 500
+    n_val: Annotated[int, Field(ge=0)] = 0
+    patch: Patch = 4
+    token_norm: TokenNorm = "token"
+    norm: NormTarget = 1.0
+    seed: int | None = None
+
+
+class MnistConfig(Strict):
+    """MNIST from the IDX files in directory `path` (train-*, and t10k-* for validation), as patches."""
+
+    name: Literal["mnist"] = "mnist"
+    path: str
+    n: PositiveInt = 1000
+    n_val: Annotated[int, Field(ge=0)] = 0
+    patch: Patch = 7
+    token_norm: TokenNorm = "token"
+    norm: NormTarget = 1.0
+    seed: int | None = None
+
+
+DataConfig = Annotated[Union[TeacherDataConfig, RandomSequencesConfig, DigitsConfig, MnistConfig],
+                       Field(discriminator="name")]
 
 
 # -------------------------------------------------------------------------------------- training
@@ -115,6 +182,19 @@ class TrainConfig(Strict):
         return self.record_every or max(1, self.steps // 500)
 
 
+class DiagnosticsConfig(Strict):
+    """Per-step diagnostics recorded beside the loss (spec shallow-encoder.md, section 3).
+
+    every: steps between feature, attention, accuracy and weight-change records (null: off);
+    ntk_every: steps between NTK evaluations (smallest eigenvalue, drift; null: off);
+    ntk_samples: evaluate the NTK on the first n training samples only (null: all).
+    """
+
+    every: PositiveInt | None = None
+    ntk_every: PositiveInt | None = None
+    ntk_samples: PositiveInt | None = None
+
+
 class RunConfig(Strict):
     """Everything that determines one run; its hash is the run's identity.
 
@@ -126,6 +206,7 @@ class RunConfig(Strict):
     model: ModelConfig = KernelTransformerConfig()
     data: DataConfig = TeacherDataConfig()
     train: TrainConfig = TrainConfig()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
     seed: int = 0
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
@@ -183,7 +264,8 @@ def _is_union_branch(part: Any) -> bool:
     """Pydantic puts the branch of a union in error locations ('kernel-transformer', 'float', ...)."""
     if not isinstance(part, str):
         return False
-    return part in _tagged_sections() or part in {"float", "int", "str", "bool"} or "[" in part
+    return (part in _tagged_sections() or part in {"float", "int", "str", "bool"} or "[" in part
+            or part.startswith(("constrained-", "function-")))
 
 
 def _allowed_fields(loc: tuple[Any, ...]) -> str:

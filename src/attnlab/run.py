@@ -21,6 +21,7 @@ from attnlab.data import Dataset, build_data, build_teacher
 from attnlab.models import Model, Params, build_model
 from attnlab.sweep.store import RunStore, run_id
 from attnlab.train.projection import block_radii
+from attnlab.train.diagnostics import build_recorders
 from attnlab.train.trainer import Recorder, Trainer, TrainResult
 from attnlab.versions import library_versions
 
@@ -42,13 +43,14 @@ def setup(config: RunConfig) -> Setup:
     _check_device(config.device)
     dtype = DTYPES[config.dtype]
     data = build_data(config.data, config.seed).to(dtype=dtype, device=config.device)
-    model = build_model(config.model, d=data.d)
+    model = build_model(config.model, d=data.d, T=data.T, outputs=data.outputs)
     return Setup(model, model.init(config.seed, dtype=dtype, device=config.device), data)
 
 
 def train(config: RunConfig, recorders: list[Recorder] | None = None,
           progress: Callable[[int, float], None] | None = None) -> TrainResult:
-    """Run `config` in memory (nothing is written)."""
+    """Run `config` in memory (nothing is written), with the recorders its diagnostics section asks
+    for added to `recorders`."""
     return train_many([config], [recorders or []], progress)[0]
 
 
@@ -57,6 +59,8 @@ def train_many(configs: list[RunConfig], recorders: list[list[Recorder]] | None 
     """Train configs that differ only by seed together, in memory; one result per config."""
     _check_same_but_seed(configs)
     setups = [setup(config) for config in configs]
+    recorders = [[*(extra or []), *build_recorders(config.diagnostics, s.model, s.params0, s.data)]
+                 for config, s, extra in zip(configs, setups, recorders or [None] * len(configs))]
     trainer = Trainer(setups[0].model, configs[0].train, progress=progress)
     results = trainer.fit_many([s.params0 for s in setups], [s.data for s in setups],
                                [config.seed for config in configs], recorders)
@@ -136,6 +140,16 @@ def _check_same_but_seed(configs: list[RunConfig]) -> None:
             for c in configs}
     if len(keys) > 1:
         raise ValueError("configs trained together must differ only by seed")
+def curves(config: RunConfig, root: str | Path | None = None,
+           force: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Per-step curves (one row per recorded step) and summary of `config`: trained in memory when
+    `root` is None, else read from the run store under `root` (training first if it is missing)."""
+    if root is None:
+        result = train(config)
+        return result.curves, result.summary
+    run(config, root, force=force)
+    store = RunStore(root)
+    return store.curves(config), store.summary(config)
 
 
 def _check_device(device: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from attnlab.data.dataset import Dataset
 from attnlab.data.dataset import split
+from attnlab.data.images import digits_data, mnist_data
+from attnlab.data.random_sequences import random_sequence_data
 from attnlab.data.teacher import Teacher, teacher_problem
 
 
@@ -24,6 +26,15 @@ def build_data(config, seed: int) -> Dataset:
     if config.name == "teacher":
         X, y, _ = build_teacher(config, seed)
         return split(X, y, config.val_fraction, data_seed(config, seed))
+    if config.name == "random-sequences":
+        return random_sequence_data(config.n, config.T, config.d, data_seed(config, seed), token_norm=config.token_norm,
+                                    norm=config.norm, val_fraction=config.val_fraction)
+    if config.name == "digits":
+        return digits_data(config.n, data_seed(config, seed), patch=config.patch, token_norm=config.token_norm,
+                           norm=config.norm, n_val=config.n_val)
+    if config.name == "mnist":
+        return mnist_data(config.path, config.n, data_seed(config, seed), patch=config.patch, token_norm=config.token_norm,
+                          norm=config.norm, n_val=config.n_val)
     raise ValueError(f"data.name = {config.name!r}: no generator registered")
 
 

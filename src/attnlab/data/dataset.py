@@ -26,6 +26,11 @@ class Dataset:
     def T(self) -> int:
         return self.X_train.shape[-2]
 
+    @property
+    def outputs(self) -> int:
+        """Target columns: 1 for scalar targets (n,), C for one-hot targets (n, C)."""
+        return 1 if self.y_train.dim() == 1 else self.y_train.shape[1]
+
     def to(self, dtype: torch.dtype | None = None, device: str | torch.device | None = None) -> "Dataset":
         """The same data in another dtype / on another device."""
         return Dataset(*(t.to(dtype=dtype, device=device) for t in
