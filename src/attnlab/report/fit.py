@@ -298,7 +298,7 @@ def judge(claim: str, fit: Fit, predicted: float, prediction: str | None = None,
                       else f"slope {fraction_text(predicted)}")
     return interval_verdict(claim, fit.slope, fit.ci_low, fit.ci_high, measured=fit.describe(),
                             prediction=prediction, predicted=predicted,
-                            reason=_unreliable(fit, min_points, min_seeds, max_width), joiner=" ~ ")
+                            reason=_unreliable(fit, min_points, min_seeds, max_width), joiner=_joiner(fit))
 
 
 def judge_sign(claim: str, fit: Fit, expected: Literal["negative", "positive"],
@@ -314,7 +314,7 @@ def judge_sign(claim: str, fit: Fit, expected: Literal["negative", "positive"],
     prediction = prediction or f"{word} in {symbol(fit.x)}"
     return interval_verdict(claim, fit.slope, fit.ci_low, fit.ci_high, measured=fit.describe(),
                             prediction=prediction, direction=expected,
-                            reason=_unreliable(fit, min_points, min_seeds, None), joiner=" ~ ")
+                            reason=_unreliable(fit, min_points, min_seeds, None), joiner=_joiner(fit))
 
 
 def interval_verdict(claim: str, estimate: float, ci_low: float, ci_high: float, *, measured: str,
@@ -348,7 +348,12 @@ def interval_verdict(claim: str, estimate: float, ci_low: float, ci_high: float,
 def measurement(claim: str, fit: Fit) -> Verdict:
     """A prediction-free row: the fitted law with its interval, status "measured"."""
     return Verdict(claim, "—", fit.describe(), "measured", fit.slope, fit.ci_low, fit.ci_high, fit.reason,
-                   verdict_text(claim, fit.describe(), "measured", "—", joiner=" ~ "))
+                   verdict_text(claim, fit.describe(), "measured", "—", joiner=_joiner(fit)))
+
+
+def _joiner(fit: Fit) -> str:
+    """"E1 error ~ m^-0.47 [...]" for a fitted law, "E1 error: no fit (...)" without one."""
+    return " ~ " if math.isfinite(fit.slope) else ": "
 
 
 def judge_order(claim: str, table: pd.DataFrame, group: str, y: str, order: Sequence,
