@@ -44,7 +44,7 @@ STYLE: dict[str, Any] = {
     "pdf.fonttype": 42,
 }
 PALETTE = ("#1f5fa8", "#d1495b", "#2e8b57", "#e08e0b", "#7b4fa0", "#4a4a4a", "#00a6a6", "#a0522d")
-FIGSIZE = (4.2, 3.2)
+FIGSIZE = (4.4, 3.8)
 DPI = 150
 Z_95 = 1.96
 
@@ -101,14 +101,14 @@ def plot_scaling(table: pd.DataFrame, x: str, y: str, fit: Fit | None = None, ax
         if logy:  # the mean of positive values is at least their minimum: clip the band there
             low = np.maximum(low, stats["min"].to_numpy(dtype=float))
         name = label or _pretty(y)
+        if fit is not None and math.isfinite(fit.slope):
+            name = f"{name}  {_fit_label(fit)}"
         ax.fill_between(xs, low, stats["high"], color=color, alpha=0.18, linewidth=0)
         ax.plot(xs, stats["mean"], "-o", color=color, label=name)
         ax.plot(xs, stats["median"], ":", marker="s", markersize=3, color=color, alpha=0.8)
         if fit is not None and math.isfinite(fit.slope):
             grid = np.geomspace(xs.min(), xs.max(), 50) if logx else np.linspace(xs.min(), xs.max(), 50)
             ax.plot(grid, fit.predict(grid), "--", color=color, linewidth=1.1)
-            _annotate(ax, fit, color)
-        _explain(ax, int(stats["n"].min()), int(stats["n"].max()))
         if reference is not None:
             slope, ref_label = reference if isinstance(reference, tuple) else (
                 reference, rf"theory ${_math_symbol(symbol(x))}^{{{fraction_text(reference)}}}$")
@@ -123,7 +123,7 @@ def plot_scaling(table: pd.DataFrame, x: str, y: str, fit: Fit | None = None, ax
         if logx and len(xs) <= 12:
             ax.set_xticks(xs, [f"{v:g}" for v in xs])
             ax.xaxis.set_minor_locator(NullLocator())
-        ax.legend(loc="best")
+        _legend_below(ax, int(stats["n"].min()), int(stats["n"].max()))
     return ax
 
 
@@ -139,22 +139,22 @@ def _math_symbol(name: str) -> str:
     return name if name.isalnum() else r"\mathrm{" + name.replace("_", r"\_") + "}"
 
 
-def _explain(ax: Axes, n_min: int, n_max: int) -> None:
-    """One grey line under the axes saying what the lines are (written once per axes)."""
-    if any(getattr(t, "_attnlab_explain", False) for t in ax.texts):
-        return
-    seeds = f"{n_min}" if n_min == n_max else f"{n_min}-{n_max}"
-    text = ax.text(0.01, 0.01, f"solid: mean, 95% band ({seeds} seeds); dotted: median; dashed: fit",
-                   transform=ax.transAxes, ha="left", va="bottom", fontsize=6.5, color="0.4")
-    text._attnlab_explain = True
-
-
-def _annotate(ax: Axes, fit: Fit, color: str) -> None:
-    """Write the fitted law in the axes' top-right corner, stacked below earlier annotations."""
-    row = sum(1 for t in ax.texts if getattr(t, "_attnlab_fit", False))
-    text = ax.text(0.98, 0.97 - 0.08 * row, _fit_label(fit), transform=ax.transAxes, ha="right", va="top",
-                   color=color, fontsize=9)
-    text._attnlab_fit = True
+def _legend_below(ax: Axes, n_min: int, n_max: int) -> None:
+    """The legend under the axes (it never hides data), titled with what the lines are; the seed
+    counts accumulate over the series drawn on these axes."""
+    low, high = getattr(ax, "_attnlab_seeds", (n_min, n_max))
+    low, high = min(low, n_min), max(high, n_max)
+    ax._attnlab_seeds = (low, high)
+    seeds = f"{low}" if low == high else f"{low}-{high}"
+    entries = len(ax.get_legend_handles_labels()[1])
+    grown = getattr(ax, "_attnlab_entries", 2)
+    if entries > grown:  # one more legend line: a taller figure, so the axes keep their height
+        width, height = ax.figure.get_size_inches()
+        ax.figure.set_size_inches(width, height + 0.16 * (entries - grown))
+        ax._attnlab_entries = entries
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1,
+              title=f"solid: mean, 95% band ({seeds} seeds); dotted: median; dashed: fit",
+              title_fontsize=6.5, fontsize=7.5)
 
 
 def plot_curves(curves_table: pd.DataFrame, x: str = "step", y: str = "train_loss", hue: str = "model.m",

@@ -133,6 +133,20 @@ def fit_exponential(table: pd.DataFrame, x: str, y: str, seed: str = "seed", n_b
     return _fit(table, x, y, seed, "exp", False, True, n_boot, rng_seed, ci)
 
 
+def fit_trend(table: pd.DataFrame, x: str, y: str, kind: FitKind = "power", seed: str = "seed",
+              log_y: bool | None = None, n_boot: int = 2000, rng_seed: int = 0, ci: float = 0.95) -> Fit:
+    """Dispatch on kind: "power" (fit_power_law), "log" (fit_log_trend; log_y default False) or "exp"
+    (fit_exponential). log_y may only be changed for "log"."""
+    if kind == "log":
+        return fit_log_trend(table, x, y, seed, bool(log_y), n_boot, rng_seed, ci)
+    if kind not in ("power", "exp"):
+        raise ValueError(f"kind = {kind!r}: expected 'power' (y ~ x^a), 'log' (y ~ a log x) or 'exp' (y ~ exp(a x))")
+    if log_y is False:
+        raise ValueError(f"log_y = False is only allowed with kind='log'; a {kind} fit is always in log y")
+    fit = fit_power_law if kind == "power" else fit_exponential
+    return fit(table, x, y, seed, n_boot, rng_seed, ci)
+
+
 def _fit(table: pd.DataFrame, x: str, y: str, seed: str, kind: FitKind, log_x: bool, log_y: bool,
          n_boot: int, rng_seed: int, ci: float) -> Fit:
     for name in (x, y):

@@ -16,7 +16,7 @@ import mimetypes
 import os
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +33,35 @@ STATUS_ORDER = ("inconsistent", "inconclusive", "consistent", "measured")
 
 @dataclass
 class ExperimentResult:
-    """Everything the report shows of one experiment."""
+    """Everything the report shows of one experiment.
+
+    key: short id ("E1"), used in the verdict table and as the section anchor; title: one line;
+    claim: the paper's statement being tested; paper: the source (e.g. "Arda et al. 2026, Thm 1");
+    table: the tidy results (one row per run or per x value); figures: PNG/JPEG/SVG paths (a PDF
+    beside a PNG of the same stem is linked from the Markdown); verdicts: judged claims, in order;
+    config: the config that produced it (a dict, or anything with model_dump); command: how to rerun.
+    """
 
     key: str
     title: str
-    paper: str
     table: pd.DataFrame
-    figures: list[Path]
-    verdicts: list[Verdict]
-    config: dict
-    command: str
+    verdicts: list[Verdict] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    config: Any = field(default_factory=dict)
+    command: str = ""
+    claim: str = ""
+    paper: str = ""
     notes: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.table, pd.DataFrame):
+            raise TypeError(f"experiment {self.key}: table is a {type(self.table).__name__}; expected a pandas DataFrame")
+        self.figures = [Path(f) for f in self.figures]
+        self.verdicts = list(self.verdicts)
+        for v in self.verdicts:
+            if not isinstance(v, Verdict):
+                raise TypeError(f"experiment {self.key}: verdicts must be Verdict objects (from judge, "
+                                f"judge_sign, judge_order, interval_verdict or measurement); got {type(v).__name__}")
 
 
 def write_report(results: list[ExperimentResult], out_dir: str | Path, title: str, name: str = "report",
@@ -115,6 +133,16 @@ footer table { font-size: 1em; }
 """
 
 
+# After load, <body data-figures-loaded="k/n"> counts the figures that decoded (for browser checks).
+LOAD_CHECK = """<script>
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var ok = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-figures-loaded", ok + "/" + images.length);
+});
+</script>"""
+
+
 def render_html(results: list[ExperimentResult], title: str, versions: dict[str, str],
                 generated: str) -> str:
     """The whole report as one HTML document (no external resources)."""
@@ -133,6 +161,7 @@ def render_html(results: list[ExperimentResult], title: str, versions: dict[str,
     for result in results:
         parts.append(_section_html(result))
     parts.append(_footer_html(versions))
+    parts.append(LOAD_CHECK)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -165,6 +194,8 @@ def _section_html(result: ExperimentResult) -> str:
              f"<h2>{esc(result.key)}: {esc(result.title)}</h2>"]
     if result.paper:
         parts.append(f'<p class="paper">{esc(result.paper)}</p>')
+    if result.claim:
+        parts.append(f'<p class="claim"><strong>Claim.</strong> {esc(result.claim)}</p>')
     if result.verdicts:
         items = "".join(f'<li><span class="status {v.status}">{esc(v.status)}</span> {esc(v.text)}</li>'
                         for v in result.verdicts)
@@ -267,12 +298,17 @@ def render_markdown(results: list[ExperimentResult], title: str, versions: dict[
         lines += ["", f"## {result.key}: {result.title}", ""]
         if result.paper:
             lines += [f"*{result.paper}*", ""]
+        if result.claim:
+            lines += [f"**Claim.** {result.claim}", ""]
         lines += [f"- {_md_status(v)}: {v.text}" for v in result.verdicts]
         if result.notes:
             lines += ["", result.notes]
         for figure in result.figures:
             rel = os.path.relpath(Path(figure).resolve(), out_dir.resolve())
             lines += ["", f"![{result.key}: {Path(figure).stem}]({Path(rel).as_posix()})"]
+            pdf = Path(figure).with_suffix(".pdf")
+            if pdf.is_file():
+                lines += ["", f"[PDF]({Path(rel).with_suffix('.pdf').as_posix()})"]
         lines += ["", "### Results", ""]
         table = rounded(result.table.head(MAX_TABLE_ROWS))
         lines += _md_table([str(c) for c in table.columns], table.astype(object).values.tolist()) \
