@@ -234,3 +234,15 @@ def test_measurement_and_generic_interval_verdicts():
 def test_fraction_text():
     assert fraction_text(-0.5) == "-1/2" and fraction_text(2.0) == "2" and fraction_text(-1 / 3) == "-1/3"
     assert fraction_text(0.31831) == "0.318"
+
+
+def test_verdicts_over_repeated_draws():
+    """True claim: consistent at about the nominal rate; clearly wrong claim: almost always inconsistent."""
+    rng = np.random.default_rng(10)
+    draws, consistent, rejected = 150, 0, 0
+    for i in range(draws):
+        fit = fit_power_law(power_table(rng, -0.5, seeds=4), "model.m", "err", n_boot=300, rng_seed=i)
+        consistent += judge("E1", fit, -0.5).status == "consistent"
+        rejected += judge("E1", fit, -1.0).status == "inconsistent"
+    assert 0.88 <= consistent / draws <= 1.0, consistent / draws
+    assert rejected / draws >= 0.98, rejected / draws
