@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attnlab.report.fit import (Fit, fit_exponential, fit_log_trend, fit_power_law, fraction_text, judge,
+from attnlab.report.fit import (fit_exponential, fit_log_trend, fit_power_law, fit_trend, fraction_text, judge,
                                 judge_order, judge_sign, interval_verdict, measurement)
 
 WIDTHS = (8, 16, 32, 64, 128, 256)
@@ -246,3 +246,15 @@ def test_verdicts_over_repeated_draws():
         rejected += judge("E1", fit, -1.0).status == "inconsistent"
     assert 0.88 <= consistent / draws <= 1.0, consistent / draws
     assert rejected / draws >= 0.98, rejected / draws
+
+
+def test_fit_trend_dispatches_and_rejects_bad_kinds():
+    table = power_table(np.random.default_rng(11))
+    assert fit_trend(table, "model.m", "err", "power", n_boot=50) == fit_power_law(table, "model.m", "err", n_boot=50)
+    assert fit_trend(table, "model.m", "err", "log", log_y=True, n_boot=50) == fit_log_trend(
+        table, "model.m", "err", log_y=True, n_boot=50)
+    assert fit_trend(table, "model.m", "err", "exp", n_boot=50).kind == "exp"
+    with pytest.raises(ValueError, match="kind = 'linear'"):
+        fit_trend(table, "model.m", "err", "linear")
+    with pytest.raises(ValueError, match="log_y = False"):
+        fit_trend(table, "model.m", "err", "power", log_y=False)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import re
 
-import numpy as np
 import pandas as pd
 import pytest
 from report_tables import write_runs
