@@ -11,7 +11,8 @@ import pytest
 
 from report_tables import power_rows
 
-from attnlab.report import ExperimentResult, judge, fit_power_law, scaling_experiment, write_report
+from attnlab.report import (ExperimentResult, fit_power_law, judge, ordering_experiment, plot_groups,
+                            scaling_experiment, write_report)
 from attnlab.report.html import render_html
 
 
@@ -103,3 +104,20 @@ def test_html_escapes_text_and_handles_empty_results():
     assert "<b>" not in text and "a &lt;b&gt; title" in text and "T &amp; U" in text
     assert "No rows." in text and "inconclusive" in text
     assert "No claims judged." in render_html([], "empty", {}, "now")
+
+
+def test_ordering_experiment_judges_and_plots(tmp_path):
+    rng = np.random.default_rng(4)
+    table = pd.DataFrame([{"init": g, "seed": s, "loss": mu * math.exp(0.2 * rng.standard_normal())}
+                          for g, mu in {"He": 0.01, "LeCun": 0.03, "NTK": 0.1}.items() for s in range(5)])
+    good = ordering_experiment("E7", "loss", table, "init", "loss", ["He", "LeCun", "NTK"],
+                               figure_dir=tmp_path, n_boot=300)
+    assert good.verdicts[0].status == "consistent" and good.figures == [tmp_path / "E7_loss_by_init.png"]
+    assert list(good.table["init"]) == ["He", "LeCun", "NTK"] and set(good.table["runs"]) == {5}
+    bad = ordering_experiment("E8", "loss", table, "init", "loss", ["NTK", "He"], figure_dir=tmp_path,
+                              n_boot=300)
+    assert bad.verdicts[0].status == "inconsistent"
+    assert bad.verdicts[0].text.endswith("inconsistent with NTK < He by loss")
+    ax = plot_groups(table, "init", "loss", order=["He", "Xavier"])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["He", "Xavier"]
+    assert any(t.get_text() == "no runs" for t in ax.texts)

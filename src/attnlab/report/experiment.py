@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from attnlab.report.figures import new_figure, plot_scaling, save_figure
-from attnlab.report.fit import (Fit, FitKind, Verdict, fit_trend, judge, judge_sign, measurement, symbol)
+from attnlab.report.figures import new_figure, plot_groups, plot_scaling, save_figure
+from attnlab.report.fit import (Fit, FitKind, Verdict, fit_trend, judge, judge_order, judge_sign, measurement,
+                                symbol)
 from attnlab.report.html import ExperimentResult
 
 
@@ -80,6 +81,36 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
         key=key, title=title or f"{quantity} against {symbol(x)}", table=summary, verdicts=verdicts,
         figures=[png], config=config if config is not None else {}, command=command, claim=claim,
         paper=paper, notes=(notes + "\n\n" if notes else "") + _fits_note(fit_table))
+
+
+def ordering_experiment(key: str, quantity: str, table: pd.DataFrame, group: str, y: str, order: list, *,
+                        figure_dir: str | Path, seed: str = "seed", logy: bool | None = None,
+                        title: str | None = None, claim: str = "", paper: str = "", config: Any = None,
+                        command: str = "", notes: str = "", n_boot: int = 2000, rng_seed: int = 0,
+                        min_seeds: int = 2) -> ExperimentResult:
+    """Judge "order[0] < order[1] < ... by y" (e.g. He < LeCun < NTK by loss at step k) and plot it.
+
+    table: one row per run, columns group, y, seed. The verdict (judge_order) is consistent when the
+    order of the groups' medians holds in >= 95% of bootstrap resamples over seeds, inconsistent when
+    an adjacent pair is reversed in >= 95%. The figure (runs as dots, medians with intervals) goes to
+    FIGURE_DIR/<key>_<y>_by_<group>.png and .pdf.
+    """
+    for name in (group, y, seed):
+        if name not in table.columns:
+            raise ValueError(f"experiment {key}: column {name!r} is not in the table; "
+                             f"columns are {sorted(map(str, table.columns))}")
+    verdict = judge_order(f"{key} {quantity}", table, group, y, order, seed=seed, n_boot=n_boot,
+                          rng_seed=rng_seed, min_seeds=min_seeds)
+    if logy is None:
+        logy = bool((pd.to_numeric(table[y], errors="coerce").dropna() > 0).all())
+    fig, ax = new_figure()
+    plot_groups(table, group, y, order=order, ax=ax, logy=logy, n_boot=n_boot, rng_seed=rng_seed)
+    ax.set_title(f"{key}: {quantity}", pad=12)
+    png, _ = save_figure(fig, Path(figure_dir) / f"{_slug(key)}_{_slug(y)}_by_{_slug(group)}")
+    summary = _summary_table(table[table[group].isin(order)], group, y, seed, None)
+    return ExperimentResult(key=key, title=title or f"{quantity} by {symbol(group)}", table=summary,
+                            verdicts=[verdict], figures=[png], config=config if config is not None else {},
+                            command=command, claim=claim, paper=paper, notes=notes)
 
 
 def _summary_table(table: pd.DataFrame, x: str, y: str, seed: str, hue: str | None) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from attnlab.report.fit import Fit, fraction_text, symbol
+from attnlab.seeding import stream_seed
 
 STYLE: dict[str, Any] = {
     "font.size": 9,
@@ -189,6 +190,47 @@ def plot_curves(curves_table: pd.DataFrame, x: str = "step", y: str = "train_los
         ax.set_xlabel(_pretty(x))
         ax.set_ylabel(_pretty(y))
         ax.legend(loc="best", title=None)
+    return ax
+
+
+def plot_groups(table: pd.DataFrame, group: str, y: str, order: Sequence | None = None,
+                ax: Axes | None = None, logy: bool = True, ci: float = 0.95, n_boot: int = 2000,
+                rng_seed: int = 0) -> Axes:
+    """One column per group value: every run as a dot, the median as a bar with its bootstrap interval.
+
+    table: one row per run with columns group and y. order: the groups left to right (default sorted).
+    The interval is the percentile bootstrap of the median over the group's runs (as in judge_order).
+    """
+    for name in (group, y):
+        if name not in table.columns:
+            raise ValueError(f"column {name!r} is not in the table; columns are {sorted(map(str, table.columns))}")
+    if ax is None:
+        _, ax = new_figure()
+    values = list(order) if order is not None else sorted(table[group].dropna().unique(), key=str)
+    rng = np.random.default_rng(stream_seed(rng_seed, "report.groups.bootstrap"))
+    tail = (1 - ci) / 2
+    with matplotlib.rc_context(STYLE):
+        for i, value in enumerate(values):
+            v = pd.to_numeric(table.loc[table[group] == value, y], errors="coerce").to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            colour = PALETTE[i % len(PALETTE)]
+            if len(v) == 0:
+                ax.text(i, 0.5, "no runs", transform=ax.get_xaxis_transform(), ha="center", color="0.4")
+                continue
+            jitter = (np.arange(len(v)) - (len(v) - 1) / 2) * min(0.04, 0.5 / len(v))
+            ax.plot(i + jitter, v, "o", color=colour, alpha=0.55, markersize=3.5)
+            median = float(np.median(v))
+            boot = np.median(v[rng.integers(0, len(v), size=(n_boot, len(v)))], axis=1)
+            low, high = np.quantile(boot, [tail, 1 - tail])
+            ax.errorbar([i + 0.25], [median], yerr=[[median - low], [high - median]], fmt="_", color=colour,
+                        markersize=14, capsize=3, linewidth=1.4)
+        ax.set_xticks(range(len(values)), [_value_text(v) for v in values])
+        ax.set_xlim(-0.6, len(values) - 0.4)
+        ax.set_yscale("log" if logy else "linear")
+        ax.set_xlabel(_pretty(group))
+        ax.set_ylabel(_pretty(y))
+        ax.text(0.01, 1.0, f"dots: runs; bar: median, {ci:.0%} bootstrap interval", transform=ax.transAxes,
+                ha="left", va="bottom", fontsize=6.5, color="0.4")
     return ax
 
 
