@@ -121,3 +121,23 @@ def test_ordering_experiment_judges_and_plots(tmp_path):
     ax = plot_groups(table, "init", "loss", order=["He", "Xavier"])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["He", "Xavier"]
     assert any(t.get_text() == "no runs" for t in ax.texts)
+
+
+def test_scaling_experiment_per_series_predictions(tmp_path):
+    """'IndRNN gradients grow with the lag, the Transformer's do not': one claim per model."""
+    rng = np.random.default_rng(5)
+    rows = [{"model": name, "lag": lag, "seed": s, "grad": lag ** power * math.exp(0.1 * rng.standard_normal())}
+            for name, power in (("indrnn", 1.0), ("transformer", 0.0)) for lag in (1, 2, 4, 8, 16)
+            for s in range(3)]
+    result = scaling_experiment("W3", "gradient norm", pd.DataFrame(rows), "lag", "grad", hue="model",
+                                direction={"indrnn": "positive"}, predicted={"transformer": 0.0},
+                                prediction={"transformer": "flat in lag"}, figure_dir=tmp_path, n_boot=300)
+    assert [(v.claim, v.status) for v in result.verdicts] == [
+        ("W3 gradient norm (model=indrnn)", "consistent"), ("W3 gradient norm (model=transformer)", "consistent")]
+    assert result.verdicts[1].prediction == "flat in lag"
+    with pytest.raises(ValueError, match=r"\['rnn'\] are not values of 'model'"):
+        scaling_experiment("W3", "g", pd.DataFrame(rows), "lag", "grad", hue="model",
+                           direction={"rnn": "positive"}, figure_dir=tmp_path)
+    with pytest.raises(ValueError, match="need hue"):
+        scaling_experiment("W3", "g", pd.DataFrame(rows), "lag", "grad", predicted={"indrnn": 1.0},
+                           figure_dir=tmp_path)

@@ -26,12 +26,15 @@ from attnlab.report.fit import (Fit, FitKind, Verdict, fit_trend, judge, judge_o
                                 symbol)
 from attnlab.report.html import ExperimentResult
 
+Direction = Literal["negative", "positive"]
+
 
 def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: str, *,
-                       figure_dir: str | Path, kind: FitKind = "power", predicted: float | None = None,
-                       direction: Literal["negative", "positive"] | None = None,
-                       prediction: str | None = None, hue: str | None = None, seed: str = "seed",
-                       log_y: bool | None = None, title: str | None = None, claim: str = "",
+                       figure_dir: str | Path, kind: FitKind = "power",
+                       predicted: float | dict[Any, float] | None = None,
+                       direction: Direction | dict[Any, Direction] | None = None,
+                       prediction: str | dict[Any, str] | None = None, hue: str | None = None,
+                       seed: str = "seed", log_y: bool | None = None, title: str | None = None, claim: str = "",
                        paper: str = "", config: Any = None, command: str = "", notes: str = "",
                        n_boot: int = 2000, rng_seed: int = 0, max_width: float | None = None,
                        min_points: int = 3, min_seeds: int = 2) -> ExperimentResult:
@@ -42,40 +45,57 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
     kind: "power" (y ~ x^a, log-log axes), "log" (y ~ a log x, log x axis; log_y for log median y),
     "exp" (y ~ exp(a x), log y axis). predicted: the theory's slope (judged by interval membership);
     direction: "negative"/"positive" (judged by the interval's sign); neither: a plain measurement.
-    hue: a column whose values get one series, one fit and one verdict each, on the same figure.
+    hue: a column whose values get one series, one fit and one verdict each, on the same figure;
+    predicted / direction may then be dicts keyed by hue value (e.g. "IndRNN gradients grow with the
+    lag, the Transformer's do not": hue="model", direction={"indrnn": "positive"},
+    predicted={"transformer": 0.0}); a hue value in neither is a plain measurement.
     The figure is written to FIGURE_DIR/<key>_<y>_vs_<x>.png and .pdf.
     """
-    if predicted is not None and direction is not None:
-        raise ValueError("give either predicted (a slope) or direction ('negative'/'positive'), not both")
+    if predicted is not None and direction is not None and not (isinstance(predicted, dict)
+                                                                and isinstance(direction, dict)):
+        raise ValueError("give either predicted (a slope) or direction ('negative'/'positive'), not both "
+                         "(both only as dicts keyed by hue value)")
+    if (isinstance(predicted, dict) or isinstance(direction, dict)) and hue is None:
+        raise ValueError("predicted / direction given as a dict need hue (the column its keys are values of)")
     for name in (x, y, seed, *([hue] if hue else [])):
         if name not in table.columns:
             raise ValueError(f"experiment {key}: column {name!r} is not in the table; "
                              f"columns are {sorted(map(str, table.columns))}")
     if table.empty:
         raise ValueError(f"experiment {key}: the table has no rows")
-    groups = ([("", table)] if hue is None else
-              [(f"{symbol(hue)}={_text(v)}", g) for v, g in table.groupby(hue, sort=True)])
+    groups = ([(None, "", table)] if hue is None else
+              [(v, f"{symbol(hue)}={_text(v)}", g) for v, g in table.groupby(hue, sort=True)])
+    for spec in (predicted, direction):
+        if isinstance(spec, dict):
+            unknown = set(spec) - {value for value, _, _ in groups}
+            if unknown:
+                raise ValueError(f"experiment {key}: {sorted(map(str, unknown))} are not values of {hue!r}; "
+                                 f"its values are {sorted(map(str, table[hue].unique()))}")
     fig, ax = new_figure()
     verdicts: list[Verdict] = []
     fits: list[Fit] = []
-    for label, group in groups:
+    for value, label, group in groups:
         fit = fit_trend(group, x, y, kind, seed=seed, log_y=log_y, n_boot=n_boot, rng_seed=rng_seed)
         fits.append(fit)
         name = f"{key} {quantity}" + (f" ({label})" if label else "")
-        if predicted is not None:
-            verdicts.append(judge(name, fit, predicted, prediction, max_width, min_points, min_seeds))
-        elif direction is not None:
-            verdicts.append(judge_sign(name, fit, direction, prediction, min_points, min_seeds))
+        slope = predicted.get(value) if isinstance(predicted, dict) else predicted
+        sign = direction.get(value) if isinstance(direction, dict) else direction
+        text = prediction.get(value) if isinstance(prediction, dict) else prediction
+        if slope is not None:
+            verdicts.append(judge(name, fit, slope, text, max_width, min_points, min_seeds))
+        elif sign is not None:
+            verdicts.append(judge_sign(name, fit, sign, text, min_points, min_seeds))
         else:
             verdicts.append(measurement(name, fit))
         positive = bool((pd.to_numeric(group[y], errors="coerce").dropna() > 0).all())
         plot_scaling(group, x, y, fit=fit if math.isfinite(fit.slope) else None, ax=ax,
                      label=label or quantity, logx=kind != "exp",
                      logy=positive and (kind != "log" or bool(log_y)),
-                     reference=predicted if kind == "power" and predicted is not None and not hue else None)
+                     reference=slope if kind == "power" and slope is not None and hue is None else None)
     ax.set_title(f"{key}: {quantity}")
     png, _ = save_figure(fig, Path(figure_dir) / f"{_slug(key)}_{_slug(y)}_vs_{_slug(x)}")
-    fit_table = pd.DataFrame([{"series": label or quantity, **f.to_dict()} for (label, _), f in zip(groups, fits)])
+    fit_table = pd.DataFrame([{"series": label or quantity, **f.to_dict()}
+                              for (_, label, _), f in zip(groups, fits)])
     summary = _summary_table(table, x, y, seed, hue)
     return ExperimentResult(
         key=key, title=title or f"{quantity} against {symbol(x)}", table=summary, verdicts=verdicts,
