@@ -13,7 +13,7 @@ from report_tables import power_rows
 
 from attnlab.report import (ExperimentResult, fit_power_law, judge, ordering_experiment, plot_groups,
                             scaling_experiment, write_report)
-from attnlab.report.html import render_html
+from attnlab.report.html import render_html, verdict_markdown
 
 
 def test_scaling_experiment_judges_fits_and_plots(tmp_path):
@@ -80,6 +80,10 @@ def test_report_shows_every_claim_with_status_and_embeds_figures(tmp_path, small
     assert "attnlab reproduce test" in text and "model:" in text and "0.0-test" in text
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| E2 | E2 approximation error |" in md and "**INCONSISTENT**" in md
+    verdicts = pd.read_csv(tmp_path / "out" / "report_verdicts.csv")
+    assert list(verdicts["status"]) == ["consistent", "inconsistent", "inconclusive"]
+    assert list(verdicts["experiment"]) == ["E1", "E2", "E2"] and verdicts["text"][1].endswith("with m^-1")
+    assert verdict_markdown(small_results) in md
     links = re.findall(r"\]\(([^)]+)\)", md)
     assert {l.rsplit("/", 1)[-1] for l in links} >= {"E1_error_vs_m.png", "E1_error_vs_m.pdf"}
     assert all((tmp_path / "out" / link).is_file() for link in links)  # relative to the report

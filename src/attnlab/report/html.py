@@ -66,7 +66,8 @@ class ExperimentResult:
 
 def write_report(results: list[ExperimentResult], out_dir: str | Path, title: str, name: str = "report",
                  versions: dict[str, str] | None = None) -> Path:
-    """Write OUT_DIR/NAME.html (self-contained) and OUT_DIR/NAME.md; return the HTML path.
+    """Write OUT_DIR/NAME.html (self-contained), OUT_DIR/NAME.md and OUT_DIR/NAME_verdicts.csv (one row
+    per verdict, for scripts and the README); return the HTML path.
 
     Figures must be existing image files (PNG, JPEG or SVG); they are embedded as data URIs in the
     HTML and referenced by relative path in the Markdown.
@@ -85,6 +86,7 @@ def write_report(results: list[ExperimentResult], out_dir: str | Path, title: st
     html_path = out_dir / f"{name}.html"
     atomic_write_text(html_path, render_html(results, title, versions, generated))
     atomic_write_text(out_dir / f"{name}.md", render_markdown(results, title, versions, generated, out_dir))
+    atomic_write_text(out_dir / f"{name}_verdicts.csv", verdict_frame(results).to_csv(index=False))
     return html_path
 
 
@@ -290,10 +292,7 @@ def render_markdown(results: list[ExperimentResult], title: str, versions: dict[
     config and command; figures are linked relative to out_dir."""
     lines = [f"# {title}", "", f"Generated {generated} by attnlab {versions.get('attnlab', '')}.", "",
              "## Verdicts", ""]
-    verdict_rows = [[r.key, v.claim, v.prediction, v.measured, _md_status(v)]
-                    for r in results for v in r.verdicts]
-    lines += _md_table(["Experiment", "Claim", "Prediction", "Measured (95% interval)", "Status"],
-                       verdict_rows) if verdict_rows else ["No claims judged."]
+    lines.append(verdict_markdown(results))
     for result in results:
         lines += ["", f"## {result.key}: {result.title}", ""]
         if result.paper:
@@ -318,6 +317,23 @@ def render_markdown(results: list[ExperimentResult], title: str, versions: dict[
     lines += ["", "## Library versions", ""]
     lines += _md_table(["library", "version"], [[k, v] for k, v in versions.items()])
     return "\n".join(lines) + "\n"
+
+
+def verdict_markdown(results: list[ExperimentResult]) -> str:
+    """The verdict table alone, as Markdown (e.g. for a README)."""
+    rows = [[r.key, v.claim, v.prediction, v.measured, _md_status(v)] for r in results for v in r.verdicts]
+    if not rows:
+        return "No claims judged."
+    return "\n".join(_md_table(["Experiment", "Claim", "Prediction", "Measured (95% interval)", "Status"], rows))
+
+
+def verdict_frame(results: list[ExperimentResult]) -> pd.DataFrame:
+    """One row per verdict: experiment, claim, prediction, measured, status, estimate, ci_low, ci_high,
+    reason, text (what NAME_verdicts.csv holds)."""
+    columns = ["experiment", "claim", "prediction", "measured", "status", "estimate", "ci_low", "ci_high",
+               "reason", "text"]
+    return pd.DataFrame([{"experiment": r.key, **v.to_dict()} for r in results for v in r.verdicts],
+                        columns=columns)
 
 
 def _md_status(v: Verdict) -> str:
