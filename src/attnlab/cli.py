@@ -131,6 +131,30 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@app.command()
+def report(
+    sweep_dir: Path = typer.Argument(..., help="Sweep directory: results.parquet or run directories."),
+    out: Optional[Path] = typer.Option(None, help="Report directory (default SWEEP_DIR/report)."),
+    x: list[str] = typer.Option([], "--x", help="Axis to plot against, e.g. model.m (repeatable; "
+                                "default: every numeric config field that varies)."),
+    y: list[str] = typer.Option([], "--y", help="Metric to plot, e.g. best.train_loss (repeatable)."),
+    title: Optional[str] = typer.Option(None, help="Report title."),
+    n_boot: int = typer.Option(2000, help="Bootstrap resamples for the exponents' intervals."),
+) -> None:
+    """Write an HTML + Markdown report of a sweep: figures, fitted exponents, tables."""
+    from attnlab.report.sweep_report import NoRunsError, report_sweep
+
+    try:
+        path = report_sweep(sweep_dir, out_dir=out, x=x or None, metrics=y or None, title=title,
+                            n_boot=n_boot)
+    except NoRunsError as error:
+        fail(str(error))
+    except ValueError as error:
+        fail(str(error))
+    typer.echo(f"report: {path}")
+    typer.echo(f"summary: {path.with_suffix('.md')}")
+
+
 def main() -> None:  # pragma: no cover - entry point
     app()
 

@@ -1,0 +1,13 @@
+"""Reports: scaling-law fits with bootstrap intervals, verdicts, figures and the HTML/Markdown report."""
+
+from attnlab.report.experiment import ordering_experiment, scaling_experiment
+from attnlab.report.figures import (new_figure, plot_curves, plot_groups, plot_scaling, save_figure,
+                                    seed_statistics)
+from attnlab.report.fit import (Fit, Verdict, fit_exponential, fit_log_trend, fit_power_law, fit_trend,
+                                interval_verdict, judge, judge_order, judge_sign, measurement)
+from attnlab.report.html import ExperimentResult, write_report
+
+__all__ = ["ExperimentResult", "Fit", "Verdict", "fit_exponential", "fit_log_trend", "fit_power_law",
+           "fit_trend", "interval_verdict", "judge", "judge_order", "judge_sign", "measurement",
+           "new_figure", "ordering_experiment", "plot_curves", "plot_groups", "plot_scaling",
+           "save_figure", "scaling_experiment", "seed_statistics", "write_report"]

@@ -1,0 +1,159 @@
+"""From a tidy table to a judged, plotted ExperimentResult in one call.
+
+An experiment runner collects one row per run (columns such as m, seed, error), then
+
+    result = scaling_experiment(
+        "E1", "approximation error", table, x="m", y="error", predicted=-0.5,
+        figure_dir=out / "figures", claim="the approximation error decays as m^-1/2",
+        paper="Arda et al. 2026, Thm 2", config=base_config, command="attnlab reproduce arda2026")
+    write_report([result, ...], out, title="Arda et al. 2026")
+
+which fits the law (power, log or exp) with a bootstrap-over-seeds interval, judges the claim
+(against a predicted slope, a direction, or nothing), draws the mean with its 95% band, the median
+and the fitted law (PNG + PDF), and packs table, figure, verdict, config and command together.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from attnlab.report.figures import new_figure, plot_groups, plot_scaling, save_figure
+from attnlab.report.fit import (Fit, FitKind, Verdict, fit_trend, judge, judge_order, judge_sign, measurement,
+                                symbol)
+from attnlab.report.html import ExperimentResult
+
+Direction = Literal["negative", "positive"]
+
+
+def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: str, *,
+                       figure_dir: str | Path, kind: FitKind = "power",
+                       predicted: float | dict[Any, float] | None = None,
+                       direction: Direction | dict[Any, Direction] | None = None,
+                       prediction: str | dict[Any, str] | None = None, hue: str | None = None,
+                       seed: str = "seed", log_y: bool | None = None, title: str | None = None, claim: str = "",
+                       paper: str = "", config: Any = None, command: str = "", notes: str = "",
+                       n_boot: int = 2000, rng_seed: int = 0, max_width: float | None = None,
+                       min_points: int = 3, min_seeds: int = 2) -> ExperimentResult:
+    """Fit, judge and plot `y` against `x` of a tidy table; return the ExperimentResult.
+
+    table: one row per run, columns x, y, seed (and hue when given). quantity: what y is, in words;
+    the verdict reads "<key> <quantity>[ (hue=v)] ~ m^-0.47 [-0.55, -0.40]: consistent with m^-1/2".
+    kind: "power" (y ~ x^a, log-log axes), "log" (y ~ a log x, log x axis; log_y for log median y),
+    "exp" (y ~ exp(a x), log y axis). predicted: the theory's slope (judged by interval membership);
+    direction: "negative"/"positive" (judged by the interval's sign); neither: a plain measurement.
+    hue: a column whose values get one series, one fit and one verdict each, on the same figure;
+    predicted / direction may then be dicts keyed by hue value (e.g. "IndRNN gradients grow with the
+    lag, the Transformer's do not": hue="model", direction={"indrnn": "positive"},
+    predicted={"transformer": 0.0}); a hue value in neither is a plain measurement.
+    The figure is written to FIGURE_DIR/<key>_<y>_vs_<x>.png and .pdf.
+    """
+    if predicted is not None and direction is not None and not (isinstance(predicted, dict)
+                                                                and isinstance(direction, dict)):
+        raise ValueError("give either predicted (a slope) or direction ('negative'/'positive'), not both "
+                         "(both only as dicts keyed by hue value)")
+    if (isinstance(predicted, dict) or isinstance(direction, dict)) and hue is None:
+        raise ValueError("predicted / direction given as a dict need hue (the column its keys are values of)")
+    for name in (x, y, seed, *([hue] if hue else [])):
+        if name not in table.columns:
+            raise ValueError(f"experiment {key}: column {name!r} is not in the table; "
+                             f"columns are {sorted(map(str, table.columns))}")
+    if table.empty:
+        raise ValueError(f"experiment {key}: the table has no rows")
+    groups = ([(None, "", table)] if hue is None else
+              [(v, f"{symbol(hue)}={_text(v)}", g) for v, g in table.groupby(hue, sort=True)])
+    for spec in (predicted, direction):
+        if isinstance(spec, dict):
+            unknown = set(spec) - {value for value, _, _ in groups}
+            if unknown:
+                raise ValueError(f"experiment {key}: {sorted(map(str, unknown))} are not values of {hue!r}; "
+                                 f"its values are {sorted(map(str, table[hue].unique()))}")
+    fig, ax = new_figure()
+    verdicts: list[Verdict] = []
+    fits: list[Fit] = []
+    for value, label, group in groups:
+        fit = fit_trend(group, x, y, kind, seed=seed, log_y=log_y, n_boot=n_boot, rng_seed=rng_seed)
+        fits.append(fit)
+        name = f"{key} {quantity}" + (f" ({label})" if label else "")
+        slope = predicted.get(value) if isinstance(predicted, dict) else predicted
+        sign = direction.get(value) if isinstance(direction, dict) else direction
+        text = prediction.get(value) if isinstance(prediction, dict) else prediction
+        if slope is not None:
+            verdicts.append(judge(name, fit, slope, text, max_width, min_points, min_seeds))
+        elif sign is not None:
+            verdicts.append(judge_sign(name, fit, sign, text, min_points, min_seeds))
+        else:
+            verdicts.append(measurement(name, fit))
+        positive = bool((pd.to_numeric(group[y], errors="coerce").dropna() > 0).all())
+        plot_scaling(group, x, y, fit=fit if math.isfinite(fit.slope) else None, ax=ax,
+                     label=label or quantity, logx=kind != "exp",
+                     logy=positive and (kind != "log" or bool(log_y)),
+                     reference=slope if kind == "power" and slope is not None and hue is None else None)
+    ax.set_title(f"{key}: {quantity}")
+    png, _ = save_figure(fig, Path(figure_dir) / f"{_slug(key)}_{_slug(y)}_vs_{_slug(x)}")
+    fit_table = pd.DataFrame([{"series": label or quantity, **f.to_dict()}
+                              for (_, label, _), f in zip(groups, fits)])
+    summary = _summary_table(table, x, y, seed, hue)
+    return ExperimentResult(
+        key=key, title=title or f"{quantity} against {symbol(x)}", table=summary, verdicts=verdicts,
+        figures=[png], config=config if config is not None else {}, command=command, claim=claim,
+        paper=paper, notes=(notes + "\n\n" if notes else "") + _fits_note(fit_table))
+
+
+def ordering_experiment(key: str, quantity: str, table: pd.DataFrame, group: str, y: str, order: list, *,
+                        figure_dir: str | Path, seed: str = "seed", logy: bool | None = None,
+                        title: str | None = None, claim: str = "", paper: str = "", config: Any = None,
+                        command: str = "", notes: str = "", n_boot: int = 2000, rng_seed: int = 0,
+                        min_seeds: int = 2) -> ExperimentResult:
+    """Judge "order[0] < order[1] < ... by y" (e.g. He < LeCun < NTK by loss at step k) and plot it.
+
+    table: one row per run, columns group, y, seed. The verdict (judge_order) is consistent when the
+    order of the groups' medians holds in >= 95% of bootstrap resamples over seeds, inconsistent when
+    an adjacent pair is reversed in >= 95%. The figure (runs as dots, medians with intervals) goes to
+    FIGURE_DIR/<key>_<y>_by_<group>.png and .pdf.
+    """
+    for name in (group, y, seed):
+        if name not in table.columns:
+            raise ValueError(f"experiment {key}: column {name!r} is not in the table; "
+                             f"columns are {sorted(map(str, table.columns))}")
+    verdict = judge_order(f"{key} {quantity}", table, group, y, order, seed=seed, n_boot=n_boot,
+                          rng_seed=rng_seed, min_seeds=min_seeds)
+    if logy is None:
+        logy = bool((pd.to_numeric(table[y], errors="coerce").dropna() > 0).all())
+    fig, ax = new_figure()
+    plot_groups(table, group, y, order=order, ax=ax, logy=logy, n_boot=n_boot, rng_seed=rng_seed)
+    ax.set_title(f"{key}: {quantity}", pad=12)
+    png, _ = save_figure(fig, Path(figure_dir) / f"{_slug(key)}_{_slug(y)}_by_{_slug(group)}")
+    summary = _summary_table(table[table[group].isin(order)], group, y, seed, None)
+    return ExperimentResult(key=key, title=title or f"{quantity} by {symbol(group)}", table=summary,
+                            verdicts=[verdict], figures=[png], config=config if config is not None else {},
+                            command=command, claim=claim, paper=paper, notes=notes)
+
+
+def _summary_table(table: pd.DataFrame, x: str, y: str, seed: str, hue: str | None) -> pd.DataFrame:
+    """Per (hue, x): runs, mean, median, sd, min, max of y over seeds."""
+    keys = [hue, x] if hue else [x]
+    values = table[keys + [y]].copy()
+    values[y] = pd.to_numeric(values[y], errors="coerce")
+    grouped = values.groupby(keys, sort=True)[y]
+    out = pd.DataFrame({"runs": grouped.size(), "finite": grouped.count(), "mean": grouped.mean(),
+                        "median": grouped.median(), "sd": grouped.std(ddof=1), "min": grouped.min(),
+                        "max": grouped.max()}).reset_index()
+    return out.rename(columns={"mean": f"mean {y}", "median": f"median {y}"})
+
+
+def _fits_note(fits: pd.DataFrame) -> str:
+    rows = [f"{r.series}: {r.measured} ({r.n_points} points, >= {r.n_seeds} seeds per point"
+            + (f", {r.n_dropped} rows dropped" if r.n_dropped else "") + ")" for r in fits.itertuples()]
+    return "Fitted on medians over seeds, 95% percentile bootstrap over seeds. " + "; ".join(rows) + "."
+
+
+def _text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in str(name))
