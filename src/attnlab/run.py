@@ -60,6 +60,16 @@ def run(config: RunConfig, root: str | Path = "runs", force: bool = False,
     return store.write(config, result.curves, result.summary)
 
 
+def run_many(configs: list[RunConfig], root: str | Path = "runs") -> list[Path]:
+    """Train configs that differ only by seed (skipping finished ones); return their run directories.
+
+    This is the single seam for seed batching: the sweep's local executor hands each group of
+    seed-only variants to this function. The body is the sequential loop until the batched trainer
+    (attnlab.train.batched) replaces it; it must keep this signature and write each run to the store.
+    """
+    return [run(config, root) for config in configs]
+
+
 def _check_device(device: str) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device = {device!r}: CUDA is not available on this machine; use --device cpu")
