@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from attnlab.sweep.executors import DaskExecutor, SlurmExecutor, make_executor
+from attnlab.sweep.executors import DaskExecutor, LocalExecutor, SlurmExecutor, make_executor
 from attnlab.sweep.grid import expand, parse_sweep
-from attnlab.sweep.runner import run_sweep
+from attnlab.sweep.runner import results_table, run_sweep
 
 from sweeptools import comparable, run_dirs, subprocess_env, tiny_sweep
 
@@ -94,3 +94,41 @@ def test_submitit_job_that_dies_is_resubmitted_a_bounded_number_of_times(tmp_pat
     assert list(table["status"]) == [status]
     if status == "failed":
         assert table["error"].iloc[0].startswith("UncompletedJobError")
+
+
+def pool_workers() -> list[int]:
+    """Pids of this process's multiprocessing pool workers (not the resource tracker)."""
+    pids = []
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"spawn_main" in command and b"resource_tracker" not in command:
+                pids.append(int(pid))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize("retries, status", [(2, "done"), (0, "failed")])
+def test_local_pool_worker_that_dies_is_retried_a_bounded_number_of_times(tmp_path, child_env, retries, status):
+    configs = expand(parse_sweep(tiny_sweep(m_values=(4, 6, 8), seeds=2)))
+    root = tmp_path / "pool"
+    outcomes = LocalExecutor(workers=2, threads=1, retries=retries).map([[c] for c in configs], root)
+    seen = [next(outcomes)]
+    victims = pool_workers()
+    assert victims and len(run_dirs(root)) < len(configs)
+    os.kill(victims[0], signal.SIGKILL)
+    seen.extend(outcomes)
+    statuses = [o.status for task in seen for o in task]
+    assert len(statuses) == len(configs)
+    if status == "done":
+        assert set(statuses) == {"done"}
+        pd.testing.assert_frame_equal(comparable(results_table(configs, root)),
+                                      reference_table(configs, tmp_path / "local"))
+    else:
+        assert "failed" in statuses
+        table = results_table(configs, root)
+        failed = table[table["status"] == "failed"]
+        assert (failed["error"] == "RuntimeError: the worker running this task died (tried 1 times, retries = 0)").all()

@@ -106,7 +106,8 @@ class LocalExecutor:
                 pool.shutdown(wait=False, cancel_futures=True)
             remaining, attempt = sorted(broken), attempt + 1
             if remaining and attempt > self.retries:
-                error = RuntimeError(f"a worker process died {attempt} times while running this task")
+                error = RuntimeError(f"the worker running this task died (tried {attempt} times, "
+                                     f"retries = {self.retries})")
                 for i in remaining:
                     yield engine_failure(tasks[i], root, error)
                 return
