@@ -142,3 +142,38 @@ def test_write_table_round_trips_mixed_columns(tmp_path):
     assert list(back["run_id"]) == list(table["run_id"])
     assert len(pd.read_csv(csv)) == 2
     assert not list((tmp_path / "tables").glob(".*"))  # no temporary files left
+
+
+def test_ctrl_c_keeps_finished_runs_and_rerun_completes_only_the_rest(tmp_path, monkeypatch):
+    configs = tiny_configs(m_values=(4, 6), seeds=2)
+    real, trained = attnlab.run.train, []
+
+    def interrupted_at_third(config, *args, **kwargs):
+        if len(trained) == 2:
+            raise KeyboardInterrupt
+        trained.append(config)
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(attnlab.run, "train", interrupted_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(configs, tmp_path, workers=1, progress=False)
+    assert sorted(p.name for p in run_dirs(tmp_path)) == sorted(run_id(c) for c in configs[:2])
+    assert not list(tmp_path.glob(".incomplete-*")) and not FailureLog(tmp_path).folder.exists()
+
+    rerun = []
+    monkeypatch.setattr(attnlab.run, "train", lambda c, *a, **k: rerun.append(c) or real(c, *a, **k))
+    table = run_sweep(configs, tmp_path, workers=1, progress=False)
+    assert rerun == configs[2:]
+    assert (table["status"] == "done").all()
+
+
+def test_progress_display_counts_done_and_failed(capsys):
+    from attnlab.sweep.progress import sweep_progress
+    from attnlab.sweep.tasks import Outcome
+
+    with sweep_progress(3, name="tiny") as advance:
+        advance([Outcome("a", "done"), Outcome("b", "failed", "boom")])
+        advance([Outcome("c", "done")])
+    shown = capsys.readouterr()
+    text = shown.out + shown.err
+    assert "tiny" in text and "done 2" in text and "failed 1" in text and "remaining 0" in text

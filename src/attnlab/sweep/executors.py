@@ -118,7 +118,11 @@ class LocalExecutor:
 
 # ------------------------------------------------------------------------------------------- dask
 class DaskExecutor:
-    """Tasks on a dask.distributed cluster reached at `scheduler` (an address or a Client)."""
+    """Tasks on a dask.distributed cluster reached at `scheduler` (an address or a Client).
+
+    Workers write runs straight into `root`, so `root` must be the same path on every worker (a
+    shared filesystem); the driver only reads the store to build the table.
+    """
 
     def __init__(self, scheduler: Any, retries: int = 2, threads: int = 1):
         from distributed import Client
