@@ -63,9 +63,11 @@ def run(config: RunConfig, root: str | Path = "runs", force: bool = False,
 def run_many(configs: list[RunConfig], root: str | Path = "runs") -> list[Path]:
     """Train configs that differ only by seed (skipping finished ones); return their run directories.
 
-    This is the single seam for seed batching: the sweep's local executor hands each group of
-    seed-only variants to this function. The body is the sequential loop until the batched trainer
-    (attnlab.train.batched) replaces it; it must keep this signature and write each run to the store.
+    This is the single seam for seed batching: every sweep executor hands each group of seed-only
+    variants to this function (through attnlab.sweep.tasks.run_batch). The body is the sequential
+    loop until a batched trainer replaces it; it must keep this signature, skip runs already in the
+    store and write each finished run with RunStore.write. If it raises, the sweep reruns the group's
+    unfinished configs one at a time with `run`, so only the run that fails is recorded as failed.
     """
     return [run(config, root) for config in configs]
 
