@@ -155,6 +155,85 @@ def report(
     typer.echo(f"summary: {path.with_suffix('.md')}")
 
 
+@app.command()
+def sweep(
+    file: Path = typer.Argument(..., help="Sweep file (YAML): name, base, axes, zip_axes, seeds."),
+    executor: str = typer.Option("local", help="local, dask or slurm."),
+    workers: Optional[int] = typer.Option(None, help="local: processes (default: one per core; 1 runs "
+                                          "in this process). slurm: array parallelism."),
+    threads: Optional[int] = typer.Option(None, help="local: torch threads per worker (default cores/workers)."),
+    scheduler: Optional[str] = typer.Option(None, help="dask: scheduler address, tcp://HOST:PORT."),
+    partition: Optional[str] = typer.Option(None, help="slurm: partition."),
+    time: int = typer.Option(60, "--time", help="slurm: time limit per job in minutes."),
+    mem: float = typer.Option(4.0, "--mem", help="slurm: memory per job in GB."),
+    array_parallelism: Optional[int] = typer.Option(None, help="slurm: jobs of an array running at once."),
+    cluster: Optional[str] = typer.Option(None, help="slurm: submitit cluster (default: detect; "
+                                          "'local' or 'debug' run without SLURM)."),
+    retries: int = typer.Option(2, help="Times a task whose worker died is resubmitted."),
+    root: Path = typer.Option(Path("runs"), help="Run store directory."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would run and what is reused."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the runs that failed before."),
+    out: Optional[Path] = typer.Option(None, help="Results table (Parquet; a CSV is written beside it). "
+                                       "Default ROOT/<sweep name>.parquet."),
+    quiet: bool = typer.Option(False, help="No progress display."),
+) -> None:
+    """Run a grid of trainings (what the store lacks) and write the results table."""
+    from attnlab.sweep.grid import expand, load_sweep
+    from attnlab.sweep.runner import plan, run_sweep, write_table
+
+    try:
+        spec = load_sweep(file)
+        configs = expand(spec)
+    except ConfigError as error:
+        fail(f"invalid sweep file {str(file)!r}: {error}")
+    if executor not in ("local", "dask", "slurm"):
+        fail(f"--executor {executor!r}: expected local, dask or slurm")
+    if dry_run:
+        typer.echo(format_plan(plan(configs, root, retry_failed), configs))
+        return
+    options: dict[str, Any] = {"retries": retries}
+    if executor == "local":
+        options["threads"] = threads
+    elif executor == "dask":
+        if scheduler is None:
+            fail("--executor dask needs --scheduler tcp://HOST:PORT")
+        options["scheduler"] = scheduler
+    else:
+        options.update(cluster=cluster, partition=partition, time_min=time, mem_gb=mem)
+        if array_parallelism is not None:
+            options["array_parallelism"] = array_parallelism
+    try:
+        table = run_sweep(configs, root, executor=executor, workers=workers, retry_failed=retry_failed,
+                          progress=not quiet, **options)
+    except (ValueError, OSError) as error:
+        fail(str(error), code=1)
+    parquet, csv = write_table(table, out or root / f"{spec.name}.parquet")
+    counts = table["status"].value_counts().to_dict()
+    typer.echo(f"{len(table)} runs: {counts.get('done', 0)} done, {counts.get('failed', 0)} failed")
+    typer.echo(f"results table: {parquet} and {csv}")
+    if counts.get("failed", 0):
+        fail(f"{counts['failed']} runs failed (records in {root / '.failed'}); "
+             "rerun with --retry-failed to try them again", code=1)
+
+
+def format_plan(p: Any, configs: list[Any]) -> str:
+    """What a sweep would do: one line per run with the fields that vary across the sweep."""
+    from attnlab.config import config_to_dict
+    from attnlab.sweep.runner import flatten
+    from attnlab.sweep.store import run_id
+
+    flat = [flatten(config_to_dict(c)) for c in configs]
+    varying = [k for k in flat[0] if len({repr(f.get(k)) for f in flat}) > 1] if flat else []
+    skipped = " (skipped; --retry-failed runs them)" if p.failed else ""
+    lines = [f"{len(p.run)} to run, {len(p.reuse)} reused, {len(p.failed)} failed before{skipped}"]
+    for action, group in (("run", p.run), ("reuse", p.reuse), ("failed", p.failed)):
+        for config in group:
+            values = flatten(config_to_dict(config))
+            shown = " ".join(f"{k}={values[k]}" for k in varying)
+            lines.append(f"{action:<7}{run_id(config)}  {shown}")
+    return "\n".join(lines)
+
+
 def main() -> None:  # pragma: no cover - entry point
     app()
 

@@ -140,6 +140,8 @@ def _check_same_but_seed(configs: list[RunConfig]) -> None:
             for c in configs}
     if len(keys) > 1:
         raise ValueError("configs trained together must differ only by seed")
+
+
 def curves(config: RunConfig, root: str | Path | None = None,
            force: bool = False) -> tuple[pd.DataFrame, dict]:
     """Per-step curves (one row per recorded step) and summary of `config`: trained in memory when

@@ -1,0 +1,241 @@
+"""Executors: where the tasks of a sweep run. Each task is a list of configs (see tasks.run_group).
+
+- "local": a process pool on this machine (concurrent.futures, spawn context); workers=1 runs the
+  tasks in the driver process. A pool broken by a dying worker is rebuilt and the unfinished tasks
+  resubmitted, at most `retries` times.
+- "dask": a dask.distributed cluster (`scheduler="tcp://HOST:PORT"`); a task whose worker dies is
+  rescheduled by dask (up to the scheduler's `allowed-failures`), a task that raises is retried
+  `retries` times. Start workers with `--nthreads 1` (each run sets torch to one thread).
+- "slurm": submitit job arrays (partition, time, memory, array parallelism); `cluster="local"` or
+  `"debug"` runs the same path without a cluster. A job that dies (killed, timed out, preempted) is
+  resubmitted at most `retries` times.
+
+Every executor yields each task's outcomes as the task finishes; the store is the only result, so
+all executors produce the same table. Runs that raise are recorded by the worker (tasks.run_batch);
+tasks the engine gives up on are recorded by the driver (tasks.engine_failure).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+from attnlab.config import RunConfig
+from attnlab.sweep.tasks import Outcome, engine_failure, run_batch, run_group, set_threads, torch_threads
+
+Task = list[RunConfig]
+
+
+class Executor(Protocol):
+    """Runs tasks and yields each task's outcomes as it finishes (in any order)."""
+
+    parallelism: int  # how many tasks can run at once (used to split seed groups)
+
+    def map(self, tasks: list[Task], root: Path) -> Iterator[list[Outcome]]: ...
+
+    def close(self) -> None: ...
+
+
+def available_cpus() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+# ------------------------------------------------------------------------------------------ local
+def _init_local_worker(parent_pid: int, threads: int) -> None:
+    """Pool worker start-up: few threads, and exit if the driver dies (no orphans burning CPU)."""
+    set_threads(threads)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="attnlab-orphan-watch").start()
+
+
+class LocalExecutor:
+    """A process pool of `workers` processes (default: one per core) with `threads` torch threads
+    each (default: cores // workers); `workers=1` runs tasks in the calling process."""
+
+    def __init__(self, workers: int | None = None, threads: int | None = None, retries: int = 2):
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers = {workers}: expected at least 1")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads = {threads}: expected at least 1")
+        self.workers = workers or available_cpus()
+        self.in_process_threads = threads  # None: the driver's own setting
+        self.threads = threads or max(1, available_cpus() // self.workers)
+        self.retries = retries
+        self.parallelism = self.workers
+
+    def map(self, tasks: list[Task], root: Path) -> Iterator[list[Outcome]]:
+        if self.workers == 1:
+            for task in tasks:
+                with torch_threads(self.in_process_threads):
+                    outcomes = run_batch(task, root)
+                yield outcomes
+            return
+        remaining, attempt = list(range(len(tasks))), 0
+        while remaining:
+            broken: list[int] = []
+            pool = ProcessPoolExecutor(
+                max_workers=min(self.workers, len(remaining)), mp_context=get_context("spawn"),
+                initializer=_init_local_worker, initargs=(os.getpid(), self.threads))
+            try:
+                futures = {pool.submit(run_group, tasks[i], root, self.threads): i for i in remaining}
+                for future in as_completed(futures):
+                    i = futures[future]
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        broken.append(i)
+                    except Exception as error:
+                        yield engine_failure(tasks[i], root, error)
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+            remaining, attempt = sorted(broken), attempt + 1
+            if remaining and attempt > self.retries:
+                error = RuntimeError(f"the worker running this task died (tried {attempt} times, "
+                                     f"retries = {self.retries})")
+                for i in remaining:
+                    yield engine_failure(tasks[i], root, error)
+                return
+
+    def close(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------------------- dask
+class DaskExecutor:
+    """Tasks on a dask.distributed cluster reached at `scheduler` (an address or a Client).
+
+    Workers write runs straight into `root`, so `root` must be the same path on every worker (a
+    shared filesystem); the driver only reads the store to build the table.
+    """
+
+    def __init__(self, scheduler: Any, retries: int = 2, threads: int = 1):
+        from distributed import Client
+
+        if scheduler is None:
+            raise ValueError("the dask executor needs a scheduler address, e.g. tcp://127.0.0.1:8786")
+        self._own_client = not isinstance(scheduler, Client)
+        self.client = Client(scheduler) if self._own_client else scheduler
+        self.retries, self.threads = retries, threads
+        self.parallelism = max(1, sum(self.client.nthreads().values()))
+
+    def map(self, tasks: list[Task], root: Path) -> Iterator[list[Outcome]]:
+        from distributed import as_completed as dask_completed
+
+        futures = {self.client.submit(run_group, task, str(root), self.threads, retries=self.retries,
+                                      pure=False): i for i, task in enumerate(tasks)}
+        try:
+            for future in dask_completed(list(futures)):
+                i = futures[future]
+                try:
+                    yield future.result()
+                except Exception as error:  # KilledWorker after too many deaths, lost data, ...
+                    yield engine_failure(tasks[i], root, error)
+        finally:
+            self.client.cancel([f for f in futures if not f.done()])
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.close()
+
+
+# ------------------------------------------------------------------------------------------ slurm
+class SlurmExecutor:
+    """Tasks as SLURM job arrays through submitit (`cluster=None` detects SLURM; "local"/"debug" for
+    tests). Job logs go to `folder`."""
+
+    def __init__(self, folder: str | Path, cluster: str | None = None, partition: str | None = None,
+                 time_min: int = 60, mem_gb: float = 4.0, array_parallelism: int = 256,
+                 cpus_per_task: int = 1, retries: int = 2, poll_s: float | None = None):
+        import submitit
+
+        self.executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+        params: dict[str, Any] = dict(timeout_min=time_min, mem_gb=mem_gb, cpus_per_task=cpus_per_task,
+                                      name="attnlab-sweep", slurm_array_parallelism=array_parallelism)
+        if partition is not None:
+            params["slurm_partition"] = partition
+        self.executor.update_parameters(**params)
+        self.threads, self.retries = cpus_per_task, retries
+        self.poll_s = poll_s if poll_s is not None else (0.2 if self.executor.cluster != "slurm" else 5.0)
+        self.parallelism = array_parallelism
+
+    def map(self, tasks: list[Task], root: Path) -> Iterator[list[Outcome]]:
+        from submitit.core.utils import FailedJobError, UncompletedJobError
+
+        root_text = str(root)
+        jobs = self.executor.map_array(run_group, tasks, [root_text] * len(tasks), [self.threads] * len(tasks))
+        active = {job: (i, 0) for i, job in enumerate(jobs)}
+        try:
+            while active:
+                finished = [job for job in active if job.done()]
+                if not finished:
+                    time.sleep(self.poll_s)
+                for job in finished:
+                    i, attempt = active.pop(job)
+                    try:
+                        yield job.result()
+                    except FailedJobError as error:  # the task itself raised
+                        yield engine_failure(tasks[i], root, error)
+                    except UncompletedJobError as error:  # killed, timed out, preempted
+                        if attempt >= self.retries:
+                            yield engine_failure(tasks[i], root, error)
+                        else:
+                            retry = self.executor.submit(run_group, tasks[i], root_text, self.threads)
+                            active[retry] = (i, attempt + 1)
+        finally:
+            for job in active:
+                job.cancel(check=False)
+
+    def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------------------------- factory
+EXECUTORS = ("local", "dask", "slurm")
+
+
+def make_executor(name: str, root: Path, workers: int | None = None, **options: Any) -> Executor:
+    """The executor called `name` ("local", "dask" or "slurm") with its options.
+
+    local: workers, threads, retries. dask: scheduler (address or Client), retries, threads.
+    slurm: cluster, partition, time_min, mem_gb, array_parallelism, cpus_per_task, retries, folder
+    (default ROOT/.submitit).
+    """
+    if name == "local":
+        return LocalExecutor(workers=workers, **options)
+    if name == "dask":
+        return DaskExecutor(**options)
+    if name == "slurm":
+        options.setdefault("folder", Path(root) / ".submitit")
+        if workers is not None:
+            options.setdefault("array_parallelism", workers)
+        return SlurmExecutor(**options)
+    raise ValueError(f"executor = {name!r}: expected one of {', '.join(EXECUTORS)}")
+
+
+def split_tasks(groups: list[Task], parallelism: int) -> list[Task]:
+    """Split seed groups so that at least `parallelism` tasks exist when there are enough runs.
+
+    Batching seeds saves time only if the other workers are not left idle: groups are cut into
+    pieces of at most ceil(runs / parallelism) configs.
+    """
+    total = sum(len(group) for group in groups)
+    if total == 0:
+        return []
+    size = max(1, math.ceil(total / max(1, parallelism)))
+    return [group[start:start + size] for group in groups for start in range(0, len(group), size)]

@@ -1,0 +1,179 @@
+"""Sweep files: a base config, axes to vary, and their expansion into validated run configs.
+
+A sweep file (YAML) reads
+
+    name: width-vs-samples
+    base: {model: {m: 4}, data: {n: 40, K: 64}, train: {steps: 20}}   # a partial RunConfig
+    axes: {model.m: [4, 8, 16], train.method: [gd, projgd]}            # cartesian product
+    zip_axes: {data.n: [40, 80, 160], model.m: [6, 8, 10]}             # varied together
+    seeds: 3                                                           # seeds 0, 1, 2 (or a list)
+
+Runs are ordered as the product of the axes (declaration order, the last varying fastest), then the
+zipped rows, then the seeds (fastest, so runs differing only by seed are neighbours). Every config
+is validated by :func:`expand` before anything runs; an error names the field as written in the
+sweep file, e.g. ``axes.model.m[2] = 'x': Input should be a valid integer``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from attnlab.config import ConfigError, RunConfig, apply_overrides, parse_config
+
+
+Axis = Annotated[list[Any], Field(min_length=1)]
+
+
+class SweepSpec(BaseModel):
+    """A grid of runs: `base` with each combination of `axes` x `zip_axes` rows x `seeds` applied."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "sweep"
+    base: dict[str, Any] = {}
+    axes: dict[str, Axis] = {}
+    zip_axes: dict[str, Axis] = {}
+    seeds: list[int] | None = None
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("expected a number of seeds k (seeds 0..k-1) or a list of seeds")
+        if isinstance(value, int):
+            if value < 1:
+                raise ValueError("a number of seeds must be at least 1")
+            return list(range(value))
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("needs at least one seed")
+            if len(set(value)) != len(value):
+                raise ValueError("seeds must be distinct")
+        return value
+
+    @field_validator("zip_axes")
+    @classmethod
+    def _equal_lengths(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        lengths = {field: len(values) for field, values in value.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"zip_axes lists must have equal lengths (got {lengths})")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SweepSpec":
+        both = sorted(set(self.axes) & set(self.zip_axes))
+        if both:
+            raise ValueError(f"{', '.join(both)} appear in both axes and zip_axes")
+        if self.seeds is not None and ("seed" in self.axes or "seed" in self.zip_axes):
+            raise ValueError("seed is given both as an axis and as seeds; keep one")
+        return self
+
+    @property
+    def size(self) -> int:
+        """Number of runs the grid describes."""
+        count = 1
+        for values in self.axes.values():
+            count *= len(values)
+        if self.zip_axes:
+            count *= len(next(iter(self.zip_axes.values())))
+        return count * len(self.seeds or [None])
+
+
+def parse_sweep(raw: Any, name: str = "sweep") -> SweepSpec:
+    """Validate a sweep mapping into a :class:`SweepSpec`, raising a one-line :class:`ConfigError`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a sweep must be a mapping with base/axes/zip_axes/seeds/name, "
+                          f"not {type(raw).__name__}")
+    raw = {"name": name, **raw}
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe_sweep_error(error)) from None
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep YAML file (its name defaults to the file's stem)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read sweep file {str(path)!r}: {error}") from None
+    return parse_sweep(raw if raw is not None else {}, name=path.stem)
+
+
+def _describe_sweep_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = [str(p) for p in item["loc"] if not str(p).startswith(("function-", "int", "list["))]
+        field = ".".join(loc) or "sweep"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = f"unknown field (allowed: {', '.join(SweepSpec.model_fields)})"
+        if item["type"] == "too_short":
+            message = "an axis needs at least one value"
+        lines.append(f"{field} = {item['input']!r}: {message}" if loc else message)
+    return "; ".join(dict.fromkeys(lines))
+
+
+def _validate(raw: dict[str, Any], where: str) -> RunConfig:
+    """parse_config, with the error prefixed by where in the sweep file it comes from."""
+    try:
+        return parse_config(raw)
+    except ConfigError as error:
+        raise ConfigError(f"{where}{error}") from None
+
+
+def _check_axis_value(base: dict[str, Any], field: str, value: Any, where: str) -> None:
+    """Raise if `value` itself is wrong for `field` (unknown field, wrong type, out of range).
+
+    Errors elsewhere (a cross-field rule the base alone breaks with this value) are left to the
+    check of whole combinations, where another axis may make the value valid.
+    """
+    try:
+        parse_config(apply_overrides(base, {field: value}))
+    except ConfigError as error:
+        own = [line for line in str(error).split("; ") if line.startswith((f"{field} = ", f"{field}."))]
+        if own:
+            first = own[0].removeprefix(f"{field} = ")
+            raise ConfigError(f"{where} = {first}" if first is not own[0] else f"{where}: {own[0]}") from None
+
+
+def expand(spec: SweepSpec) -> list[RunConfig]:
+    """All run configs of the grid, validated, in sweep order; raises ConfigError naming the field.
+
+    The base is checked alone, then every axis value on top of the base, then every combination
+    (for errors that only a combination produces, e.g. an odd width with paired initialisation).
+    Duplicate configs (the same run reached twice) are kept once.
+    """
+    _validate(spec.base, "base.")
+    for section, axes in (("axes", spec.axes), ("zip_axes", spec.zip_axes)):
+        for field, values in axes.items():
+            for i, value in enumerate(values):
+                _check_axis_value(spec.base, field, value, f"{section}.{field}[{i}]")
+    axis_rows = list(itertools.product(*spec.axes.values()))
+    zip_rows = list(zip(*spec.zip_axes.values())) or [()]
+    seeds = spec.seeds if spec.seeds is not None else [None]
+    configs: dict[str, RunConfig] = {}
+    for axis_values in axis_rows:
+        for zip_values in zip_rows:
+            for seed in seeds:
+                overrides = dict(zip(spec.axes, axis_values)) | dict(zip(spec.zip_axes, zip_values))
+                if seed is not None:
+                    overrides["seed"] = seed
+                config = _validate(apply_overrides(spec.base, overrides), f"run {_short(overrides)}: ")
+                configs.setdefault(config.model_dump_json(), config)
+    return list(configs.values())
+
+
+def _short(overrides: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}={v!r}" for k, v in overrides.items()) + "}"

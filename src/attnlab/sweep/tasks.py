@@ -1,0 +1,108 @@
+"""The work one executor task does: run a group of configs into the store, recording failures.
+
+This module is what executors ship to worker processes (by reference), so it imports torch and the
+trainer only inside functions: a worker sets its thread count before torch is loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from attnlab.config import RunConfig
+from attnlab.sweep.failures import FailureLog
+from attnlab.sweep.store import RunStore, run_id
+
+DONE, FAILED = "done", "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one run: `status` is "done" or "failed" (then `error` says why)."""
+
+    run_id: str
+    status: str
+    error: str | None = None
+
+
+def set_threads(threads: int | None) -> None:
+    """Limit torch (and the BLAS libraries under it) to `threads` threads; None leaves the defaults."""
+    if threads is None:
+        return
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the body with torch limited to `threads` threads, then restore (None: no change)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_group(configs: list[RunConfig], root: str | Path, threads: int | None = None) -> list[Outcome]:
+    """Executor entry point: set the thread count, then :func:`run_batch`. Never raises for a run."""
+    set_threads(threads)
+    return run_batch(configs, root)
+
+
+def run_batch(configs: list[RunConfig], root: str | Path) -> list[Outcome]:
+    """Run configs that differ only by seed, batched through `attnlab.run.run_many` when there is one.
+
+    Runs already in the store are reused. If the batched call raises, the runs are retried one by
+    one so that only the run that fails is recorded as failed (in ROOT/.failed/<run_id>.json, with
+    its traceback and config) and the others still finish. Returns one Outcome per config, in order.
+    """
+    from attnlab import run as run_module
+
+    store, failures = RunStore(root), FailureLog(root)
+    pending = [config for config in configs if not store.is_complete(config)]
+    run_many = getattr(run_module, "run_many", None)
+    if len(pending) > 1 and run_many is not None:
+        try:
+            run_many(pending, root)
+        except Exception:  # find the culprit below, one run at a time
+            pass
+    outcomes = []
+    for config in configs:
+        try:
+            run_module.run(config, root)
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}".splitlines()[0]
+            failures.record(config, message, traceback.format_exc())
+            outcomes.append(Outcome(run_id(config), FAILED, message))
+        else:
+            failures.clear(config)
+            outcomes.append(Outcome(run_id(config), DONE))
+    return outcomes
+
+
+def engine_failure(configs: list[RunConfig], root: str | Path, error: BaseException) -> list[Outcome]:
+    """Record every unfinished run of a task the engine gave up on (worker died too often, ...)."""
+    store, failures = RunStore(root), FailureLog(root)
+    message = f"{type(error).__name__}: {error}".splitlines()[0]
+    details = "".join(traceback.format_exception(error))
+    outcomes = []
+    for config in configs:
+        if store.is_complete(config):
+            outcomes.append(Outcome(run_id(config), DONE))
+        else:
+            failures.record(config, message, details)
+            outcomes.append(Outcome(run_id(config), FAILED, message))
+    return outcomes
