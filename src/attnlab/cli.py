@@ -234,6 +234,41 @@ def format_plan(p: Any, configs: list[Any]) -> str:
     return "\n".join(lines)
 
 
+@app.command()
+def reproduce(
+    paper: str = typer.Argument(..., help="Paper whose experiments to run: arda2026, or all."),
+    experiment: list[str] = typer.Option([], "--experiment", "-e", help="Experiment key, e.g. E3 "
+                                         "(repeatable; default: every experiment of the paper)."),
+    preset: str = typer.Option("quick", help="quick (minutes on 2 CPU cores) or paper (the paper's sizes)."),
+    out: Path = typer.Option(Path("results"), help="Results folder: runs/ (shared) and PAPER/PRESET/."),
+    executor: str = typer.Option("local", help="local, dask or slurm (see attnlab sweep)."),
+    workers: Optional[int] = typer.Option(1, help="local: processes (1 runs in this process)."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda[:N] for every run (default: as declared)."),
+    quiet: bool = typer.Option(False, help="No progress display."),
+) -> None:
+    """Reproduce a paper's experiments: run (reusing finished runs), fit, judge, plot and report."""
+    from attnlab.experiments.reproduce import PAPERS, reproduce as run_reproduction
+
+    if preset not in ("quick", "paper"):
+        fail(f"--preset {preset!r}: allowed: quick, paper")
+    if executor not in ("local", "dask", "slurm"):
+        fail(f"--executor {executor!r}: allowed: local, dask, slurm")
+    papers = list(PAPERS) if paper == "all" else [paper]
+    if experiment and len(papers) > 1:
+        fail("--experiment needs one paper, not all")
+    try:
+        done = [run_reproduction(p, experiment or None, preset, out, executor, workers, device, not quiet)
+                for p in papers]
+    except ConfigError as error:
+        fail(str(error))
+    for reproduction in done:
+        typer.echo(f"\n{reproduction.paper} ({reproduction.preset} preset)")
+        for result in reproduction.results:
+            for verdict in result.verdicts:
+                typer.echo(f"  {verdict.text}")
+        typer.echo(f"report: {reproduction.report}")
+
+
 def main() -> None:  # pragma: no cover - entry point
     app()
 

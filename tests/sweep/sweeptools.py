@@ -26,8 +26,9 @@ def write_sweep(path: Path, raw: dict) -> Path:
 
 
 def comparable(table: pd.DataFrame) -> pd.DataFrame:
-    """The table without what legitimately differs between two executions (timings, versions)."""
-    keep = [c for c in table.columns if c != "wall_time_s" and not c.startswith("versions.")]
+    """The table without what legitimately differs between two executions (timings, versions, how
+    many seeds were trained together; the numbers themselves are compared to float tolerance)."""
+    keep = [c for c in table.columns if c not in ("wall_time_s", "runs_stacked") and not c.startswith("versions.")]
     return table[keep].reset_index(drop=True)
 
 

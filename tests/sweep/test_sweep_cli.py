@@ -48,14 +48,14 @@ def test_dry_run_lists_runs_and_reuse_and_writes_nothing(tmp_path):
 def test_failed_run_exits_nonzero_and_retry_failed_completes(tmp_path, monkeypatch):
     path = write_sweep(tmp_path / "tiny.yaml", tiny_sweep(m_values=(4,), seeds=2))
     root, out = tmp_path / "runs", tmp_path / "tables" / "result.parquet"
-    real = attnlab.run.train
+    real = attnlab.run.setup
 
     def breaks_on_seed_1(config, *args, **kwargs):
         if config.seed == 1:
             raise RuntimeError("diverged")
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(attnlab.run, "train", breaks_on_seed_1)
+    monkeypatch.setattr(attnlab.run, "setup", breaks_on_seed_1)
     first = invoke(str(path), "--root", str(root), "--workers", "1", "--quiet", "--out", str(out))
     assert first.exit_code == 1
     assert "2 runs: 1 done, 1 failed" in first.output and "--retry-failed" in first.output
@@ -63,7 +63,7 @@ def test_failed_run_exits_nonzero_and_retry_failed_completes(tmp_path, monkeypat
     plan = invoke(str(path), "--root", str(root), "--dry-run", "--retry-failed")
     assert plan.output.startswith("1 to run, 1 reused, 0 failed before")
 
-    monkeypatch.setattr(attnlab.run, "train", real)
+    monkeypatch.setattr(attnlab.run, "setup", real)
     again = invoke(str(path), "--root", str(root), "--workers", "1", "--quiet", "--out", str(out), "--retry-failed")
     assert again.exit_code == 0, again.output
     assert list(pd.read_parquet(out)["status"]) == ["done", "done"]

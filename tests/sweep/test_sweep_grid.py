@@ -50,7 +50,7 @@ def test_grid_size_is_the_product_and_run_ids_are_distinct(widths, steps, seeds)
 
 @pytest.mark.parametrize("raw, message", [
     ({"base": TINY_BASE, "axes": {"model.mm": [4, 8]}},
-     "axes.model.mm[0] = 4: unknown field (allowed: name, m, activation, paired)"),
+     "axes.model.mm[0] = 4: unknown field (allowed: name, paired, m, activation)"),
     ({"base": TINY_BASE, "axes": {"model.m": []}}, "axes.model.m = []: an axis needs at least one value"),
     ({"base": TINY_BASE, "axes": {"model.m": [4, 8, "x"]}}, "axes.model.m[2] = 'x': Input should be a valid integer"),
     ({"base": TINY_BASE, "zip_axes": {"data.n": [40, 1], "model.m": [4, 6]}},
@@ -60,7 +60,7 @@ def test_grid_size_is_the_product_and_run_ids_are_distinct(widths, steps, seeds)
     ({"base": TINY_BASE, "axis": {}}, "axis = {}: unknown field (allowed: name, base, axes, zip_axes, seeds)"),
     ({"base": TINY_BASE, "seeds": 0}, "seeds = 0: a number of seeds must be at least 1"),
     ({"base": TINY_BASE, "zip_axes": {"data.n": [40], "model.m": [4, 6]}}, "zip_axes lists must have equal lengths"),
-    ({"base": TINY_BASE, "axes": {"model.m": [4, 3]}}, "run {model.m=3}: model = "),  # odd width, paired
+    ({"base": TINY_BASE, "axes": {"model.m": [4, 3]}}, "axes.model.m[1] = 3: must be even for paired initialisation"),
 ])
 def test_invalid_sweeps_name_the_field(raw, message):
     with pytest.raises(ConfigError) as error:

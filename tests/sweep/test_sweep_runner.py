@@ -25,15 +25,15 @@ def tiny_configs(**kwargs):
 
 @pytest.fixture
 def trained(monkeypatch):
-    """Count the configs that attnlab.run.train actually trains."""
+    """Count the configs that attnlab.run sets up for training (one setup per trained run)."""
     seen = []
-    real = attnlab.run.train
+    real = attnlab.run.setup
 
     def counting(config, *args, **kwargs):
         seen.append(config)
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(attnlab.run, "train", counting)
+    monkeypatch.setattr(attnlab.run, "setup", counting)
     return seen
 
 
@@ -74,14 +74,14 @@ def test_results_table_without_running_marks_pending(tmp_path):
 def test_failed_run_is_recorded_and_only_it_is_retried(tmp_path, monkeypatch):
     configs = tiny_configs(m_values=(4,), seeds=3)
     bad = configs[1]
-    real = attnlab.run.train
+    real = attnlab.run.setup
 
     def breaks_on_seed_1(config, *args, **kwargs):
         if config.seed == 1:
             raise FloatingPointError("loss exploded")
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(attnlab.run, "train", breaks_on_seed_1)
+    monkeypatch.setattr(attnlab.run, "setup", breaks_on_seed_1)
     table = run_sweep(configs, tmp_path, workers=1, progress=False)
     assert list(table["status"]) == ["done", "failed", "done"]  # the sweep went on after the failure
     assert table["error"].iloc[1] == "FloatingPointError: loss exploded"
@@ -90,12 +90,12 @@ def test_failed_run_is_recorded_and_only_it_is_retried(tmp_path, monkeypatch):
     assert "FloatingPointError" in record["traceback"] and "breaks_on_seed_1" in record["traceback"]
 
     # A plain rerun skips the failed run; --retry-failed runs it, and only it.
-    monkeypatch.setattr(attnlab.run, "train", real)
+    monkeypatch.setattr(attnlab.run, "setup", real)
     assert plan(configs, tmp_path).failed == [bad]
     again = run_sweep(configs, tmp_path, workers=1, progress=False)
     pd.testing.assert_frame_equal(again, table)
     trained = []
-    monkeypatch.setattr(attnlab.run, "train", lambda c, *a, **k: trained.append(c) or real(c, *a, **k))
+    monkeypatch.setattr(attnlab.run, "setup", lambda c, *a, **k: trained.append(c) or real(c, *a, **k))
     retried = run_sweep(configs, tmp_path, workers=1, retry_failed=True, progress=False)
     assert trained == [bad]
     assert (retried["status"] == "done").all()
@@ -146,7 +146,7 @@ def test_write_table_round_trips_mixed_columns(tmp_path):
 
 def test_ctrl_c_keeps_finished_runs_and_rerun_completes_only_the_rest(tmp_path, monkeypatch):
     configs = tiny_configs(m_values=(4, 6), seeds=2)
-    real, trained = attnlab.run.train, []
+    real, trained = attnlab.run.setup, []
 
     def interrupted_at_third(config, *args, **kwargs):
         if len(trained) == 2:
@@ -154,14 +154,14 @@ def test_ctrl_c_keeps_finished_runs_and_rerun_completes_only_the_rest(tmp_path, 
         trained.append(config)
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(attnlab.run, "train", interrupted_at_third)
+    monkeypatch.setattr(attnlab.run, "setup", interrupted_at_third)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(configs, tmp_path, workers=1, progress=False)
     assert sorted(p.name for p in run_dirs(tmp_path)) == sorted(run_id(c) for c in configs[:2])
     assert not list(tmp_path.glob(".incomplete-*")) and not FailureLog(tmp_path).folder.exists()
 
     rerun = []
-    monkeypatch.setattr(attnlab.run, "train", lambda c, *a, **k: rerun.append(c) or real(c, *a, **k))
+    monkeypatch.setattr(attnlab.run, "setup", lambda c, *a, **k: rerun.append(c) or real(c, *a, **k))
     table = run_sweep(configs, tmp_path, workers=1, progress=False)
     assert rerun == configs[2:]
     assert (table["status"] == "done").all()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from attnlab.data.dataset import Dataset
-from attnlab.data.dataset import split
+import functools
+
+from attnlab.data.dataset import Dataset, split
 from attnlab.data.images import digits_data, mnist_data
 from attnlab.data.random_sequences import random_sequence_data
 from attnlab.data.teacher import Teacher, teacher_problem
@@ -14,8 +15,10 @@ def data_seed(config, seed: int) -> int:
     return seed if config.seed is None else config.seed
 
 
+@functools.lru_cache(maxsize=16)
 def build_teacher(config, seed: int) -> tuple:
-    """(X (n, T, d), y (n,), Teacher) of a teacher data section, before the split."""
+    """(X (n, T, d), y (n,), Teacher) of a teacher data section, before the split. Cached: runs of
+    one sweep that differ only in the model reuse the data (callers must not modify it in place)."""
     return teacher_problem(config.n, config.T, config.d, data_seed(config, seed), K=config.K,
                            anchors=config.anchors, nu=(config.nu_c, config.nu_u, config.nu_w),
                            activation_name=config.activation, noise=config.noise)

@@ -133,15 +133,23 @@ def _validate(raw: dict[str, Any], where: str) -> RunConfig:
         raise ConfigError(f"{where}{error}") from None
 
 
-def _check_axis_value(base: dict[str, Any], field: str, value: Any, where: str) -> None:
+def _check_axis_value(base: dict[str, Any], field: str, value: Any, where: str,
+                      others: dict[str, list[Any]]) -> None:
     """Raise if `value` itself is wrong for `field` (unknown field, wrong type, out of range).
 
-    Errors elsewhere (a cross-field rule the base alone breaks with this value) are left to the
-    check of whole combinations, where another axis may make the value valid.
+    A value that some value of another axis makes valid (an odd width with paired: false) passes
+    here; errors of other fields are left to the check of whole combinations.
     """
     try:
         parse_config(apply_overrides(base, {field: value}))
     except ConfigError as error:
+        for other, values in others.items():
+            for other_value in values:
+                try:
+                    parse_config(apply_overrides(base, {field: value, other: other_value}))
+                    return
+                except ConfigError:
+                    pass
         own = [line for line in str(error).split("; ") if line.startswith((f"{field} = ", f"{field}."))]
         if own:
             first = own[0].removeprefix(f"{field} = ")
@@ -159,7 +167,8 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
     for section, axes in (("axes", spec.axes), ("zip_axes", spec.zip_axes)):
         for field, values in axes.items():
             for i, value in enumerate(values):
-                _check_axis_value(spec.base, field, value, f"{section}.{field}[{i}]")
+                others = {f: v for f, v in (spec.axes | spec.zip_axes).items() if f != field}
+                _check_axis_value(spec.base, field, value, f"{section}.{field}[{i}]", others)
     axis_rows = list(itertools.product(*spec.axes.values()))
     zip_rows = list(zip(*spec.zip_axes.values())) or [()]
     seeds = spec.seeds if spec.seeds is not None else [None]

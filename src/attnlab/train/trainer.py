@@ -21,7 +21,7 @@ from attnlab.data.dataset import Dataset
 from attnlab.models.base import Model, Params
 from attnlab.seeding import generator
 from attnlab.train.losses import squared_loss
-from attnlab.train.projection import block_radii, project
+from attnlab.train.projection import block_radii, head_distances, project
 from attnlab.train.stacking import Stacked, run_slice, select, stack
 
 DIVERGENCE_FACTOR = 1e6
@@ -149,17 +149,27 @@ class Trainer:
         losses = {name: self._split_losses(S, iterate, X, y, Xv, yv)
                   for name, iterate in (("last", params), ("best", best), ("average", average))}
         wall_time = (time.perf_counter() - start) / S
+        head_distance = {name: head_distances(params, theta0, name, batch_dims=1).max(dim=1).values.tolist()
+                         for name in self.model.blocks}
         results = []
         for s in range(S):
             steps_run = cfg.steps if diverged_at[s] is None else diverged_at[s]
+            curves = pd.DataFrame.from_dict(rows[s], orient="index").rename_axis("step").reset_index()
             summary = {"method": cfg.method, "steps_run": steps_run, "lr": lr, "loss": self.loss_kind,
                        "last": losses["last"][s], "best": {**losses["best"][s], "step": int(best_step[s])},
                        "average": losses["average"][s], "diverged_at": diverged_at[s],
+                       "max": {c: float(curves[c].max()) for c in curves if c.startswith(("grad_norm_", "dist_"))},
+                       "head_radius": self._head_radii(),
+                       "max_head_distance": {name: head_distance[name][s] for name in self.model.blocks},
                        "wall_time_s": wall_time, "runs_stacked": S}
-            curves = pd.DataFrame.from_dict(rows[s], orient="index").rename_axis("step").reset_index()
             results.append(TrainResult(last=run_slice(params, s), best=run_slice(best, s),
                                        average=run_slice(average, s), curves=curves, summary=summary))
         return results
+
+    def _head_radii(self) -> dict[str, float | None]:
+        """The radius rho / sqrt(m) of every head's ball, per block (None: unconstrained)."""
+        return {name: (None if self.radii.get(name) is None else self.radii[name] / math.sqrt(self.model.width))
+                for name in self.model.blocks}
 
     def _losses(self, S: int, params: Params, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Loss of every run on its own (X, y): (S,)."""

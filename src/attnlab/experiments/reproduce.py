@@ -1,0 +1,123 @@
+"""`attnlab reproduce PAPER`: run a paper's declared experiments through the run store, then fit,
+judge, plot and report them.
+
+For every experiment of the paper's experiment file (spec.py) and the chosen preset:
+the sweep of each series is run (runs the store already holds are reused, failed runs are logged
+and skipped), the tidy results table (one row per run) is written as Parquet and CSV, each claim is
+fitted with a bootstrap-over-seeds interval and judged, and the figures and the HTML/Markdown
+report are written under OUT/PAPER/PRESET/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from attnlab.config import ConfigError, RunConfig
+from attnlab.experiments.spec import Experiment, ExperimentFile, load_experiments, sweeps
+from attnlab.report import ExperimentResult, scaling_experiment, write_report
+from attnlab.sweep.grid import expand
+from attnlab.sweep.runner import results_table, run_sweep, write_table
+
+PAPERS = {"arda2026": "arda2026.yaml"}
+
+
+@dataclass
+class Reproduction:
+    """What one `reproduce` call produced: the judged experiments and where the report is."""
+
+    paper: str
+    preset: str
+    results: list[ExperimentResult]
+    report: Path
+
+
+def experiment_file(paper: str) -> ExperimentFile:
+    """The declared experiments of `paper` (a key of PAPERS)."""
+    if paper not in PAPERS:
+        raise ConfigError(f"paper = {paper!r}: allowed: {', '.join(PAPERS)}, all")
+    with resources.as_file(resources.files("attnlab.experiments") / PAPERS[paper]) as path:
+        return load_experiments(path)
+
+
+def experiment_configs(key: str, experiment: Experiment, preset: str,
+                       device: str | None = None) -> dict[str, list[RunConfig]]:
+    """The validated run configs of every series of one experiment."""
+    configs = {name: expand(spec) for name, spec in sweeps(key, experiment, preset).items()}
+    if device is not None:
+        configs = {name: [c.model_copy(update={"device": device}) for c in cs] for name, cs in configs.items()}
+    return configs
+
+
+def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "quick",
+              out: str | Path = "results", executor: str = "local", workers: int | None = 1,
+              device: str | None = None, progress: bool = True) -> Reproduction:
+    """Run, judge and report the experiments of `paper` (all of them unless `experiments` names
+    some). Runs live in OUT/runs (shared by every paper and preset); tables, figures and the
+    report go to OUT/PAPER/PRESET/."""
+    declared = experiment_file(paper)
+    keys = experiments or list(declared.experiments)
+    unknown = [k for k in keys if k not in declared.experiments]
+    if unknown:
+        raise ConfigError(f"experiment = {unknown[0]!r}: {paper} has {', '.join(declared.experiments)}")
+    out = Path(out)
+    runs, folder = out / "runs", out / paper / preset
+    all_configs = {key: experiment_configs(key, declared.experiments[key], preset, device) for key in keys}
+    results = []
+    for key in keys:
+        experiment, configs = declared.experiments[key], all_configs[key]
+        run_sweep([c for cs in configs.values() for c in cs], runs, executor=executor, workers=workers,
+                  progress=progress)
+        table = tidy_table(experiment, configs, runs)
+        write_table(table, folder / key / "results")
+        results.append(judge_experiment(key, experiment, table, folder / "figures", paper, preset,
+                                        declared.paper, configs))
+    report = write_report(results, folder, title=f"{declared.title}: {preset} preset", name="report")
+    return Reproduction(paper, preset, results, report)
+
+
+def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], runs: Path) -> pd.DataFrame:
+    """One row per run: run id, status, series, x, seed, every claimed metric, wall time, error."""
+    parts = [results_table(cs, runs).assign(series=name) for name, cs in configs.items()]
+    table = pd.concat(parts, ignore_index=True)
+    metrics = list(dict.fromkeys(claim.metric for claim in experiment.claims))
+    for column in (experiment.x, *metrics):
+        if column not in table.columns:
+            table[column] = float("nan")   # no run finished, or a metric the runs do not report
+    columns = ["run_id", "status", "series", experiment.x, "seed", *metrics, "wall_time_s", "error"]
+    return table[[c for c in columns if c in table.columns]]
+
+
+def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figure_dir: Path, paper: str,
+                     preset: str, source: str, configs: dict[str, list[RunConfig]]) -> ExperimentResult:
+    """Fit and judge every claim of one experiment; one ExperimentResult with all verdicts and figures."""
+    hue = "series" if len(configs) > 1 else None
+    parts = [scaling_experiment(key, claim.quantity, table, experiment.x, claim.metric, figure_dir=figure_dir,
+                                kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
+                                prediction=claim.prediction, hue=hue)
+             for claim in experiment.claims]
+    failed = int((table["status"] != "done").sum())
+    notes = [experiment.notes] if experiment.notes else []
+    if failed:
+        notes.append(f"{failed} of {len(table)} runs did not finish (see the error column); fits use the others.")
+    notes += [part.notes for part in parts]
+    first = next(iter(configs.values()))[0]
+    return ExperimentResult(
+        key=key, title=experiment.title, table=table.drop(columns=["run_id"]),
+        verdicts=[v for part in parts for v in part.verdicts], figures=[f for part in parts for f in part.figures],
+        config=_config_summary(first, experiment.x), claim=experiment.claim, paper=source,
+        command=f"attnlab reproduce {paper} --experiment {key} --preset {preset}", notes="\n\n".join(notes))
+
+
+def _config_summary(config: RunConfig, x: str) -> dict[str, Any]:
+    """The base config of an experiment (its first run, with the swept field and seed marked)."""
+    summary = config.model_dump(mode="json")
+    summary["seed"] = "swept"
+    section, _, field = x.partition(".")
+    if field and isinstance(summary.get(section), dict):
+        summary[section][field] = "swept"
+    return summary
