@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install attnlab into .venv and run the quick reproduction (a few minutes on 2 CPU cores).
+# Install attnlab into .venv and run the quick reproduction of Arda et al. (about 10 minutes on
+# 2 CPU cores): figures, tables, verdicts and an HTML report under results/arda2026/quick/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh data
 . .venv/bin/activate
-attnlab train --config configs/quick.yaml --out results/runs
+attnlab reproduce arda2026 --preset quick --out results

@@ -236,7 +236,7 @@ def format_plan(p: Any, configs: list[Any]) -> str:
 
 @app.command()
 def reproduce(
-    paper: str = typer.Argument(..., help="Paper whose experiments to run: arda2026, or all."),
+    paper: str = typer.Argument(..., help="Paper whose experiments to run (arda2026), all, or an experiment file (.yaml)."),
     experiment: list[str] = typer.Option([], "--experiment", "-e", help="Experiment key, e.g. E3 "
                                          "(repeatable; default: every experiment of the paper)."),
     preset: str = typer.Option("quick", help="quick (minutes on 2 CPU cores) or paper (the paper's sizes)."),

@@ -37,9 +37,13 @@ class Reproduction:
 
 
 def experiment_file(paper: str) -> ExperimentFile:
-    """The declared experiments of `paper` (a key of PAPERS)."""
+    """The declared experiments of `paper`: a key of PAPERS, or the path of an experiment file."""
+    if paper.endswith((".yaml", ".yml")):
+        if not Path(paper).is_file():
+            raise ConfigError(f"paper = {paper!r}: no such experiment file")
+        return load_experiments(paper)
     if paper not in PAPERS:
-        raise ConfigError(f"paper = {paper!r}: allowed: {', '.join(PAPERS)}, all")
+        raise ConfigError(f"paper = {paper!r}: allowed: {', '.join(PAPERS)}, all, or an experiment file (.yaml)")
     with resources.as_file(resources.files("attnlab.experiments") / PAPERS[paper]) as path:
         return load_experiments(path)
 
@@ -65,7 +69,8 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     if unknown:
         raise ConfigError(f"experiment = {unknown[0]!r}: {paper} has {', '.join(declared.experiments)}")
     out = Path(out)
-    runs, folder = out / "runs", out / paper / preset
+    name = Path(paper).stem if paper.endswith((".yaml", ".yml")) else paper
+    runs, folder = out / "runs", out / name / preset
     all_configs = {key: experiment_configs(key, declared.experiments[key], preset, device) for key in keys}
     results = []
     for key in keys:
@@ -77,7 +82,7 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
         results.append(judge_experiment(key, experiment, table, folder / "figures", paper, preset,
                                         declared.paper, configs))
     report = write_report(results, folder, title=f"{declared.title}: {preset} preset", name="report")
-    return Reproduction(paper, preset, results, report)
+    return Reproduction(name, preset, results, report)
 
 
 def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], runs: Path) -> pd.DataFrame:

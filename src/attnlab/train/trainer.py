@@ -180,8 +180,12 @@ class Trainer:
 
     def _split_losses(self, S: int, params: Params, X: torch.Tensor, y: torch.Tensor, Xv: torch.Tensor,
                       yv: torch.Tensor) -> list[dict[str, float]]:
+        """Training and validation loss of every run, and the training loss relative to that of the
+        zero predictor (the loss at the paired initialisation): comparable across target scales."""
         train, val = self._losses(S, params, X, y).tolist(), self._losses(S, params, Xv, yv).tolist()
-        return [{"train_loss": t, "val_loss": v} for t, v in zip(train, val)]
+        zero = [float(squared_loss(torch.zeros_like(t), t, self.loss_kind)) for t in y]
+        return [{"train_loss": t, "val_loss": v, "relative_train_loss": t / z if z > 0 else math.nan}
+                for t, v, z in zip(train, val, zero)]
 
     def _record(self, rows: list[dict], active: torch.Tensor, k: int, params: Params, theta0: Params,
                 grads: Params | None, loss: torch.Tensor, Xv: torch.Tensor, yv: torch.Tensor) -> None:

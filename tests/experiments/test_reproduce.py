@@ -1,0 +1,116 @@
+"""Experiments declared as data, and `attnlab reproduce` end to end on a tiny experiment file."""
+
+import math
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import attnlab.run
+from attnlab.cli import app
+from attnlab.config import ConfigError
+from attnlab.experiments.reproduce import PAPERS, experiment_configs, experiment_file, reproduce
+from attnlab.experiments.spec import load_experiments, log_width, sweeps
+
+TINY = {
+    "paper": "a tiny test paper",
+    "title": "Tiny",
+    "experiments": {
+        "A1": {
+            "title": "approximation error against width",
+            "claim": "falls like m^-1/2",
+            "base": {"task": "approximation-error", "dtype": "float64",
+                     "data": {"n": 60, "T": 4, "d": 3, "K": 512, "anchors": 4}},
+            "x": "model.m",
+            "claims": [{"metric": "approximation_error", "quantity": "approximation error", "predicted": -0.5}],
+            "presets": {"quick": {"axes": {"model.m": [4, 16, 64]}, "seeds": 3}},
+        },
+        "A2": {
+            "title": "training against sample size",
+            "claim": "flat with log width",
+            "base": {"data": {"T": 3, "d": 3, "K": 32, "anchors": 4}, "train": {"steps": 5}},
+            "x": "data.n",
+            "series": {"log-width": {"log_width": 1}, "fixed-width": {"base": {"model": {"m": 2}}}},
+            "claims": [{"metric": "best.train_loss", "quantity": "minimum training loss",
+                        "predicted": {"log-width": 0.0}}],
+            "presets": {"quick": {"axes": {"data.n": [20, 40, 80]}, "seeds": 2}},
+        },
+    },
+}
+
+
+@pytest.fixture
+def tiny_file(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+@pytest.mark.parametrize("paper", list(PAPERS))
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_every_declared_experiment_expands_into_valid_runs(paper, preset):
+    declared = experiment_file(paper)
+    for key, experiment in declared.experiments.items():
+        configs = experiment_configs(key, experiment, preset)
+        runs = [c for cs in configs.values() for c in cs]
+        assert runs and len({c.model_dump_json() for c in runs}) == len(runs)
+        assert len({c.seed for c in runs}) >= (3 if preset == "quick" else 10)
+
+
+def test_arda2026_paper_preset_has_the_papers_sizes():
+    declared = experiment_file("arda2026")
+    e3 = experiment_configs("E3", declared.experiments["E3"], "paper")[""]
+    assert sorted({c.model.m for c in e3}) == [8, 16, 32, 64, 128, 256] and len(e3) == 60
+    assert {(c.data.n, c.data.T, c.data.d, c.train.steps, c.train.radius.w) for c in e3} == {(5000, 16, 8, 4000, 3.0)}
+    e5 = experiment_configs("E5", declared.experiments["E5"], "paper")[""]
+    assert max(c.data.T for c in e5) == 1024
+
+
+def test_log_width_series_zips_an_even_width_to_each_sample_size():
+    declared = experiment_file("arda2026")
+    configs = experiment_configs("E6", declared.experiments["E6"], "paper")
+    pairs = {(c.data.n, c.model.m) for c in configs["log-width"]}
+    assert pairs == {(n, 2 * math.ceil(4 * math.log(n) / 2)) for n in (250, 500, 1000, 2000, 4000, 8000, 16000)}
+    assert all(m % 2 == 0 for _, m in pairs)
+    assert {c.model.m for c in configs["fixed-width"]} == {8}
+    assert log_width(1000, 2) == 14
+
+
+def test_bad_experiment_files_and_names_are_refused(tmp_path, tiny_file):
+    broken = dict(TINY, experiments={"A1": {**TINY["experiments"]["A1"], "claims": []}})
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    with pytest.raises(ConfigError, match="experiments.A1.claims"):
+        load_experiments(path)
+    with pytest.raises(ConfigError, match="paper = 'nope'"):
+        experiment_file("nope")
+    with pytest.raises(ConfigError, match="preset = 'paper'"):
+        sweeps("A1", load_experiments(tiny_file).experiments["A1"], "paper")
+    result = CliRunner().invoke(app, ["reproduce", str(tiny_file), "-e", "Z9", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "experiment = 'Z9'" in result.output
+    result = CliRunner().invoke(app, ["reproduce", "arda2026", "--preset", "huge", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--preset 'huge'" in result.output
+
+
+def test_reproduce_writes_tables_figures_verdicts_and_reuses_runs(tmp_path, tiny_file, monkeypatch):
+    done = reproduce(str(tiny_file), out=tmp_path, progress=False)
+    folder = tmp_path / "tiny" / "quick"
+    assert done.report == folder / "report.html" and (folder / "report.md").exists()
+    a1 = pd.read_parquet(folder / "A1" / "results.parquet")
+    assert len(a1) == 9 and (a1["status"] == "done").all() and (a1["approximation_error"] > 0).all()
+    a2 = pd.read_csv(folder / "A2" / "results.csv")
+    assert set(a2["series"]) == {"log-width", "fixed-width"} and len(a2) == 12
+    texts = [v.text for r in done.results for v in r.verdicts]
+    assert texts[0].startswith("A1 approximation error ~ m^")
+    assert any(t.startswith("A2 minimum training loss (series=log-width)") for t in texts)
+    assert all(f.exists() for r in done.results for f in r.figures)
+
+    calls = []
+    monkeypatch.setattr(attnlab.run, "setup", lambda *a, **k: calls.append(a) or pytest.fail("trained again"))
+    monkeypatch.setattr(attnlab.run, "measure", lambda *a, **k: calls.append(a) or pytest.fail("measured again"))
+    again = CliRunner().invoke(app, ["reproduce", str(tiny_file), "--out", str(tmp_path), "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert calls == []
+    assert texts[0] in again.output
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "A1" / "results.parquet"), a1)
