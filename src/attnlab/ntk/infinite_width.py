@@ -80,21 +80,32 @@ def transformer_mc_kernel(X1: torch.Tensor, X2: torch.Tensor | None = None, draw
     xx = X1[:, -1] @ X2[:, -1].T
     moments = {k: _Moments() for k in ("total", "W", "U", "c")}
     with exact_matmul():
-        for start in range(0, draws, chunk):
-            k = min(chunk, draws - start)
-            W = torch.randn(k, d, d, generator=gen, dtype=torch.float64).to(X1.device)
-            U = torch.randn(k, d, generator=gen, dtype=torch.float64).to(X1.device)
-            h1, h2 = head_features(W, U, X1), head_features(W, U, X2)
-            g1, g2 = covariance_times_readout(X1, h1), covariance_times_readout(X2, h2)
-            dd = torch.einsum("ik,jk->kij", sigma_prime(h1.s), sigma_prime(h2.s))
-            parts = {"c": torch.einsum("ik,jk->kij", sigma(h1.s), sigma(h2.s)),
-                     "U": dd * torch.einsum("ikd,jkd->kij", h1.a, h2.a),
-                     "W": dd * torch.einsum("ikd,jkd->kij", g1, g2) * xx}
-            parts["total"] = parts["c"] + parts["U"] + parts["W"]
-            for name, samples in parts.items():
-                moments[name].add(samples)
+        for W_block, U_block in _draw_blocks(draws, d, generator(seed, "mc-kernel")):
+            for start in range(0, W_block.shape[0], chunk):
+                W = W_block[start:start + chunk].to(X1.device)
+                U = U_block[start:start + chunk].to(X1.device)
+                h1, h2 = head_features(W, U, X1), head_features(W, U, X2)
+                g1, g2 = covariance_times_readout(X1, h1), covariance_times_readout(X2, h2)
+                dd = torch.einsum("ik,jk->kij", sigma_prime(h1.s), sigma_prime(h2.s))
+                parts = {"c": torch.einsum("ik,jk->kij", sigma(h1.s), sigma(h2.s)),
+                         "U": dd * torch.einsum("ikd,jkd->kij", h1.a, h2.a),
+                         "W": dd * torch.einsum("ikd,jkd->kij", g1, g2) * xx}
+                parts["total"] = parts["c"] + parts["U"] + parts["W"]
+                for name, samples in parts.items():
+                    moments[name].add(samples)
     mean, stderr = moments["total"].result()
     return MonteCarloKernel(mean, stderr, draws, {k: moments[k].result()[0] for k in ("W", "U", "c")})
+
+
+_DRAW_BLOCK = 64  # draws generated per call: the random numbers do not depend on `chunk`
+
+
+def _draw_blocks(draws: int, d: int, gen: torch.Generator):
+    """(W (k, d, d), U (k, d)) float64 CPU draws in blocks of _DRAW_BLOCK, the same for any chunk."""
+    for start in range(0, draws, _DRAW_BLOCK):
+        k = min(_DRAW_BLOCK, draws - start)
+        yield (torch.randn(k, d, d, generator=gen, dtype=torch.float64),
+               torch.randn(k, d, generator=gen, dtype=torch.float64))
 
 
 def mc_average_ntk(model: Any, X: torch.Tensor, X2: torch.Tensor | None = None,
