@@ -1,13 +1,18 @@
 """Structured NTK vs the generic torch.func paths, measured in the same run.
 
+Models: the multi-head kernel-regime Transformer (--model transformer; issue sizes n=4096, m=256,
+d=8, T=16) and the shallow encoder (--model encoder; issue sizes N=100, T=10, d=100, flatten,
+--d-m 512 / 2048 / 4096; needs attnlab.models.shallow_encoder).
+
 Each method runs in a fresh subprocess so its peak memory is its own: on CUDA the peak of
 torch.cuda.max_memory_allocated, on the CPU the growth of the process's peak resident set
 (ru_maxrss) over the baseline after building the model and inputs. Printed: seconds, peak memory and
 the ratios generic / structured; the kernels are compared (relative Frobenius error) when more than
 one method is run.
 
-    python benchmarks/ntk_structured_vs_generic.py                       # issue sizes: n=4096 m=256 d=8 T=16
+    python benchmarks/ntk_structured_vs_generic.py                       # Transformer, n=4096 m=256 d=8 T=16
     python benchmarks/ntk_structured_vs_generic.py --n 1024 --methods structured jacobian vjp-jvp
+    python benchmarks/ntk_structured_vs_generic.py --model encoder --n 100 --T 10 --d 100 --d-m 512
 """
 
 from __future__ import annotations
@@ -22,9 +27,15 @@ import torch
 
 
 def _problem(args):
-    from attnlab.models import KernelTransformer
+    if args.model == "encoder":
+        from attnlab.models.shallow_encoder import ShallowEncoder
 
-    model = KernelTransformer(d=args.d, m=args.m, activation_name="tanh")
+        model = ShallowEncoder(d=args.d, T=args.T, d_m=args.d_m, phi=args.phi, scaling=args.scaling,
+                               init=args.init)
+    else:
+        from attnlab.models import KernelTransformer
+
+        model = KernelTransformer(d=args.d, m=args.m, activation_name="tanh")
     params = model.init(0, dtype=torch.float64, device=args.device)
     gen = torch.Generator().manual_seed(1)
     X = torch.randn(args.n, args.T, args.d, generator=gen, dtype=torch.float64)
@@ -41,6 +52,7 @@ def _measure(args, method, queue):
 
     torch.set_num_threads(args.threads)
     model, params, X = _problem(args)
+    empirical(model, X[:2], params=params, method=method, blocks=False)   # warm-up: first-call costs
     cuda = args.device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
@@ -59,10 +71,15 @@ def _measure(args, method, queue):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["transformer", "encoder"], default="transformer")
     parser.add_argument("--n", type=int, default=4096)
     parser.add_argument("--m", type=int, default=256)
     parser.add_argument("--d", type=int, default=8)
     parser.add_argument("--T", type=int, default=16)
+    parser.add_argument("--d-m", type=int, default=512, help="encoder width")
+    parser.add_argument("--phi", default="flatten", help="encoder pooling: flatten or mean")
+    parser.add_argument("--scaling", default="sqrt", help="encoder logit scaling: sqrt or linear")
+    parser.add_argument("--init", default="lecun", help="encoder initialisation: lecun, he or ntk")
     parser.add_argument("--methods", nargs="+", default=["structured", "jacobian"],
                         choices=["structured", "jacobian", "vjp-jvp"])
     parser.add_argument("--max-memory-gb", type=float, default=8.0,
@@ -80,8 +97,10 @@ def main() -> None:
         results[method] = queue.get()[1:]
         proc.join()
 
-    print(f"kernel-regime Transformer NTK, float64, n={args.n} m={args.m} d={args.d} T={args.T}, "
-          f"device={args.device}, threads={args.threads}")
+    sizes = (f"shallow encoder ({args.phi}, {args.init}, tau_0 {args.scaling}) NTK, d_m={args.d_m}"
+             if args.model == "encoder" else f"kernel-regime Transformer NTK, m={args.m}")
+    print(f"{sizes}, float64, n={args.n} d={args.d} T={args.T}, device={args.device}, "
+          f"threads={args.threads}, generic memory bound {args.max_memory_gb} GiB")
     print(f"{'method':<12}{'seconds':>10}{'peak MiB':>11}{'time ratio':>12}{'memory ratio':>14}{'rel. error':>12}")
     ref_seconds, ref_peak, ref_K = results.get("structured", next(iter(results.values())))
     for method, (seconds, peak, K) in results.items():
