@@ -126,6 +126,7 @@ def ntk(
     method: str = typer.Option("auto", help="auto, structured, jacobian or vjp-jvp."),
     out: Path = typer.Option(Path("ntk"), help="Output directory (spectrum.npy, ntk_summary.json)."),
     max_memory_gb: Optional[float] = typer.Option(None, help="Memory bound of the generic paths (GB)."),
+    lanczos: Optional[int] = typer.Option(None, help="Matrix-free: the k smallest eigenvalues by Lanczos."),
     model: Optional[str] = typer.Option(None, help="Model family, e.g. kernel-transformer."),
     m: Optional[int] = typer.Option(None, "--m", help="Width: number of heads."),
     activation: Optional[str] = typer.Option(None, help="tanh or erf."),
@@ -154,7 +155,7 @@ def ntk(
     from attnlab.ntk.cli import compute_ntk_report
 
     try:
-        report = compute_ntk_report(cfg, n, method, out, max_memory_gb)
+        report = compute_ntk_report(cfg, n, method, out, max_memory_gb, lanczos)
     except ValueError as error:
         fail(str(error))
     except RuntimeError as error:

@@ -105,5 +105,12 @@ def test_ntk_command_prints_and_saves_the_spectrum(tmp_path):
     spectrum = np.load(out / "spectrum.npy")
     summary = json.loads((out / "ntk_summary.json").read_text())
     assert spectrum.shape == (12,) and summary["lambda_min"] == pytest.approx(spectrum[0])
+    matrix_free = CliRunner().invoke(app, ["ntk", "--n", "12", "--m", "8", "--T", "3", "--d", "2",
+                                           "--n-data", "20", "--lanczos", "2", "--out", str(tmp_path / "mf")])
+    assert matrix_free.exit_code == 0, matrix_free.output
+    lanczos = json.loads((tmp_path / "mf" / "ntk_summary.json").read_text())
+    assert np.load(tmp_path / "mf" / "spectrum.npy") == pytest.approx(spectrum[[0, 1, -1]], rel=1e-7)
+    for key in ("lambda_min", "lambda_max", "trace"):
+        assert lanczos[key] == pytest.approx(summary[key], rel=1e-7), key
     bad = CliRunner().invoke(app, ["ntk", "--n", "999", "--m", "8", "--n-data", "20", "--out", str(out)])
     assert bad.exit_code != 0 and "--n 999" in bad.output

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from attnlab.models import KernelTransformer
-from attnlab.ntk import (condition_number, empirical, lanczos_eigenvalues, ntk_operator,
+from attnlab.ntk import (condition_number, empirical, lanczos_eigenvalues, ntk_diagonal, ntk_operator,
                          smallest_eigenvalue, summarize)
 
 
@@ -32,6 +32,7 @@ def test_operator_matches_dense_kernel(problem):
     op = ntk_operator(model, X, params=params, chunk=7)
     v = np.random.default_rng(0).standard_normal(X.shape[0])
     np.testing.assert_allclose(op @ v, K.numpy() @ v, rtol=1e-11, atol=1e-12)
+    torch.testing.assert_close(ntk_diagonal(model, X, params=params, chunk=7), K.diagonal(), rtol=1e-12, atol=0)
 
 
 def test_lanczos_smallest_and_largest_equal_dense():

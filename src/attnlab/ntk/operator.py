@@ -1,4 +1,4 @@
-"""Matrix-free NTK: v -> K v = J (J^T v) for N too large to hold the N x N kernel.
+"""Matrix-free NTK: v -> K v = J (J^T v) for N too large to hold the N x N kernel (and its diagonal).
 
 J^T v is one vector-Jacobian product (summed over sample chunks), J u one Jacobian-vector product:
 memory O(P + chunk * activations), time ~ 2 (N / chunk) passes per product. Wrapped as a scipy
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator
-from torch.func import jvp, vjp
+from torch.func import grad, jvp, vjp, vmap
 
 from attnlab.ntk.precision import exact_matmul
 from attnlab.ntk.target import Params, as_target
@@ -42,3 +42,20 @@ def ntk_operator(model: Any, X: torch.Tensor, params: Params | None = None,
         return torch.cat(out).detach().cpu().numpy().astype(np.float64)
 
     return LinearOperator((n, n), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+
+
+def ntk_diagonal(model: Any, X: torch.Tensor, params: Params | None = None,
+                 dtype: torch.dtype | None = torch.float64, chunk: int = 256) -> torch.Tensor:
+    """K_aa = ||df(X_a)/dtheta||^2 (N,) from per-sample gradients, `chunk` samples at a time
+    (memory ~ chunk * P); its sum is the trace of the NTK."""
+    if chunk <= 0:
+        raise ValueError(f"chunk = {chunk}: must be a positive integer")
+    target = as_target(model, params, dtype)
+    X = X.to(dtype=dtype) if dtype is not None else X
+    gradients = vmap(grad(target.single), in_dims=(None, 0))
+    parts = []
+    with exact_matmul():
+        for start in range(0, X.shape[0], chunk):
+            G = gradients(target.params, X[start:start + chunk])
+            parts.append(sum(g.reshape(g.shape[0], -1).pow(2).sum(1) for g in G.values()))
+    return torch.cat(parts).detach()
