@@ -9,10 +9,10 @@ import torch
 from typer.testing import CliRunner
 
 from attnlab.cli import app
-from attnlab.config import TrainConfig
+from attnlab.config import TrainConfig, parse_config
 from attnlab.data.dataset import Dataset
 from attnlab.models import KernelTransformer
-from attnlab.ntk import LinearizedDynamics, NTKDriftRecorder, empirical, plot_loss_prediction, smallest_eigenvalue
+from attnlab.ntk import LinearizedDynamics, linearised_vs_training, NTKDriftRecorder, empirical, plot_loss_prediction, smallest_eigenvalue
 from attnlab.train.trainer import Trainer
 
 F64 = torch.float64
@@ -94,6 +94,21 @@ def test_drift_recorder_in_a_trainer():
 def test_loss_prediction_plot(tmp_path):
     path = plot_loss_prediction([0, 1, 2], [1.0, 0.5, 0.25], [0, 1, 2], [1.0, 0.6, 0.3], tmp_path / "fig.png")
     assert path.exists() and path.stat().st_size > 0
+
+
+def test_linearised_vs_training_of_a_config(tmp_path):
+    config = parse_config({"model": {"name": "kernel-transformer", "m": 256},
+                           "data": {"name": "teacher", "n": 10, "T": 3, "d": 2},
+                           "train": {"method": "gd", "steps": 30, "lr": 1.0, "record_every": 5},
+                           "dtype": "float64"})
+    frame = linearised_vs_training(config, tmp_path / "fit.png")
+    assert list(frame.columns) == ["step", "train_loss", "predicted_loss"] and frame["step"].iloc[-1] == 30
+    assert frame["predicted_loss"].iloc[0] == pytest.approx(frame["train_loss"].iloc[0], rel=1e-9)
+    assert frame["train_loss"].iloc[-1] < 0.1 * frame["train_loss"].iloc[0]
+    np.testing.assert_allclose(frame["predicted_loss"], frame["train_loss"], rtol=0.02)
+    assert (tmp_path / "fit.png").exists()
+    with pytest.raises(ValueError, match="projsgd"):
+        linearised_vs_training(config.model_copy(update={"train": TrainConfig(method="projsgd")}))
 
 
 def test_ntk_command_prints_and_saves_the_spectrum(tmp_path):
