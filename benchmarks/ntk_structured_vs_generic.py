@@ -5,8 +5,8 @@ d=8, T=16) and the shallow encoder (--model encoder; issue sizes N=100, T=10, d=
 --d-m 512 / 2048 / 4096; needs attnlab.models.shallow_encoder).
 
 Each method runs in a fresh subprocess so its peak memory is its own: on CUDA the peak of
-torch.cuda.max_memory_allocated, on the CPU the growth of the process's peak resident set
-(ru_maxrss) over the baseline after building the model and inputs. Printed: seconds, peak memory and
+torch.cuda.max_memory_allocated, on the CPU the peak resident set during the computation (sampled
+every millisecond from /proc/self/statm) minus the resident set just before it. Printed: seconds, peak memory and
 the ratios generic / structured; the kernels are compared (relative Frobenius error) when more than
 one method is run.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
+import threading
 import time
 
 import numpy as np
@@ -43,8 +44,30 @@ def _problem(args):
     return model, params, X
 
 
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+class _RSSPeak:
+    """Samples the resident set every millisecond in a thread while active (CPU runs)."""
+
+    def __enter__(self) -> "_RSSPeak":
+        self.base = self.peak = _rss_bytes()
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(0.001)
+
+    def __exit__(self, *exc) -> None:
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.peak, _rss_bytes())
 
 
 def _measure(args, method, queue):
@@ -54,18 +77,22 @@ def _measure(args, method, queue):
     model, params, X = _problem(args)
     empirical(model, X[:2], params=params, method=method, blocks=False)   # warm-up: first-call costs
     cuda = args.device.startswith("cuda")
+    bound = args.max_memory_gb * 2**30
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    else:
-        base = _peak_rss_bytes()
-    start = time.perf_counter()
-    K = empirical(model, X, params=params, method=method, blocks=False, max_memory=args.max_memory_gb * 2**30)
-    if cuda:
+        start = time.perf_counter()
+        K = empirical(model, X, params=params, method=method, blocks=False, max_memory=bound)
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    peak = (torch.cuda.max_memory_allocated() if cuda else _peak_rss_bytes()) - base
+        seconds = time.perf_counter() - start
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        with _RSSPeak() as rss:
+            start = time.perf_counter()
+            K = empirical(model, X, params=params, method=method, blocks=False, max_memory=bound)
+            seconds = time.perf_counter() - start
+        peak = rss.peak - rss.base
     queue.put((method, seconds, peak, K.total.cpu().numpy()))
 
 
