@@ -119,6 +119,50 @@ def train(
     typer.echo(f"run directory: {path}")
 
 
+@app.command()
+def ntk(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file."),
+    n: int = typer.Option(512, "--n", help="Number of training inputs the kernel is computed on."),
+    method: str = typer.Option("auto", help="auto, structured, jacobian or vjp-jvp."),
+    out: Path = typer.Option(Path("ntk"), help="Output directory (spectrum.npy, ntk_summary.json)."),
+    max_memory_gb: Optional[float] = typer.Option(None, help="Memory bound of the generic paths (GB)."),
+    lanczos: Optional[int] = typer.Option(None, help="Matrix-free: the k smallest eigenvalues by Lanczos."),
+    model: Optional[str] = typer.Option(None, help="Model family, e.g. kernel-transformer."),
+    m: Optional[int] = typer.Option(None, "--m", help="Width: number of heads."),
+    activation: Optional[str] = typer.Option(None, help="tanh or erf."),
+    data: Optional[str] = typer.Option(None, help="Data generator, e.g. teacher."),
+    n_data: Optional[int] = typer.Option(None, "--n-data", help="Number of samples generated (data.n)."),
+    T: Optional[int] = typer.Option(None, "--T", help="Sequence length."),
+    d: Optional[int] = typer.Option(None, "--d", help="Token dimension."),
+    K: Optional[int] = typer.Option(None, "--K", help="Monte-Carlo draws of the teacher."),
+    seed: Optional[int] = typer.Option(None, help="Run seed (data, initialisation)."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda."),
+    set_: list[str] = typer.Option([], "--set", help="Any config field: --set model.m=128."),
+) -> None:
+    """NTK at initialisation on the first n training inputs: smallest eigenvalue, condition number,
+    trace and timing; the spectrum (ascending, float64) is saved to OUT/spectrum.npy."""
+    from attnlab.ntk.empirical import METHODS
+
+    if n <= 0:
+        fail(f"--n {n}: the number of inputs must be a positive integer")
+    if method not in METHODS:
+        fail(f"--method {method!r}: allowed are {', '.join(METHODS)}")
+    if max_memory_gb is not None and max_memory_gb <= 0:
+        fail(f"--max-memory-gb {max_memory_gb}: must be positive")
+    flags = dict(model=model, m=m, activation=activation, data=data, n=n_data, T=T, d=d, K=K, seed=seed,
+                 device=device)
+    cfg = resolve_config(config, flags, set_)
+    from attnlab.ntk.cli import compute_ntk_report
+
+    try:
+        report = compute_ntk_report(cfg, n, method, out, max_memory_gb, lanczos)
+    except ValueError as error:
+        fail(str(error))
+    except RuntimeError as error:
+        fail(str(error), code=1)
+    typer.echo(report)
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A short table of the last, best and averaged iterates' losses."""
     lines = [f"{'iterate':<9}{'train loss':>14}{'val loss':>14}"]

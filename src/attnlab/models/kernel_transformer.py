@@ -9,6 +9,10 @@ The gradients are written out (spec section 1), so a training step never builds 
 
     df/dc_i = sigma(s_i)/sqrt(m),  df/dU_i = c_i sigma'(s_i) a_i/sqrt(m),
     df/dW_i = c_i sigma'(s_i) (M_i U_i) x_T^T/sqrt(m),   M_i = Cov_{p_i}(x)
+
+Its NTK has a structured form (spec ntk.md, section 2) that never builds a per-sample gradient:
+
+    K = Phi_c Phi_c^T + Phi_u Phi_u^T + (Phi_g Phi_g^T) * (X_T X_T^T)      (* elementwise)
 """
 
 from __future__ import annotations
@@ -36,6 +40,16 @@ class HeadFeatures:
     a: torch.Tensor
     p: torch.Tensor
     pxU: torch.Tensor
+    xT: torch.Tensor
+
+
+@dataclass
+class NTKFeatures:
+    """Per-sample NTK features (spec ntk.md, section 2): c (B, m), u (B, m d), g (B, m d), xT (B, d)."""
+
+    c: torch.Tensor
+    u: torch.Tensor
+    g: torch.Tensor
     xT: torch.Tensor
 
 
@@ -133,3 +147,29 @@ class KernelTransformer(Model):
         return {"W": torch.einsum("bmd,be->bmde", e.unsqueeze(-1) * g, h.xT),
                 "U": e.unsqueeze(-1) * h.a,
                 "c": self.sigma(h.s) * r}
+
+    def ntk_features(self, params: Params, X: torch.Tensor) -> NTKFeatures:
+        """Per-sample NTK features of X (B, T, d): Phi_c (B, m) = sigma(s)/sqrt(m),
+        Phi_u (B, m d) = c sigma'(s) a/sqrt(m), Phi_g (B, m d) = c sigma'(s) M U/sqrt(m), x_T (B, d)."""
+        h = head_features(params["W"], params["U"], X)
+        r = 1 / math.sqrt(self.m)
+        e = (params["c"] * self.sigma_prime(h.s) * r).unsqueeze(-1)    # (B, m, 1)
+        g = covariance_times_readout(X, h)
+        B = X.shape[0]
+        return NTKFeatures(c=self.sigma(h.s) * r, u=(e * h.a).reshape(B, -1),
+                           g=(e * g).reshape(B, -1), xT=h.xT)
+
+    def ntk_blocks(self, params: Params, X1: torch.Tensor, X2: torch.Tensor | None = None,
+                   chunk_size: int = 1024) -> dict[str, torch.Tensor]:
+        """Exact empirical NTK per block, {"W", "U", "c"} -> (N1, N2), from the structured form:
+        K_c = Phi_c Phi_c'^T, K_U = Phi_u Phi_u'^T, K_W = (Phi_g Phi_g'^T) * (X_T X_T'^T).
+        Cost O(N1 N2 m d), memory O((N1 + N2) m d): features are built `chunk_size` samples at a time."""
+        F1 = self._features_in_chunks(params, X1, chunk_size)
+        F2 = F1 if X2 is None else self._features_in_chunks(params, X2, chunk_size)
+        return {"W": (F1.g @ F2.g.T) * (F1.xT @ F2.xT.T), "U": F1.u @ F2.u.T, "c": F1.c @ F2.c.T}
+
+    def _features_in_chunks(self, params: Params, X: torch.Tensor, chunk_size: int) -> NTKFeatures:
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size = {chunk_size}: must be a positive integer")
+        parts = [self.ntk_features(params, X[i:i + chunk_size]) for i in range(0, X.shape[0], chunk_size)]
+        return NTKFeatures(*(torch.cat([getattr(p, f) for p in parts]) for f in ("c", "u", "g", "xT")))
