@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -49,4 +50,7 @@ def test_killed_driver_then_rerun_completes_with_the_same_numbers(tmp_path, one_
     expected = comparable(uninterrupted)
     got = comparable(table)[expected.columns]
     for column in expected.columns:  # Parquet stores mixed/None columns its own way: compare values
-        assert [str(v) for v in got[column]] == [str(v) for v in expected[column]], column
+        if pd.api.types.is_float_dtype(expected[column]):   # runs trained alone or stacked with other
+            np.testing.assert_allclose(got[column], expected[column], rtol=1e-5, err_msg=column)  # seeds
+        else:
+            assert [str(v) for v in got[column]] == [str(v) for v in expected[column]], column
