@@ -41,7 +41,24 @@ class KernelTransformerConfig(Strict):
         return self
 
 
-ModelConfig = Annotated[Union[KernelTransformerConfig], Field(discriminator="name")]
+class IndRNNConfig(Strict):
+    """Diagonal recurrent network of spec recurrent-baseline.md, section 1; `gain` is the recurrent gain g."""
+
+    name: Literal["indrnn"] = "indrnn"
+    m: PositiveInt = 64
+    activation: Literal["tanh", "erf"] = "tanh"
+    gain: PositiveFloat = 1.5
+    paired: bool = True
+
+    @model_validator(mode="after")
+    def _even_width(self) -> "IndRNNConfig":
+        if self.paired and self.m % 2:
+            raise ValueError(f"m must be even for paired initialisation (got {self.m}); "
+                             "use an even width or paired: false")
+        return self
+
+
+ModelConfig = Annotated[Union[KernelTransformerConfig, IndRNNConfig], Field(discriminator="name")]
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -63,7 +80,34 @@ class TeacherDataConfig(Strict):
     seed: int | None = None
 
 
-DataConfig = Annotated[Union[TeacherDataConfig], Field(discriminator="name")]
+class ArLagDataConfig(Strict):
+    """Autoregressive lag-L task of spec recurrent-baseline.md, section 2 (windows of T = L + 1 tokens)."""
+
+    name: Literal["ar-lag"] = "ar-lag"
+    L: PositiveInt = 4
+    n: Annotated[int, Field(ge=2)] = 5000
+    coefficient: Annotated[float, Field(gt=-1, lt=1)] = 0.9
+    noise_variance: PositiveFloat = 0.1
+    burn_in: Annotated[int, Field(ge=0)] = 800
+    clip_tokens: bool = False
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    seed: int | None = None
+
+
+class SeriesDataConfig(Strict):
+    """The same windowing over a recorded series shipped with statsmodels (spec section 4)."""
+
+    name: Literal["series"] = "series"
+    series: Literal["co2", "sunspots"] = "co2"
+    L: PositiveInt = 4
+    n: Annotated[int, Field(ge=2)] | None = None
+    clip_tokens: bool = False
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    seed: int | None = None
+
+
+DataConfig = Annotated[Union[TeacherDataConfig, ArLagDataConfig, SeriesDataConfig],
+                       Field(discriminator="name")]
 
 
 # -------------------------------------------------------------------------------------- training
@@ -119,7 +163,8 @@ class RunConfig(Strict):
     @classmethod
     def _name_shorthand(cls, value: Any, info: Any) -> Any:
         if isinstance(value, str):
-            return {"name": value}
+            name, _, series = value.partition(":")  # "series:co2" names a recorded series
+            return {"name": name, "series": series} if series else {"name": name}
         if isinstance(value, dict) and "name" not in value:
             return {"name": _DEFAULT_NAMES[info.field_name], **value}
         return value
@@ -156,7 +201,7 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part in _UNION_TAGS or part.startswith(("function-", "literal[")))
 
 
-_UNION_TAGS = {"kernel-transformer", "teacher", "float", "constrained-float"}
+_UNION_TAGS = {"kernel-transformer", "indrnn", "teacher", "ar-lag", "series", "float", "constrained-float"}
 
 
 def _allowed_fields(title: str, loc: list[str]) -> str:
