@@ -12,6 +12,7 @@ backpropagation through time written out: with z_t the pre-activations and g_t =
     dL/dW_in = sum_{b,t} g_t x_t^T,   dL/du = sum_{b,t} g_t * h_{t-1},   dL/dc = sum_b w_b h_T / sqrt(m)
 
 where w_b = dL/df_b. The forward keeps only the pre-activations (T, B, m); no autograd graph is built.
+Peak memory of a training step is therefore O(T B m), like the Transformer's attention (O(T B m)).
 """
 
 from __future__ import annotations
@@ -131,3 +132,16 @@ class IndRNN(Model):
             grad_u = torch.einsum("tbm,tbm->m", G[1:], H[:-1])
             grad_W = torch.einsum("tbm,btd->md", G, X)
         return value, {"W_in": grad_W, "u": grad_u, "c": grad_c}
+
+    def state_jacobian_norms(self, params: Params, X: torch.Tensor) -> torch.Tensor:
+        """||dh_T / dh_t|| for t = 1..T, averaged over the batch: (T,), the last entry 1.
+
+        The recurrence is diagonal, so dh_T/dh_t = diag(prod_{s=t+1..T} sigma'(z_s) * u) and its
+        operator norm is the largest |entry| over the units. This product of T - t per-step Jacobians
+        is what makes backpropagation through time expand (g Lip(sigma) > 1) or contract with T."""
+        with torch.no_grad():
+            Z, _ = self.pre_activations(params, X)
+            factors = (self.sigma_prime(Z[1:]) * params["u"]).abs()            # (T-1, B, m)
+            log_products = torch.log(factors).flip(0).cumsum(0).flip(0)         # sum over s >= t+1
+            log_products = torch.cat([log_products, torch.zeros_like(Z[:1])])
+            return log_products.amax(-1).exp().mean(-1)
