@@ -98,7 +98,7 @@ class SeriesDataConfig(Strict):
     """The same windowing over a recorded series shipped with statsmodels (spec section 4)."""
 
     name: Literal["series"] = "series"
-    series: Literal["co2", "sunspots"] = "co2"
+    recording: Literal["co2", "sunspots"] = "co2"
     L: PositiveInt = 4
     n: Annotated[int, Field(ge=2)] | None = None
     clip_tokens: bool = False
@@ -163,8 +163,8 @@ class RunConfig(Strict):
     @classmethod
     def _name_shorthand(cls, value: Any, info: Any) -> Any:
         if isinstance(value, str):
-            name, _, series = value.partition(":")  # "series:co2" names a recorded series
-            return {"name": name, "series": series} if series else {"name": name}
+            name, _, recording = value.partition(":")  # "series:co2" names a recorded series
+            return {"name": name, "recording": recording} if recording else {"name": name}
         if isinstance(value, dict) and "name" not in value:
             return {"name": _DEFAULT_NAMES[info.field_name], **value}
         return value

@@ -19,7 +19,7 @@ def build_data(config, seed: int) -> Dataset:
                            noise_variance=config.noise_variance, burn_in=config.burn_in,
                            val_fraction=config.val_fraction, clip_tokens=config.clip_tokens)
     if config.name == "series":
-        return series_data(config.series, config.L, data_seed, n=config.n, val_fraction=config.val_fraction,
+        return series_data(config.recording, config.L, data_seed, n=config.n, val_fraction=config.val_fraction,
                            clip_tokens=config.clip_tokens)
     raise ValueError(f"data.name = {config.name!r}: no generator registered")
 
