@@ -47,7 +47,7 @@ def test_peak_memory_counts_what_the_call_allocates():
         del a
         c = torch.ones(10**5, dtype=torch.float64)
         return float(b.sum() + c.sum() + view.sum())
-    assert 3.2e6 <= peak_memory_bytes(allocate) <= 3.2e6 + 1000
+    assert 2.4e6 <= peak_memory_bytes(allocate) <= 2.4e6 + 1000   # a is freed before c exists
 
 
 def test_training_step_memory_grows_with_T():
