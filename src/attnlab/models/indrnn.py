@@ -30,15 +30,22 @@ from attnlab.train.losses import loss_scale
 def input_drive(W_in: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """W_in x_t for every step and sample, laid out time-major: (T, B, m) from W_in (m, d), X (B, T, d).
 
-    For even m the two halves of the units are multiplied as a batch of two equal-shaped products,
-    so units with bitwise-equal input weights get bitwise-equal drives (a single matmul may round
-    different output columns differently), which keeps the paired initialisation exactly at f = 0."""
+    For even m the two halves of the units are two equal-shaped products written side by side, so
+    units with bitwise-equal input weights get bitwise-equal drives (one matmul may round different
+    output columns differently); this keeps the paired initialisation exactly at f = 0."""
     m, d = W_in.shape
-    Xt = X.transpose(0, 1)
+    B, T, _ = X.shape
+    rows = X.transpose(0, 1).reshape(T * B, d)
     if m % 2:
-        return torch.matmul(Xt, W_in.T)
-    halves = torch.matmul(Xt.reshape(1, -1, d), W_in.reshape(2, m // 2, d).transpose(1, 2))  # (2, T*B, m/2)
-    return halves.permute(1, 0, 2).reshape(Xt.shape[0], Xt.shape[1], m)
+        return (rows @ W_in.T).reshape(T, B, m)
+    half = m // 2
+    if torch.is_grad_enabled():  # out= is not differentiable: batch the two halves instead
+        halves = torch.matmul(rows, W_in.reshape(2, half, d).transpose(1, 2))     # (2, T*B, m/2)
+        return halves.permute(1, 0, 2).reshape(T, B, m)
+    drive = torch.empty(T * B, m, dtype=rows.dtype, device=rows.device)
+    torch.mm(rows, W_in[:half].T, out=drive[:, :half])
+    torch.mm(rows, W_in[half:].T, out=drive[:, half:])
+    return drive.reshape(T, B, m)
 
 
 def readout(h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -86,12 +93,12 @@ class IndRNN(Model):
         return {k: v.to(dtype=dtype, device=device) for k, v in {"W_in": W_in, "u": u, "c": c}.items()}
 
     def final_state(self, params: Params, X: torch.Tensor) -> torch.Tensor:
-        """h_T (B, m) for X (B, T, d); differentiable (autograd traces the loop)."""
-        drive = input_drive(params["W_in"], X)
-        u = params["u"]
-        h = self.sigma(drive[0])
-        for t in range(1, drive.shape[0]):
-            h = self.sigma(drive[t] + u * h)
+        """h_T (B, m) for X (B, T, d); differentiable (autograd traces the loop). The drive is
+        formed one step at a time, so without autograd the memory is O(B m), whatever T."""
+        W_in, u = params["W_in"], params["u"]
+        h = self.sigma(input_drive(W_in, X[:, :1])[0])
+        for t in range(1, X.shape[1]):
+            h = self.sigma(input_drive(W_in, X[:, t:t + 1])[0] + u * h)
         return h
 
     def forward(self, params: Params, X: torch.Tensor) -> torch.Tensor:
@@ -113,7 +120,10 @@ class IndRNN(Model):
 
     def loss_and_grad(self, params: Params, X: torch.Tensor, y: torch.Tensor,
                       loss: str = "mse") -> tuple[torch.Tensor, Params]:
-        """Loss and its exact gradient by hand-written backpropagation through time (no autograd)."""
+        """Loss and its exact gradient by hand-written backpropagation through time (no autograd).
+
+        One (T, B, m) buffer holds z_t after the forward pass and is overwritten, step by step from
+        t = T down to 1, with g_t = dL/dz_t; h_{t-1} = sigma(z_{t-1}) is recomputed when needed."""
         with torch.no_grad():
             u, c = params["u"], params["c"]
             Z, h_T = self.pre_activations(params, X)
@@ -122,16 +132,17 @@ class IndRNN(Model):
             value = scale * (residual**2).sum()
             weight = (2 * scale / math.sqrt(self.m)) * residual       # dL/df_b / sqrt(m)
             grad_c = h_T.T @ weight
-            G = self.sigma_prime(Z)                                    # becomes dL/dz_t in place
-            H = self.sigma(Z)                                          # h_t; only h_0..h_{T-2} are used
-            del Z
             carry = weight.unsqueeze(1) * c                            # dL/dh_T (B, m)
-            for t in range(G.shape[0] - 1, 0, -1):
-                carry = G[t].mul_(carry) * u                           # dL/dh_{t-1} = u * dL/dz_t
-            G[0].mul_(carry)
-            grad_u = torch.einsum("tbm,tbm->m", G[1:], H[:-1])
-            grad_W = torch.einsum("tbm,btd->md", G, X)
-        return value, {"W_in": grad_W, "u": grad_u, "c": grad_c}
+            u_terms = torch.zeros_like(h_T)                            # sum_t g_t * h_{t-1}, per sample
+            for t in range(Z.shape[0] - 1, 0, -1):
+                g = self.sigma_prime(Z[t]).mul_(carry)                 # dL/dz_t
+                u_terms.addcmul_(g, self.sigma(Z[t - 1]))
+                Z[t].copy_(g)
+                carry = g.mul_(u)                                      # dL/dh_{t-1} = u * dL/dz_t
+            Z[0] = self.sigma_prime(Z[0]).mul_(carry)
+            T, B, m = Z.shape
+            grad_W = Z.reshape(T * B, m).T @ X.transpose(0, 1).reshape(T * B, -1)
+        return value, {"W_in": grad_W, "u": u_terms.sum(0), "c": grad_c}
 
     def state_jacobian_norms(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         """||dh_T / dh_t|| for t = 1..T, averaged over the batch: (T,), the last entry 1.
