@@ -3,7 +3,8 @@
 Reference (measured in the same run): `for t in range(T): h = tanh(W_in x_t + u * h)` traced by
 autograd, then `loss.backward()`. Candidates: IndRNN.loss_and_grad (hand-written backward, no
 autograd graph) and, for context, the kernel-regime Transformer's analytic step on the same data.
-Prints times and ratios (reference / candidate: > 1 means faster than the reference) and peak memory.
+Prints times and ratios (reference / candidate: > 1 means faster than the reference), peak memory,
+and the share of the hand-written pass that is Python overhead (its time on one sequence).
 
     PYTHONPATH=src python benchmarks/bench_indrnn_recurrence.py [--T 256] [--B 4000] [--m 64] [--repeats 3]
 """
@@ -82,6 +83,10 @@ def main() -> None:
         reference = reference or seconds
         peak = peak_memory_bytes(fn, inputs=[X, y, *params.values(), *tparams.values()]) / 2**20
         print(f"{name:<36}{seconds:>10.4f}{reference / seconds:>8.2f}{peak:>10.1f}")
+    # Python overhead: the same T steps on one sequence cost (almost) only the interpreter's share.
+    one = best_time(lambda: rnn.loss_and_grad(params, X[:1], y[:1]), args.repeats)
+    full = best_time(lambda: rnn.loss_and_grad(params, X, y), args.repeats)
+    print(f"hand BPTT Python-overhead share at B={X.shape[0]}: {one:.4f} s (B=1) / {full:.4f} s = {one / full:.1%}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,17 @@ def test_forward_matches_a_plain_loop():
     torch.testing.assert_close(model(params, X), manual_loop_forward(params, X, torch.tanh))
 
 
+def test_states_and_pre_activations_agree():
+    model = IndRNN(d=3, m=4)
+    params = perturbed(model.init(0, dtype=torch.float64))
+    X, _ = small_problem(T=6)
+    Z, h_T = model.pre_activations(params, X)
+    H = model.states(params, X)
+    torch.testing.assert_close(H, torch.tanh(Z))
+    torch.testing.assert_close(H[-1], h_T)
+    torch.testing.assert_close(H[-1], model.final_state(params, X))
+
+
 def test_single_step_sequence():
     model = IndRNN(d=3, m=4)
     params = perturbed(model.init(0, dtype=torch.float64))
@@ -75,6 +86,10 @@ def test_paired_initialisation_gives_exactly_zero(dtype, m):
     params = model.init(5, dtype=dtype)
     X = torch.randn(50, 40, 17, generator=torch.Generator().manual_seed(0)).to(dtype)
     assert torch.count_nonzero(model(params, X)) == 0
+    with torch.no_grad():                        # the trainers evaluate without autograd
+        assert torch.count_nonzero(model(params, X)) == 0
+        H = model.states(params, X)
+        assert torch.equal(H[:, :, : m // 2], H[:, :, m // 2:])
 
 
 def test_initialisation_law():

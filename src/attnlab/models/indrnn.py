@@ -11,7 +11,8 @@ backpropagation through time written out: with z_t the pre-activations and g_t =
     g_T = sigma'(z_T) * dL/dh_T,   g_t = sigma'(z_t) * u * g_{t+1},   dL/dh_T = w_b c / sqrt(m)
     dL/dW_in = sum_{b,t} g_t x_t^T,   dL/du = sum_{b,t} g_t * h_{t-1},   dL/dc = sum_b w_b h_T / sqrt(m)
 
-where w_b = dL/df_b. The forward keeps only the pre-activations (T, B, m); no autograd graph is built.
+where w_b = dL/df_b. The forward keeps one (T, B, m) buffer (states for tanh, pre-activations
+otherwise) that the backward overwrites with g_t; no autograd graph is built.
 Peak memory of a training step is therefore O(T B m), like the Transformer's attention (O(T B m)).
 """
 
@@ -118,15 +119,37 @@ class IndRNN(Model):
                 h = self.sigma(Z[t].addcmul_(u, h))
         return Z, h
 
+    def _activate_(self, z: torch.Tensor) -> None:
+        """z <- sigma(z) in place."""
+        if self.activation_name == "tanh":
+            torch.tanh(z, out=z)
+        else:
+            z.copy_(self.sigma(z))
+
+    def states(self, params: Params, X: torch.Tensor) -> torch.Tensor:
+        """Every hidden state h_t (T, B, m), without autograd: the drive buffer is overwritten in place."""
+        with torch.no_grad():
+            H = input_drive(params["W_in"], X)
+            u = params["u"]
+            self._activate_(H[0])
+            for t in range(1, H.shape[0]):
+                self._activate_(H[t].addcmul_(u, H[t - 1]))
+        return H
+
     def loss_and_grad(self, params: Params, X: torch.Tensor, y: torch.Tensor,
                       loss: str = "mse") -> tuple[torch.Tensor, Params]:
         """Loss and its exact gradient by hand-written backpropagation through time (no autograd).
 
-        One (T, B, m) buffer holds z_t after the forward pass and is overwritten, step by step from
-        t = T down to 1, with g_t = dL/dz_t; h_{t-1} = sigma(z_{t-1}) is recomputed when needed."""
+        One (T, B, m) buffer holds the forward pass (h_t for tanh, whose derivative is 1 - h_t^2;
+        z_t otherwise) and is overwritten, step by step from t = T down to 1, with g_t = dL/dz_t."""
         with torch.no_grad():
             u, c = params["u"], params["c"]
-            Z, h_T = self.pre_activations(params, X)
+            from_states = self.activation_name == "tanh"
+            if from_states:
+                buffer = self.states(params, X)
+                h_T = buffer[-1].clone()
+            else:
+                buffer, h_T = self.pre_activations(params, X)
             residual = readout(h_T, c) - y
             scale = loss_scale(loss, X.shape[0])
             value = scale * (residual**2).sum()
@@ -134,14 +157,19 @@ class IndRNN(Model):
             grad_c = h_T.T @ weight
             carry = weight.unsqueeze(1) * c                            # dL/dh_T (B, m)
             u_terms = torch.zeros_like(h_T)                            # sum_t g_t * h_{t-1}, per sample
-            for t in range(Z.shape[0] - 1, 0, -1):
-                g = self.sigma_prime(Z[t]).mul_(carry)                 # dL/dz_t
-                u_terms.addcmul_(g, self.sigma(Z[t - 1]))
-                Z[t].copy_(g)
+            for t in range(buffer.shape[0] - 1, -1, -1):
+                if from_states:                                        # g = carry (1 - h_t^2)
+                    g = torch.addcmul(carry, carry * buffer[t], buffer[t], value=-1)
+                    h_prev = buffer[t - 1] if t > 0 else None
+                else:
+                    g = self.sigma_prime(buffer[t]).mul_(carry)
+                    h_prev = self.sigma(buffer[t - 1]) if t > 0 else None
+                if h_prev is not None:
+                    u_terms.addcmul_(g, h_prev)
+                buffer[t].copy_(g)
                 carry = g.mul_(u)                                      # dL/dh_{t-1} = u * dL/dz_t
-            Z[0] = self.sigma_prime(Z[0]).mul_(carry)
-            T, B, m = Z.shape
-            grad_W = Z.reshape(T * B, m).T @ X.transpose(0, 1).reshape(T * B, -1)
+            T, B, m = buffer.shape
+            grad_W = buffer.reshape(T * B, m).T @ X.transpose(0, 1).reshape(T * B, -1)
         return value, {"W_in": grad_W, "u": u_terms.sum(0), "c": grad_c}
 
     def state_jacobian_norms(self, params: Params, X: torch.Tensor) -> torch.Tensor:
