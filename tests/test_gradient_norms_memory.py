@@ -11,7 +11,7 @@ from attnlab.config import TrainConfig
 from attnlab.data.sequences import ar_lag_data
 from attnlab.models import IndRNN, KernelTransformer
 from attnlab.train.gradient_norms import GradientNormRecorder, sequence_block, window_max_mean
-from attnlab.train.memory import peak_memory_bytes, training_step_peak_memory
+from attnlab.train.memory import peak_memory_against_length, peak_memory_bytes, training_step_peak_memory
 from attnlab.train.trainer import Trainer
 
 
@@ -60,3 +60,13 @@ def test_training_step_memory_grows_with_T():
         peaks.append(training_step_peak_memory(model, params, X, y))
     T_ratio = 16 / 4
     assert 0.5 * T_ratio < peaks[1] / peaks[0] < 1.5 * T_ratio
+
+
+def test_memory_table_rnn_forward_is_flat_in_T():
+    table = peak_memory_against_length([4, 32], m=4, batch=16)
+    assert list(table.columns) == ["T", "model", "forward_bytes", "train_step_bytes"]
+    rnn = table[table.model == "indrnn"].set_index("T")
+    tf = table[table.model == "kernel-transformer"].set_index("T")
+    assert rnn.forward_bytes[32] == rnn.forward_bytes[4]
+    assert tf.forward_bytes[32] > 2 * tf.forward_bytes[4]          # plus a T-independent part
+    assert rnn.train_step_bytes[32] > 4 * rnn.train_step_bytes[4]
