@@ -29,6 +29,7 @@ FLAG_FIELDS: dict[str, tuple[str, ...]] = {
     "method": ("train.method",), "steps": ("train.steps",), "lr": ("train.lr",),
     "batch_size": ("train.batch_size",), "radius": ("train.radius",),
     "record_every": ("train.record_every",), "seed": ("seed",), "device": ("device",), "dtype": ("dtype",),
+    "gain": ("model.gain",), "L": ("data.L",),
 }
 
 
@@ -56,6 +57,8 @@ def resolve_config(config_file: Optional[Path], flags: dict[str, Any], sets: lis
         if value is not None:
             for field in FLAG_FIELDS[flag]:
                 overrides[field] = value
+    if isinstance(flags.get("data"), str) and ":" in flags["data"]:  # --data series:co2
+        overrides["data.name"], overrides["data.recording"] = flags["data"].split(":", 1)
     if flags.get("activation") is not None and flags.get("data") in (None, "teacher"):
         overrides["data.activation"] = flags["activation"]  # the teacher uses the student's activation
     overrides.update(parse_set_options(sets))
@@ -79,10 +82,12 @@ def _radius(value: Optional[str]) -> Any:
 @app.command()
 def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file."),
-    model: Optional[str] = typer.Option(None, help="Model family, e.g. kernel-transformer."),
+    model: Optional[str] = typer.Option(None, help="Model family: kernel-transformer or indrnn."),
     m: Optional[int] = typer.Option(None, "--m", help="Width: number of heads."),
     activation: Optional[str] = typer.Option(None, help="tanh or erf."),
-    data: Optional[str] = typer.Option(None, help="Data generator, e.g. teacher."),
+    data: Optional[str] = typer.Option(None, help="Data: teacher, ar-lag or series:NAME (co2, sunspots)."),
+    L: Optional[int] = typer.Option(None, "--L", help="Lag of the ar-lag / series data (T = L + 1)."),
+    gain: Optional[float] = typer.Option(None, help="Recurrent gain g of the indrnn initialisation."),
     n: Optional[int] = typer.Option(None, "--n", help="Number of samples (train + validation)."),
     T: Optional[int] = typer.Option(None, "--T", help="Sequence length."),
     d: Optional[int] = typer.Option(None, "--d", help="Token dimension."),
@@ -102,7 +107,8 @@ def train(
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
     """Train one model and write its run directory (config, curves, summary)."""
-    flags = dict(model=model, m=m, activation=activation, data=data, n=n, T=T, d=d, K=K, method=method,
+    flags = dict(model=model, m=m, activation=activation, data=data, L=L, gain=gain, n=n, T=T, d=d, K=K,
+                 method=method,
                  steps=steps, lr=lr, batch_size=batch_size, radius=_radius(radius),
                  record_every=record_every, seed=seed, device=device, dtype=dtype)
     cfg = resolve_config(config, flags, set_)

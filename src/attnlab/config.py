@@ -35,6 +35,12 @@ class Strict(BaseModel):
 
 
 # --------------------------------------------------------------------------------------- models
+def _even_if_paired(m: int, info: Any) -> int:
+    if info.data.get("paired", True) and m % 2:
+        raise ValueError("must be even for paired initialisation (use an even width, or paired: false)")
+    return m
+
+
 class KernelTransformerConfig(Strict):
     """Multi-head kernel-regime Transformer (spec kernel-regime-transformer.md, section 1)."""
 
@@ -46,9 +52,7 @@ class KernelTransformerConfig(Strict):
     @field_validator("m")
     @classmethod
     def _even_width(cls, m: int, info: Any) -> int:
-        if info.data.get("paired", True) and m % 2:
-            raise ValueError("must be even for paired initialisation (use an even width, or paired: false)")
-        return m
+        return _even_if_paired(m, info)
 
 
 class ShallowEncoderConfig(Strict):
@@ -67,7 +71,22 @@ class ShallowEncoderConfig(Strict):
     outputs: Union[PositiveInt, Literal["auto"]] = "auto"
 
 
-ModelConfig = Annotated[Union[KernelTransformerConfig, ShallowEncoderConfig], Field(discriminator="name")]
+class IndRNNConfig(Strict):
+    """Diagonal recurrent network of spec recurrent-baseline.md, section 1; `gain` is the recurrent gain g."""
+
+    name: Literal["indrnn"] = "indrnn"
+    paired: bool = True
+    m: PositiveInt = 64
+    activation: Literal["tanh", "erf"] = "tanh"
+    gain: PositiveFloat = 1.5
+
+    @field_validator("m")
+    @classmethod
+    def _even_width(cls, m: int, info: Any) -> int:
+        return _even_if_paired(m, info)
+
+
+ModelConfig = Annotated[Union[KernelTransformerConfig, ShallowEncoderConfig, IndRNNConfig], Field(discriminator="name")]
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -139,7 +158,34 @@ class MnistConfig(Strict):
     seed: int | None = None
 
 
-DataConfig = Annotated[Union[TeacherDataConfig, RandomSequencesConfig, DigitsConfig, MnistConfig],
+class ArLagDataConfig(Strict):
+    """Autoregressive lag-L task of spec recurrent-baseline.md, section 2 (windows of T = L + 1 tokens)."""
+
+    name: Literal["ar-lag"] = "ar-lag"
+    L: PositiveInt = 4
+    n: Annotated[int, Field(ge=2)] = 5000
+    coefficient: Annotated[float, Field(gt=-1, lt=1)] = 0.9
+    noise_variance: PositiveFloat = 0.1
+    burn_in: Annotated[int, Field(ge=0)] = 800
+    clip_tokens: bool = False
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    seed: int | None = None
+
+
+class SeriesDataConfig(Strict):
+    """The same windowing over a recorded series shipped with statsmodels (spec section 4)."""
+
+    name: Literal["series"] = "series"
+    recording: Literal["co2", "sunspots"] = "co2"
+    L: PositiveInt = 4
+    n: Annotated[int, Field(ge=2)] | None = None
+    clip_tokens: bool = False
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    seed: int | None = None
+
+
+DataConfig = Annotated[Union[TeacherDataConfig, RandomSequencesConfig, DigitsConfig, MnistConfig,
+                            ArLagDataConfig, SeriesDataConfig],
                        Field(discriminator="name")]
 
 
@@ -215,7 +261,8 @@ class RunConfig(Strict):
     @classmethod
     def _name_shorthand(cls, value: Any, info: Any) -> Any:
         if isinstance(value, str):
-            return {"name": value}
+            name, _, recording = value.partition(":")  # "series:co2" names a recorded series
+            return {"name": name, "recording": recording} if recording else {"name": name}
         if isinstance(value, dict) and "name" not in value:
             return {"name": _DEFAULT_NAMES[info.field_name], **value}
         return value

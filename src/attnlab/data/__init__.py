@@ -7,6 +7,7 @@ import functools
 from attnlab.data.dataset import Dataset, split
 from attnlab.data.images import digits_data, mnist_data
 from attnlab.data.random_sequences import random_sequence_data
+from attnlab.data.sequences import ar_lag_data, series_data
 from attnlab.data.teacher import Teacher, teacher_problem
 
 
@@ -38,6 +39,13 @@ def build_data(config, seed: int) -> Dataset:
     if config.name == "mnist":
         return mnist_data(config.path, config.n, data_seed(config, seed), patch=config.patch, token_norm=config.token_norm,
                           norm=config.norm, n_val=config.n_val)
+    if config.name == "ar-lag":
+        return ar_lag_data(config.L, data_seed(config, seed), n=config.n, coefficient=config.coefficient,
+                           noise_variance=config.noise_variance, burn_in=config.burn_in,
+                           val_fraction=config.val_fraction, clip_tokens=config.clip_tokens)
+    if config.name == "series":
+        return series_data(config.recording, config.L, data_seed(config, seed), n=config.n, val_fraction=config.val_fraction,
+                           clip_tokens=config.clip_tokens)
     raise ValueError(f"data.name = {config.name!r}: no generator registered")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from attnlab.models.base import Model, Params
+from attnlab.models.indrnn import IndRNN
 from attnlab.models.kernel_transformer import KernelTransformer
 from attnlab.models.shallow_encoder import ShallowEncoder
 
@@ -20,7 +21,10 @@ def build_model(config, d: int, T: int | None = None, outputs: int = 1) -> Model
                              "use outputs: auto or match the data")
         return ShallowEncoder(d=d, T=T, d_m=config.d_m, phi=config.phi, scaling=config.scaling,
                               init=config.init, outputs=outputs)
+    if config.name == "indrnn":
+        return IndRNN(d=d, m=config.m, activation_name=config.activation, gain=config.gain,
+                      paired=config.paired)
     raise ValueError(f"model.name = {config.name!r}: no builder registered")
 
 
-__all__ = ["Model", "Params", "KernelTransformer", "ShallowEncoder", "build_model"]
+__all__ = ["Model", "Params", "KernelTransformer", "ShallowEncoder", "IndRNN", "build_model"]

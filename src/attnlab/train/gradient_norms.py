@@ -1,0 +1,69 @@
+"""Gradient-norm measurements for the sequence-length separation (spec recurrent-baseline.md, s. 3-4).
+
+E4 reports, per run, the full-batch training-loss gradient norm with respect to the weights that
+carry the dependency across positions (the recurrent weights u of the IndRNN, the attention
+weights W of the Transformer): its maximum within each 500-step window, averaged over the windows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from attnlab.models.base import Model, Params
+
+# The block whose gradient norm E4 / E7 report, per model family.
+SEQUENCE_BLOCK = {"indrnn": "u", "kernel-transformer": "W"}
+
+
+def sequence_block(model: Model) -> str:
+    """The parameter block that mixes positions: u for the IndRNN, W for the Transformer."""
+    try:
+        return SEQUENCE_BLOCK[model.name]
+    except KeyError:
+        raise ValueError(f"model {model.name!r}: no sequence block known "
+                         f"(known: {', '.join(SEQUENCE_BLOCK)})") from None
+
+
+def window_max_mean(steps: Sequence[int], values: Sequence[float], window: int = 500,
+                    total_steps: int | None = None) -> float:
+    """Mean over consecutive windows [k w, (k+1) w) of the maximum of `values` inside each window.
+
+    steps, values: a recorded curve (NaNs are skipped). Points at step >= total_steps (e.g. the
+    trainer's row for the final iterate) are left out. NaN when no point remains."""
+    if window <= 0:
+        raise ValueError(f"window = {window}: must be a positive number of steps")
+    steps_a = np.asarray(steps, dtype=np.int64)
+    values_a = np.asarray(values, dtype=np.float64)
+    if steps_a.shape != values_a.shape:
+        raise ValueError(f"steps {steps_a.shape} and values {values_a.shape} must have the same length")
+    keep = np.isfinite(values_a)
+    if total_steps is not None:
+        keep &= steps_a < total_steps
+    if not keep.any():
+        return math.nan
+    windows = steps_a[keep] // window
+    maxima = [values_a[keep][windows == k].max() for k in np.unique(windows)]
+    return float(np.mean(maxima))
+
+
+class GradientNormRecorder:
+    """Trainer recorder: the full-batch gradient norm of one block, `grad_full_{block}`.
+
+    The trainer's own curves hold the gradient of the step taken (a mini-batch one under projsgd)
+    only at record steps; this recorder evaluates the full-batch gradient every `every` steps."""
+
+    def __init__(self, model: Model, X: torch.Tensor, y: torch.Tensor, block: str | None = None,
+                 every: int = 1, loss: str | None = None):
+        self.model, self.X, self.y, self.every = model, X, y, every
+        self.block = block or sequence_block(model)
+        self.loss = loss or model.default_loss
+        if self.block not in model.blocks:
+            raise ValueError(f"block = {self.block!r}: model {model.name!r} has {', '.join(model.blocks)}")
+
+    def __call__(self, step: int, params: Params) -> dict[str, float]:
+        _, grads = self.model.loss_and_grad(params, self.X, self.y, self.loss)
+        return {f"grad_full_{self.block}": float(grads[self.block].norm())}

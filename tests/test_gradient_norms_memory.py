@@ -1,0 +1,72 @@
+"""Gradient-norm windows and recorder (E4) and peak-memory measurement."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from attnlab.config import TrainConfig
+from attnlab.data.sequences import ar_lag_data
+from attnlab.models import IndRNN, KernelTransformer
+from attnlab.train.gradient_norms import GradientNormRecorder, sequence_block, window_max_mean
+from attnlab.train.memory import peak_memory_against_length, peak_memory_bytes, training_step_peak_memory
+from attnlab.train.trainer import Trainer
+
+
+def test_window_max_mean():
+    steps = list(range(10))
+    values = [1, 5, 2, 0, 3, 1, 7, 2, 2, 9]
+    # windows of 4: {0..3} max 5, {4..7} max 7, {8, 9} max 9
+    assert window_max_mean(steps, values, window=4) == pytest.approx(7.0)
+    assert window_max_mean(steps, values, window=4, total_steps=8) == pytest.approx(6.0)
+    assert window_max_mean(steps, [math.nan] * 3 + values[3:], window=4) == pytest.approx((0 + 7 + 9) / 3)
+    assert math.isnan(window_max_mean([], [], window=4))
+    with pytest.raises(ValueError, match="window = 0"):
+        window_max_mean(steps, values, window=0)
+
+
+def test_gradient_norm_recorder_matches_the_trainers_full_batch_gradient():
+    data = ar_lag_data(L=3, seed=0, n=120)
+    model = IndRNN(d=data.d, m=6)
+    params0 = model.init(0, dtype=torch.float64)
+    recorder = GradientNormRecorder(model, data.X_train, data.y_train, every=1)
+    result = Trainer(model, TrainConfig(method="gd", steps=6, lr=0.1, record_every=1), recorders=[recorder]).fit(
+        params0, data)
+    curves = result.curves[result.curves.step < 6]
+    torch.testing.assert_close(torch.tensor(curves.grad_full_u.values), torch.tensor(curves.grad_norm_u.values))
+    assert sequence_block(model) == "u" and sequence_block(KernelTransformer(d=3, m=2)) == "W"
+
+
+def test_peak_memory_counts_what_the_call_allocates():
+    def allocate():
+        a = torch.ones(10**5, dtype=torch.float64)
+        b = torch.ones(2 * 10**5, dtype=torch.float64)
+        view = b[:10]
+        del a
+        c = torch.ones(10**5, dtype=torch.float64)
+        return float(b.sum() + c.sum() + view.sum())
+    assert 2.4e6 <= peak_memory_bytes(allocate) <= 2.4e6 + 1000   # a is freed before c exists
+
+
+def test_training_step_memory_grows_with_T():
+    peaks = []
+    for L in (3, 15):
+        data = ar_lag_data(L=L, seed=0, n=40)
+        model = IndRNN(d=data.d, m=8)
+        params = model.init(0, dtype=torch.float64)
+        X, y = data.X_train.double(), data.y_train
+        peaks.append(training_step_peak_memory(model, params, X, y))
+    T_ratio = 16 / 4
+    assert 0.5 * T_ratio < peaks[1] / peaks[0] < 1.5 * T_ratio
+
+
+def test_memory_table_rnn_forward_is_flat_in_T():
+    table = peak_memory_against_length([4, 32], m=4, batch=64)
+    assert list(table.columns) == ["T", "model", "forward_bytes", "train_step_bytes"]
+    rnn = table[table.model == "indrnn"].set_index("T")
+    tf = table[table.model == "kernel-transformer"].set_index("T")
+    assert rnn.forward_bytes[32] == rnn.forward_bytes[4]
+    assert tf.forward_bytes[32] > 2 * tf.forward_bytes[4]          # plus a T-independent part
+    assert rnn.train_step_bytes[32] > 4 * rnn.train_step_bytes[4]
