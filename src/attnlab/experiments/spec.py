@@ -45,8 +45,10 @@ class Claim(Strict):
 
     @model_validator(mode="after")
     def _one_prediction(self) -> "Claim":
-        if self.predicted is not None and self.direction is not None:
-            raise ValueError("give predicted (a slope) or direction (a sign), not both")
+        both = self.predicted is not None and self.direction is not None
+        if both and not (isinstance(self.predicted, dict) and isinstance(self.direction, dict)):
+            raise ValueError("give predicted (a slope) or direction (a sign), not both "
+                             "(both only as mappings from series to prediction)")
         return self
 
 

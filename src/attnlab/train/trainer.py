@@ -20,6 +20,7 @@ from attnlab.config import TrainConfig
 from attnlab.data.dataset import Dataset
 from attnlab.models.base import Model, Params
 from attnlab.seeding import generator
+from attnlab.train.gradient_norms import SEQUENCE_BLOCK, window_max_mean
 from attnlab.train.losses import squared_loss
 from attnlab.train.projection import block_radii, head_distances, project
 from attnlab.train.stacking import Stacked, run_slice, select, stack
@@ -159,12 +160,23 @@ class Trainer:
                        "last": losses["last"][s], "best": {**losses["best"][s], "step": int(best_step[s])},
                        "average": losses["average"][s], "diverged_at": diverged_at[s],
                        "max": {c: float(curves[c].max()) for c in curves if c.startswith(("grad_norm_", "dist_"))},
+                       "min_val_loss": float(curves["val_loss"].min()) if "val_loss" in curves else math.nan,
+                       "sequence_grad_norm": self._sequence_grad_norm(curves),
                        "head_radius": self._head_radii(),
                        "max_head_distance": {name: head_distance[name][s] for name in self.model.blocks},
                        "wall_time_s": wall_time, "runs_stacked": S}
             results.append(TrainResult(last=run_slice(params, s), best=run_slice(best, s),
                                        average=run_slice(average, s), curves=curves, summary=summary))
         return results
+
+    def _sequence_grad_norm(self, curves: pd.DataFrame) -> float:
+        """The gradient norm of the block that mixes positions (W of the Transformer, u of the
+        IndRNN): its maximum within each tenth of the run, averaged (spec recurrent-baseline.md, E4)."""
+        column = f"grad_norm_{SEQUENCE_BLOCK.get(self.model.name)}"
+        if column not in curves:
+            return math.nan
+        return window_max_mean(curves["step"], curves[column], window=max(1, self.config.steps // 10),
+                               total_steps=self.config.steps)
 
     def _head_radii(self) -> dict[str, float | None]:
         """The radius rho / sqrt(m) of every head's ball, per block (None: unconstrained)."""
