@@ -10,7 +10,7 @@ from attnlab.config import TrainConfig, parse_config
 from attnlab.data.dataset import Dataset
 from attnlab.data.teacher import teacher_data
 from attnlab.models.kernel_transformer import KernelTransformer
-from attnlab.run import run, run_many, train, train_many
+from attnlab.run import run, run_many, stack_size, train, train_many
 from attnlab.sweep.store import RunStore
 from attnlab.train.stacking import Stacked, run_slice, stack
 from attnlab.train.trainer import Trainer
@@ -78,7 +78,7 @@ def test_stacked_training_is_bit_reproducible():
 def test_run_many_writes_every_run_and_reuses_them(tmp_path):
     base = {"model": {"m": 4}, "data": {"n": 50, "T": 3, "d": 3, "K": 32}, "train": {"steps": 6}}
     configs = [parse_config({**base, "seed": s}) for s in range(4)]
-    paths = run_many(configs, tmp_path, memory_bytes=1)   # one run per stack
+    paths = run_many(configs, tmp_path)
     assert all((p / "summary.json").exists() for p in paths)
     stamps = [(p / "summary.json").stat().st_mtime_ns for p in paths]
     assert run_many(configs, tmp_path) == paths
@@ -105,3 +105,13 @@ def test_stacked_falls_back_to_a_loop_for_functions_vmap_cannot_take():
 
 
 
+
+
+def test_stack_size_stacks_small_cpu_runs_and_fills_a_gpu():
+    small = parse_config({"model": {"m": 8}, "data": {"n": 1000, "T": 16}})
+    large = parse_config({"model": {"m": 256}, "data": {"n": 5000, "T": 16}})
+    assert stack_size(small, 10) == 10
+    assert stack_size(large, 10) == 1
+    gpu = large.model_copy(update={"device": "cuda"})
+    assert stack_size(gpu, 10, memory_bytes=2**40) == 10
+    assert stack_size(gpu, 10, memory_bytes=2 * 8 * 4000 * 16 * 256 * 4) == 2
