@@ -55,7 +55,7 @@ def test_every_declared_experiment_expands_into_valid_runs(paper, preset):
         configs = experiment_configs(key, experiment, preset)
         runs = [c for cs in configs.values() for c in cs]
         assert runs and len({c.model_dump_json() for c in runs}) == len(runs)
-        assert len({c.seed for c in runs}) >= (3 if preset == "quick" else 10)
+        assert len({c.seed for c in runs}) >= (2 if preset == "quick" else 10)
 
 
 def test_arda2026_paper_preset_has_the_papers_sizes():
