@@ -19,11 +19,12 @@ import pandas as pd
 
 from attnlab.config import ConfigError, RunConfig
 from attnlab.experiments.spec import Experiment, ExperimentFile, load_experiments, sweeps
-from attnlab.report import ExperimentResult, scaling_experiment, write_report
+from attnlab.report import ExperimentResult, ordering_experiment, scaling_experiment, write_report
 from attnlab.sweep.grid import expand
 from attnlab.sweep.runner import results_table, run_sweep, write_table
+from attnlab.sweep.store import RunStore
 
-PAPERS = {"arda2026": "arda2026.yaml"}
+PAPERS = {"arda2026": "arda2026.yaml", "wu2023": "wu2023.yaml"}
 
 
 @dataclass
@@ -79,8 +80,8 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
                   progress=progress)
         table = tidy_table(experiment, configs, runs)
         write_table(table, folder / key / "results")
-        results.append(judge_experiment(key, experiment, table, folder / "figures", paper, preset,
-                                        declared.paper, configs))
+        results.append(judge_experiment(key, experiment, table, folder / "figures", name, preset,
+                                        declared.paper, configs, runs))
     report = write_report(results, folder, title=f"{declared.title}: {preset} preset", name="report")
     return Reproduction(name, preset, results, report)
 
@@ -89,7 +90,7 @@ def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], runs
     """One row per run: run id, status, series, x, seed, every claimed metric, wall time, error."""
     parts = [results_table(cs, runs).assign(series=name) for name, cs in configs.items()]
     table = pd.concat(parts, ignore_index=True)
-    metrics = list(dict.fromkeys(claim.metric for claim in experiment.claims))
+    metrics = list(dict.fromkeys(claim.metric for claim in experiment.claims if claim.source == "runs"))
     for column in (experiment.x, *metrics):
         if column not in table.columns:
             table[column] = float("nan")   # no run finished, or a metric the runs do not report
@@ -97,14 +98,43 @@ def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], runs
     return table[[c for c in columns if c in table.columns]]
 
 
+def curves_table(configs: dict[str, list[RunConfig]], table: pd.DataFrame, runs: Path, metric: str,
+                 x: str, group: str) -> pd.DataFrame:
+    """Long table of one curve column of every finished run: step (> 0), metric, seed, and `group`
+    naming the curve (the value of x; "series, x=value" when there are several series)."""
+    store, parts = RunStore(runs), []
+    flat = [c for cs in configs.values() for c in cs]
+    for config, (_, row) in zip(flat, table.iterrows()):
+        if row["status"] != "done":
+            continue
+        curves = store.curves(config)
+        if metric not in curves:
+            continue
+        label = row[x] if group == x else f"{row['series']}, {x.rpartition('.')[2]}={row[x]}"
+        part = curves.loc[curves["step"] > 0, ["step", metric]].assign(seed=config.seed, **{group: label})
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame({"step": [], metric: [], "seed": [], group: []})
+    return pd.concat(parts, ignore_index=True)
+
+
 def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figure_dir: Path, paper: str,
-                     preset: str, source: str, configs: dict[str, list[RunConfig]]) -> ExperimentResult:
+                     preset: str, source: str, configs: dict[str, list[RunConfig]], runs: Path) -> ExperimentResult:
     """Fit and judge every claim of one experiment; one ExperimentResult with all verdicts and figures."""
     hue = "series" if len(configs) > 1 else None
-    parts = [scaling_experiment(key, claim.quantity, table, experiment.x, claim.metric, figure_dir=figure_dir,
-                                kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
-                                prediction=claim.prediction, hue=hue)
-             for claim in experiment.claims]
+    parts = []
+    for claim in experiment.claims:
+        if claim.order is not None:
+            parts.append(ordering_experiment(key, claim.quantity, table, "series", claim.metric, claim.order,
+                                             figure_dir=figure_dir))
+            continue
+        data, x, group = table, experiment.x, hue
+        if claim.source == "curves":
+            group = hue or experiment.x
+            data, x = curves_table(configs, table, runs, claim.metric, experiment.x, group), "step"
+        parts.append(scaling_experiment(key, claim.quantity, data, x, claim.metric, figure_dir=figure_dir,
+                                        kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
+                                        prediction=claim.prediction, hue=group))
     failed = int((table["status"] != "done").sum())
     notes = [experiment.notes] if experiment.notes else []
     if failed:

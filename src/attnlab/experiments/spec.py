@@ -34,11 +34,18 @@ class Strict(BaseModel):
 
 
 class Claim(Strict):
-    """One judged statement: `metric` against the experiment's x, fitted as `fit`."""
+    """One judged statement: `metric` against the experiment's x, fitted as `fit`.
+
+    source "curves" fits the metric against the training step instead (one series per value of
+    the experiment's x; "exp": linear convergence); `order` judges series names ordered by the
+    metric (smallest first) instead of a fit.
+    """
 
     metric: str
     quantity: str
-    fit: Literal["power", "log"] = "power"
+    fit: Literal["power", "log", "exp"] = "power"
+    source: Literal["runs", "curves"] = "runs"
+    order: list[str] | None = None
     predicted: Union[float, dict[str, float], None] = None
     direction: Union[Direction, dict[str, Direction], None] = None
     prediction: Union[str, dict[str, str], None] = None

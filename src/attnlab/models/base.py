@@ -18,6 +18,16 @@ from attnlab.train.losses import squared_loss
 Params = dict[str, torch.Tensor]
 
 
+def check_sizes(d: int, m: int, paired: bool) -> None:
+    """Refuse a non-positive token dimension or width, and an odd width with paired initialisation."""
+    if d <= 0:
+        raise ValueError(f"d = {d}: the token dimension must be a positive integer")
+    if m <= 0:
+        raise ValueError(f"m = {m}: the width must be a positive integer")
+    if paired and m % 2:
+        raise ValueError(f"m = {m}: paired initialisation needs an even width")
+
+
 class Model:
     """Base class: subclasses set `blocks`, `radius_keys`, `width` and implement `init`, `forward`."""
 

@@ -23,7 +23,7 @@ import math
 import torch
 
 from attnlab.models.activations import activation
-from attnlab.models.base import Model, Params
+from attnlab.models.base import Model, Params, check_sizes
 from attnlab.seeding import generator
 from attnlab.train.losses import loss_scale
 
@@ -69,12 +69,7 @@ class IndRNN(Model):
 
     def __init__(self, d: int, m: int, activation_name: str = "tanh", gain: float = 1.5,
                  paired: bool = True):
-        if d <= 0:
-            raise ValueError(f"d = {d}: the token dimension must be a positive integer")
-        if m <= 0:
-            raise ValueError(f"m = {m}: the width must be a positive integer")
-        if paired and m % 2:
-            raise ValueError(f"m = {m}: paired initialisation needs an even width")
+        check_sizes(d, m, paired)
         if not gain > 0:
             raise ValueError(f"gain = {gain}: the recurrent gain g must be a positive number")
         self.d, self.m, self.width, self.paired, self.gain = d, m, m, paired, float(gain)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from attnlab.models.activations import activation
-from attnlab.models.base import Model, Params
+from attnlab.models.base import Model, Params, check_sizes
 from attnlab.seeding import generator
 from attnlab.train.losses import loss_scale
 
@@ -77,12 +77,7 @@ class KernelTransformer(Model):
     default_loss = "mse"
 
     def __init__(self, d: int, m: int, activation_name: str = "tanh", paired: bool = True):
-        if d <= 0:
-            raise ValueError(f"d = {d}: the token dimension must be a positive integer")
-        if m <= 0:
-            raise ValueError(f"m = {m}: the width must be a positive integer")
-        if paired and m % 2:
-            raise ValueError(f"m = {m}: paired initialisation needs an even width")
+        check_sizes(d, m, paired)
         self.d, self.m, self.width, self.paired = d, m, m, paired
         self.activation_name = activation_name
         self.sigma, self.sigma_prime = activation(activation_name)

@@ -56,6 +56,12 @@ def _diverging(loss: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
     return ~torch.isfinite(loss) | (loss > DIVERGENCE_FACTOR * initial.clamp_min(1e-300))
 
 
+def _row_values(curves: pd.DataFrame, index: int) -> dict[str, float]:
+    """The finite values of one recorded row (0: the first, -1: the last) of the curves."""
+    row = curves.iloc[index].drop("step").astype(float)
+    return {k: float(v) for k, v in row.items() if math.isfinite(v)}
+
+
 def _run_norms(t: torch.Tensor) -> torch.Tensor:
     """Frobenius norm of each run's block: (S, ...) -> (S,)."""
     return t.reshape(t.shape[0], -1).norm(dim=1)
@@ -65,7 +71,8 @@ class Trainer:
     """Trains `model` from `params0` on `data` as `config` says (method, steps, step size, radii).
 
     `fit` trains one run; `fit_many` trains S runs that differ only by seed (initial parameters,
-    data, mini-batches) as one stacked computation, giving each run the numbers `fit` gives it.
+    data, mini-batches) as one stacked computation, giving each run the numbers `fit` gives it (on
+    CPU bit for bit at the first step; stacked kernels may round later steps differently, ~1e-7).
     """
 
     def __init__(self, model: Model, config: TrainConfig, seed: int = 0,
@@ -161,6 +168,7 @@ class Trainer:
                        "average": losses["average"][s], "diverged_at": diverged_at[s],
                        "max": {c: float(curves[c].max()) for c in curves if c.startswith(("grad_norm_", "dist_"))},
                        "min_val_loss": float(curves["val_loss"].min()) if "val_loss" in curves else math.nan,
+                       "initial": _row_values(curves, 0), "final": _row_values(curves, -1),
                        "sequence_grad_norm": self._sequence_grad_norm(curves),
                        "head_radius": self._head_radii(),
                        "max_head_distance": {name: head_distance[name][s] for name in self.model.blocks},
