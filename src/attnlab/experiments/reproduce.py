@@ -10,10 +10,11 @@ report are written under OUT/PAPER/PRESET/.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -98,16 +99,16 @@ def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], runs
     return table[[c for c in columns if c in table.columns]]
 
 
-def curves_table(configs: dict[str, list[RunConfig]], table: pd.DataFrame, runs: Path, metric: str,
-                 x: str, group: str) -> pd.DataFrame:
+def curves_table(configs: dict[str, list[RunConfig]], table: pd.DataFrame,
+                 curves_of: Callable[[RunConfig], pd.DataFrame], metric: str, x: str, group: str) -> pd.DataFrame:
     """Long table of one curve column of every finished run: step (> 0), metric, seed, and `group`
     naming the curve (the value of x; "series, x=value" when there are several series)."""
-    store, parts = RunStore(runs), []
+    parts = []
     flat = [c for cs in configs.values() for c in cs]
     for config, (_, row) in zip(flat, table.iterrows()):
         if row["status"] != "done":
             continue
-        curves = store.curves(config)
+        curves = curves_of(config)
         if metric not in curves:
             continue
         label = row[x] if group == x else f"{row['series']}, {x.rpartition('.')[2]}={row[x]}"
@@ -122,6 +123,7 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
                      preset: str, source: str, configs: dict[str, list[RunConfig]], runs: Path) -> ExperimentResult:
     """Fit and judge every claim of one experiment; one ExperimentResult with all verdicts and figures."""
     hue = "series" if len(configs) > 1 else None
+    curves_of = functools.lru_cache(maxsize=None)(RunStore(runs).curves)   # read once for all curve claims
     parts = []
     for claim in experiment.claims:
         if claim.order is not None:
@@ -131,7 +133,7 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
         data, x, group = table, experiment.x, hue
         if claim.source == "curves":
             group = hue or experiment.x
-            data, x = curves_table(configs, table, runs, claim.metric, experiment.x, group), "step"
+            data, x = curves_table(configs, table, curves_of, claim.metric, experiment.x, group), "step"
         parts.append(scaling_experiment(key, claim.quantity, data, x, claim.metric, figure_dir=figure_dir,
                                         kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
                                         prediction=claim.prediction, hue=group))
