@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import collections
 
 from attnlab.data.dataset import Dataset, split
 from attnlab.data.images import digits_data, mnist_data
@@ -16,13 +16,25 @@ def data_seed(config, seed: int) -> int:
     return seed if config.seed is None else config.seed
 
 
-@functools.lru_cache(maxsize=16)
+TEACHER_CACHE_BYTES = 2**30
+_teachers: collections.OrderedDict = collections.OrderedDict()
+
+
 def build_teacher(config, seed: int) -> tuple:
-    """(X (n, T, d), y (n,), Teacher) of a teacher data section, before the split. Cached: runs of
-    one sweep that differ only in the model reuse the data (callers must not modify it in place)."""
-    return teacher_problem(config.n, config.T, config.d, data_seed(config, seed), K=config.K,
-                           anchors=config.anchors, nu=(config.nu_c, config.nu_u, config.nu_w),
-                           activation_name=config.activation, noise=config.noise)
+    """(X (n, T, d), y (n,), Teacher) of a teacher data section, before the split. Cached (least
+    recently used first out, at most TEACHER_CACHE_BYTES of inputs): runs of one sweep that differ
+    only in the model reuse the data (callers must not modify it in place)."""
+    key = (config, seed)
+    if key in _teachers:
+        _teachers.move_to_end(key)
+        return _teachers[key]
+    problem = teacher_problem(config.n, config.T, config.d, data_seed(config, seed), K=config.K,
+                              anchors=config.anchors, nu=(config.nu_c, config.nu_u, config.nu_w),
+                              activation_name=config.activation, noise=config.noise)
+    _teachers[key] = problem
+    while sum(X.nbytes for X, _, _ in _teachers.values()) > TEACHER_CACHE_BYTES and len(_teachers) > 1:
+        _teachers.popitem(last=False)
+    return problem
 
 
 def build_data(config, seed: int) -> Dataset:
