@@ -293,6 +293,8 @@ def reproduce(
     out: Path = typer.Option(Path("results"), help="Results folder: runs/ (shared) and PAPER/PRESET/."),
     executor: str = typer.Option("local", help="local, dask or slurm (see attnlab sweep)."),
     workers: Optional[int] = typer.Option(1, help="local: processes (1 runs in this process)."),
+    threads: Optional[int] = typer.Option(None, help="local/dask: torch threads per worker (default cores/workers; "
+                                          "use 1 on a machine other jobs keep busy)."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda[:N] for every run (default: as declared)."),
     quiet: bool = typer.Option(False, help="No progress display."),
 ) -> None:
@@ -307,7 +309,7 @@ def reproduce(
     if experiment and len(papers) > 1:
         fail("--experiment needs one paper, not all")
     try:
-        done = [run_reproduction(p, experiment or None, preset, out, executor, workers, device, not quiet)
+        done = [run_reproduction(p, experiment or None, preset, out, executor, workers, device, not quiet, threads)
                 for p in papers]
     except ConfigError as error:
         fail(str(error))

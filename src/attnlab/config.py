@@ -244,11 +244,12 @@ class DiagnosticsConfig(Strict):
 class RunConfig(Strict):
     """Everything that determines one run; its hash is the run's identity.
 
-    `task` is what the run does: train the model, or measure one of the kernel-regime error terms
-    at initialisation (spec kernel-regime-transformer.md, E1 and E2) without training.
+    `task` is what the run does: train the model, measure one of the kernel-regime error terms
+    at initialisation (spec kernel-regime-transformer.md, E1 and E2) without training, or measure
+    the peak memory of one forward pass and of one training step at initialisation.
     """
 
-    task: Literal["train", "approximation-error", "linearisation-error"] = "train"
+    task: Literal["train", "approximation-error", "linearisation-error", "peak-memory"] = "train"
     model: ModelConfig = KernelTransformerConfig()
     data: DataConfig = TeacherDataConfig()
     train: TrainConfig = TrainConfig()

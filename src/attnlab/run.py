@@ -22,6 +22,7 @@ from attnlab.models import Model, Params, build_model
 from attnlab.sweep.store import RunStore, run_id
 from attnlab.train.projection import block_radii
 from attnlab.train.diagnostics import build_recorders
+from attnlab.train.memory import peak_memory_bytes, training_step_peak_memory
 from attnlab.train.trainer import Recorder, Trainer, TrainResult
 from attnlab.versions import library_versions
 
@@ -71,14 +72,17 @@ def train_many(configs: list[RunConfig], recorders: list[list[Recorder]] | None 
 
 
 def measure(config: RunConfig) -> dict:
-    """The summary of a measurement task (approximation-error, linearisation-error)."""
+    """The summary of a measurement task (approximation-error, linearisation-error, peak-memory)."""
     from attnlab.theory.kernel_regime import approximation_error, linearisation_error
 
     _check_device(config.device)
+    start = time.perf_counter()
+    if config.task == "peak-memory":
+        return {"task": config.task, **peak_memory(config), "wall_time_s": time.perf_counter() - start,
+                "run_id": run_id(config), "versions": library_versions()}
     if config.model.name != "kernel-transformer" or config.data.name != "teacher":
         raise ValueError(f"task = {config.task!r}: needs model.name = 'kernel-transformer' and "
                          f"data.name = 'teacher' (got {config.model.name!r}, {config.data.name!r})")
-    start = time.perf_counter()
     X, y, teacher = build_teacher(config.data, config.seed)
     if config.task == "approximation-error":
         value = approximation_error(teacher, X, y, config.model.m)
@@ -94,6 +98,22 @@ def measure(config: RunConfig) -> dict:
     return {"task": config.task, config.task.replace("-", "_"): value,
             "wall_time_s": time.perf_counter() - start, "run_id": run_id(config),
             "versions": library_versions()}
+
+
+def peak_memory(config: RunConfig) -> dict[str, int]:
+    """Peak bytes that one forward pass (no autograd) and one training step (the trainer's loss and
+    gradient) of the model at initialisation add, on the whole training set of `config`."""
+    s = setup(config)
+    X, y = s.data.X_train, s.data.y_train
+    existing = [X, y, *s.params0.values()]
+
+    def forward() -> torch.Tensor:
+        with torch.no_grad():
+            return s.model(s.params0, X)
+    loss = config.train.loss or s.model.default_loss
+    return {"forward_bytes": peak_memory_bytes(forward, config.device, inputs=existing),
+            "train_step_bytes": training_step_peak_memory(s.model, s.params0, X, y, loss),
+            "batch": X.shape[0], "tokens": X.shape[1]}
 
 
 def run(config: RunConfig, root: str | Path = "runs", force: bool = False,

@@ -35,7 +35,13 @@ TINY = {
             "claims": [{"metric": "best.train_loss", "quantity": "minimum training loss",
                         "predicted": {"log-width": 0.0}},
                        {"metric": "train_loss", "source": "curves", "fit": "exp", "quantity": "training loss"},
-                       {"metric": "last.train_loss", "quantity": "final loss", "order": ["log-width", "fixed-width"]}],
+                       {"metric": "last.train_loss", "quantity": "final loss", "order": ["log-width", "fixed-width"]},
+                       {"metric": "last.train_loss", "quantity": "final loss", "order": ["log-width", "fixed-width"],
+                        "at": 80},
+                       {"metric": "last.train_loss", "quantity": "final loss", "between": ["smallest", 80],
+                        "at_most": {"log-width": 100.0}},
+                       {"metric": "best.train_loss", "quantity": "minimum loss", "at": "largest", "at_least": 0.0,
+                        "level": {"value": 0.5, "label": "half"}}],
             "presets": {"quick": {"axes": {"data.n": [20, 40, 80]}, "seeds": 2}},
         },
     },
@@ -85,6 +91,20 @@ def test_bad_experiment_files_and_names_are_refused(tmp_path, tiny_file):
     path.write_text(yaml.safe_dump(broken))
     with pytest.raises(ConfigError, match="experiments.A1.claims"):
         load_experiments(path)
+    for claim, problem in [({"between": [20, 80]}, "between: give at_least or at_most"),
+                           ({"at_least": 1.0}, "need exactly one of at"),
+                           ({"at": 20}, "at: give at_least"),
+                           ({"at": 20, "at_least": 1.0, "predicted": 0.5}, "takes no predicted")]:
+        bad = dict(TINY, experiments={"A1": {**TINY["experiments"]["A1"],
+                                             "claims": [{"metric": "e", "quantity": "e", **claim}]}})
+        path.write_text(yaml.safe_dump(bad))
+        with pytest.raises(ConfigError, match=problem):
+            load_experiments(path)
+    for claim, problem in [({"at": 48, "at_least": 1.0}, "model.m = 48 is not swept by preset quick"),
+                           ({"predicted": {"wide": 0.5}}, r"\['wide'\] are not series of A1")]:
+        bad = {**TINY["experiments"]["A1"], "claims": [{"metric": "e", "quantity": "e", **claim}]}
+        with pytest.raises(ConfigError, match=problem):
+            sweeps("A1", load_experiments(tiny_file).experiments["A1"].model_validate(bad), "quick")
     with pytest.raises(ConfigError, match="paper = 'nope'"):
         experiment_file("nope")
     with pytest.raises(ConfigError, match="preset = 'paper'"):
@@ -108,6 +128,12 @@ def test_reproduce_writes_tables_figures_verdicts_and_reuses_runs(tmp_path, tiny
     assert any(t.startswith("A2 minimum training loss (series=log-width)") for t in texts)
     assert any(t.startswith("A2 training loss (series=log-width, n=40) ~ exp(") for t in texts)  # curves
     assert any(t.startswith("A2 final loss: log-width") for t in texts)                  # an ordering
+    assert any(t.startswith("A2 final loss at n=80: log-width") for t in texts)         # ... at one n
+    assert any(t.startswith("A2 final loss ratio n=80 / n=20 (series=log-width): ") for t in texts)
+    assert any(t.startswith("A2 final loss ratio n=80 / n=20 (series=fixed-width): ") and "with" not in t
+               for t in texts)                                                        # no bound: measured
+    assert any(t.startswith("A2 minimum loss at n=80 (series=fixed-width): ") and t.endswith("consistent with >= 0")
+               for t in texts)
     assert all(f.exists() for r in done.results for f in r.figures)
 
     calls = []

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnlab.report.fit import (fit_exponential, fit_log_trend, fit_power_law, fit_trend, fraction_text, judge,
-                                judge_order, judge_sign, interval_verdict, measurement)
+                                judge_bound, judge_order, judge_sign, interval_verdict, measurement)
 
 WIDTHS = (8, 16, 32, 64, 128, 256)
 
@@ -219,6 +219,24 @@ def test_order_claims():
     assert judge_order("init speed", tied, "init", "final_loss", order, n_boot=500).status == "inconclusive"
     missing = judge_order("init speed", good, "init", "final_loss", ["He", "Xavier"], n_boot=100)
     assert missing.status == "inconclusive" and "Xavier: no runs" in missing.measured
+
+
+def test_bound_claims_on_means_and_ratios():
+    rng = np.random.default_rng(10)
+    perfect = judge_bound("accuracy at m=256", [1.0, 1.0, 1.0], at_least=1.0, n_boot=300)
+    assert perfect.status == "consistent" and perfect.text == "accuracy at m=256: 1 [1, 1]: consistent with >= 1"
+    assert judge_bound("accuracy", [0.9, 0.95, 0.92], at_least=1.0, n_boot=300).status == "inconsistent"
+    assert judge_bound("accuracy", [0.9, 1.0, 1.0], at_least=1.0, n_boot=300).status == "inconclusive"
+    short, long = 0.1 * np.exp(0.2 * rng.standard_normal(6)), 1.0 * np.exp(0.2 * rng.standard_normal(6))
+    grows = judge_bound("grad ratio", long, baseline=short, at_least=5.0, unit="x", n_boot=500)
+    assert grows.status == "consistent" and grows.ci_low >= 5 and grows.measured.split("x")[0] == f"{grows.estimate:.3g}"
+    assert judge_bound("grad ratio", short, baseline=long, at_least=5.0, n_boot=500).status == "inconsistent"
+    flat = judge_bound("grad ratio", short * 1.1, baseline=short, at_least=0.5, at_most=2.0, unit="x", n_boot=500)
+    assert flat.status == "consistent" and flat.prediction == "between 0.5x and 2x"
+    assert judge_bound("grad ratio", long, baseline=short, at_most=2.0, n_boot=500).status == "inconsistent"
+    assert judge_bound("one run", [3.0], at_least=1.0).status == "inconclusive"
+    assert judge_bound("nothing", [math.nan], at_least=1.0).status == "inconclusive"
+    assert judge_bound("plain", [1.0, 2.0], n_boot=100).status == "measured"
 
 
 def test_measurement_and_generic_interval_verdicts():

@@ -47,7 +47,7 @@ def test_feature_recorder_alpha_accuracy_and_uniform_attention():
     row = FeatureRecorder(model, X, y)(0, params)
     assert row["alpha"] == pytest.approx(float(torch.linalg.svdvals(state.r).min()), rel=1e-12)
     assert row["train_accuracy"] == 1.0
-    assert row["attention_max_dev"] < 1e-12
+    assert row["attention_max_dev"] < 1e-12 and row["attention_mean_dev"] < 1e-12
     assert row["attention_entropy"] == pytest.approx(math.log(4), rel=1e-12)
 
 
@@ -56,6 +56,7 @@ def test_attention_statistics_one_hot_rows():
     stats = attention_statistics(torch.zeros(2, 3, 3, dtype=torch.float64), S)
     assert stats["attention_entropy"] == pytest.approx(0.0, abs=1e-12)
     assert stats["attention_max_dev"] == pytest.approx(2 / 3) and stats["logit_std"] == 0
+    assert stats["attention_mean_dev"] == pytest.approx((3 * 2 / 3 + 6 * 1 / 3) / 9)
 
 
 def test_ntk_recorder_matches_model_ntk():
@@ -91,7 +92,7 @@ def test_train_records_every_diagnostic():
     result = train(_config(lr=1.0))
     curves = result.curves
     for column in ("train_loss", "alpha", "logit_std", "attention_entropy", "attention_max_dev",
-                   "rel_change_W_Q", "rel_dist_w_O", "rel_dist_all", "ntk_lambda_min", "ntk_drift"):
+                   "attention_mean_dev", "rel_change_W_Q", "rel_dist_w_O", "rel_dist_all", "ntk_lambda_min", "ntk_drift"):
         assert column in curves, column
     assert curves["ntk_lambda_min"].notna().sum() == 4          # steps 0, 5, 10 and the final 12
     assert curves["train_loss"].iloc[-1] < curves["train_loss"].iloc[0]

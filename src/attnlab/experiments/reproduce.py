@@ -20,7 +20,9 @@ import pandas as pd
 
 from attnlab.config import ConfigError, RunConfig
 from attnlab.experiments.spec import Experiment, ExperimentFile, load_experiments, sweeps
-from attnlab.report import ExperimentResult, ordering_experiment, scaling_experiment, write_report
+from attnlab.report import ExperimentResult, bound_experiment, ordering_experiment, scaling_experiment, write_report
+from attnlab.report.experiment import resolve_at, rows_at
+from attnlab.report.fit import symbol
 from attnlab.sweep.grid import expand
 from attnlab.sweep.runner import results_table, run_sweep, write_table
 from attnlab.sweep.store import RunStore
@@ -61,10 +63,10 @@ def experiment_configs(key: str, experiment: Experiment, preset: str,
 
 def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "quick",
               out: str | Path = "results", executor: str = "local", workers: int | None = 1,
-              device: str | None = None, progress: bool = True) -> Reproduction:
+              device: str | None = None, progress: bool = True, threads: int | None = None) -> Reproduction:
     """Run, judge and report the experiments of `paper` (all of them unless `experiments` names
     some). Runs live in OUT/runs (shared by every paper and preset); tables, figures and the
-    report go to OUT/PAPER/PRESET/."""
+    report go to OUT/PAPER/PRESET/. threads: torch threads per local worker (None: the default)."""
     declared = experiment_file(paper)
     keys = experiments or list(declared.experiments)
     unknown = [k for k in keys if k not in declared.experiments]
@@ -78,7 +80,7 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     for key in keys:
         experiment, configs = declared.experiments[key], all_configs[key]
         run_sweep([c for cs in configs.values() for c in cs], runs, executor=executor, workers=workers,
-                  progress=progress)
+                  progress=progress, **({"threads": threads} if threads and executor != "slurm" else {}))
         table = tidy_table(experiment, configs, runs)
         write_table(table, folder / key / "results")
         results.append(judge_experiment(key, experiment, table, folder / "figures", name, preset,
@@ -126,22 +128,33 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
     curves_of = functools.lru_cache(maxsize=None)(RunStore(runs).curves)   # read once for all curve claims
     parts = []
     for claim in experiment.claims:
-        if claim.order is not None:
-            parts.append(ordering_experiment(key, claim.quantity, table, "series", claim.metric, claim.order,
-                                             figure_dir=figure_dir))
+        if claim.kind == "order":
+            rows, quantity, suffix = table, claim.quantity, ""
+            if claim.at is not None:
+                rows = rows_at(table, experiment.x, claim.at)
+                where = f"{symbol(experiment.x)}={resolve_at(table, experiment.x, claim.at):g}"
+                quantity, suffix = f"{quantity} at {where}", f"_at_{where}"
+            parts.append(ordering_experiment(key, quantity, rows, "series", claim.metric, claim.order,
+                                             figure_dir=figure_dir, figure_suffix=suffix))
+            continue
+        if claim.kind == "bound":
+            parts.append(bound_experiment(key, claim.quantity, table, experiment.x, claim.metric, at=claim.at,
+                                          between=claim.between, at_least=claim.at_least,
+                                          at_most=claim.at_most, hue=hue))
             continue
         data, x, group = table, experiment.x, hue
         if claim.source == "curves":
             group = hue or experiment.x
             data, x = curves_table(configs, table, curves_of, claim.metric, experiment.x, group), "step"
+        level = (claim.level.value, claim.level.label) if claim.level else None
         parts.append(scaling_experiment(key, claim.quantity, data, x, claim.metric, figure_dir=figure_dir,
                                         kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
-                                        prediction=claim.prediction, hue=group))
+                                        prediction=claim.prediction, hue=group, level=level))
     failed = int((table["status"] != "done").sum())
     notes = [experiment.notes] if experiment.notes else []
     if failed:
         notes.append(f"{failed} of {len(table)} runs did not finish (see the error column); fits use the others.")
-    notes += [part.notes for part in parts]
+    notes += [part.notes for part in parts if part.notes]
     first = next(iter(configs.values()))[0]
     return ExperimentResult(
         key=key, title=experiment.title, table=table.drop(columns=["run_id"]),

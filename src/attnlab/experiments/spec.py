@@ -7,7 +7,8 @@ An experiment file (YAML, e.g. arda2026.yaml) holds a paper's experiments. Each 
     series:   optional named variants drawn on one figure (each with its own base, or a width
               rule log_width: k meaning model.m = 2 ceil(k log n / 2) for each data.n)
     claims:   metric (a column of the results table), fit kind, and the prediction: a slope
-              (`predicted`), a sign (`direction`), or nothing (a plain measurement)
+              (`predicted`), a sign (`direction`), or nothing (a plain measurement); or an
+              ordering of series (`order`), or a bound on a mean / ratio (`at_least`, `at_most`)
     presets:  per preset (quick, paper): base overrides, axes, seeds, series overrides
 
 `sweeps(experiment, preset)` turns one into validated sweep specs, one per series.
@@ -33,12 +34,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Bound = Union[float, dict[str, float], None]
+AxisValue = Union[float, Literal["smallest", "largest"]]
+
+
 class Claim(Strict):
     """One judged statement: `metric` against the experiment's x, fitted as `fit`.
 
     source "curves" fits the metric against the training step instead (one series per value of
     the experiment's x; "exp": linear convergence); `order` judges series names ordered by the
-    metric (smallest first) instead of a fit.
+    metric (smallest first) instead of a fit, over all runs or only those at x = `at`.
+    `at_least` / `at_most` bound the metric's mean over seeds at x = `at`, or the ratio of its
+    means at the two x values of `between` ([x0, x1]: mean at x1 / mean at x0), per series when
+    given as mappings. `level` draws a horizontal reference line ({value, label}) on the figure.
     """
 
     metric: str
@@ -46,9 +54,14 @@ class Claim(Strict):
     fit: Literal["power", "log", "exp"] = "power"
     source: Literal["runs", "curves"] = "runs"
     order: list[str] | None = None
+    at: AxisValue | None = None
+    between: tuple[AxisValue, AxisValue] | None = None
+    at_least: Bound = None
+    at_most: Bound = None
     predicted: Union[float, dict[str, float], None] = None
     direction: Union[Direction, dict[str, Direction], None] = None
     prediction: Union[str, dict[str, str], None] = None
+    level: "Level | None" = None
 
     @model_validator(mode="after")
     def _one_prediction(self) -> "Claim":
@@ -56,7 +69,35 @@ class Claim(Strict):
         if both and not (isinstance(self.predicted, dict) and isinstance(self.direction, dict)):
             raise ValueError("give predicted (a slope) or direction (a sign), not both "
                              "(both only as mappings from series to prediction)")
+        bounded = self.at_least is not None or self.at_most is not None
+        if bounded and (self.at is None) == (self.between is None):
+            raise ValueError("at_least / at_most need exactly one of at (an x value) and between ([x0, x1])")
+        if self.between is not None and not bounded:
+            raise ValueError("between: give at_least or at_most (the bound on the ratio)")
+        if self.at is not None and not bounded and self.order is None:
+            raise ValueError("at: give at_least / at_most (a bound on the mean) or order (an ordering at x)")
+        if (bounded or self.order is not None) and (self.predicted is not None or self.direction is not None):
+            raise ValueError("a bound or an ordering takes no predicted / direction (those judge a fitted slope)")
+        if bounded and self.order is not None:
+            raise ValueError("give order or a bound (at_least / at_most), not both")
         return self
+
+    @property
+    def kind(self) -> Literal["order", "bound", "fit"]:
+        """How the claim is judged: an ordering of series, a bound on a mean or ratio, or a fit."""
+        if self.order is not None:
+            return "order"
+        return "bound" if self.at_least is not None or self.at_most is not None else "fit"
+
+
+class Level(Strict):
+    """A horizontal reference line on a claim's figure, e.g. a task's best achievable loss."""
+
+    value: float
+    label: str
+
+
+Claim.model_rebuild()
 
 
 class Series(Strict):
@@ -110,6 +151,7 @@ def sweeps(key: str, experiment: Experiment, preset: str) -> dict[str, SweepSpec
     if preset not in experiment.presets:
         raise ConfigError(f"preset = {preset!r}: experiment {key} has {', '.join(experiment.presets)}")
     chosen = experiment.presets[preset]
+    _check_claims(key, experiment, preset)
     base = _merge(experiment.base, chosen.base)
     series = {name: chosen.series.get(name, s) for name, s in experiment.series.items()} or {"": Series()}
     specs = {}
@@ -123,6 +165,24 @@ def sweeps(key: str, experiment: Experiment, preset: str) -> dict[str, SweepSpec
         raw = {"base": _merge(base, variant.base), "axes": axes, "zip_axes": zip_axes, "seeds": chosen.seeds}
         specs[name] = parse_sweep(raw, name=f"{key}-{preset}" + (f"-{name}" if name else ""))
     return specs
+
+
+def _check_claims(key: str, experiment: Experiment, preset: str) -> None:
+    """Claims may only name declared series and, by value, x values the preset sweeps."""
+    swept = experiment.presets[preset].axes.get(experiment.x)
+    for i, claim in enumerate(experiment.claims):
+        for field in ("predicted", "direction", "prediction", "at_least", "at_most"):
+            mapping = getattr(claim, field)
+            unknown = sorted(set(mapping) - set(experiment.series)) if isinstance(mapping, dict) else []
+            if unknown:
+                raise ConfigError(f"{key}.claims.{i}.{field}: {unknown} are not series of {key}; "
+                                  f"its series are {sorted(experiment.series)}")
+        points = [claim.at] if claim.at is not None else list(claim.between or [])
+        for point in points:
+            if swept is not None and not isinstance(point, str) and not any(
+                    math.isclose(point, v, rel_tol=1e-9) for v in swept):
+                raise ConfigError(f"{key}.claims.{i}: {experiment.x} = {point:g} is not swept by preset "
+                                  f"{preset} ({', '.join(map(str, swept))})")
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from attnlab.report.figures import new_figure, plot_groups, plot_scaling, save_figure
-from attnlab.report.fit import (Fit, FitKind, Verdict, fit_trend, judge, judge_order, judge_sign, measurement,
-                                symbol)
+from attnlab.report.fit import (Fit, FitKind, Verdict, fit_trend, judge, judge_bound, judge_order, judge_sign,
+                                measurement, symbol)
 from attnlab.report.html import ExperimentResult
 
 Direction = Literal["negative", "positive"]
@@ -37,7 +37,8 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
                        seed: str = "seed", log_y: bool | None = None, title: str | None = None, claim: str = "",
                        paper: str = "", config: Any = None, command: str = "", notes: str = "",
                        n_boot: int = 2000, rng_seed: int = 0, max_width: float | None = None,
-                       min_points: int = 3, min_seeds: int = 2) -> ExperimentResult:
+                       min_points: int = 3, min_seeds: int = 2,
+                       level: tuple[float, str] | None = None) -> ExperimentResult:
     """Fit, judge and plot `y` against `x` of a tidy table; return the ExperimentResult.
 
     table: one row per run, columns x, y, seed (and hue when given). quantity: what y is, in words;
@@ -49,6 +50,7 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
     predicted / direction may then be dicts keyed by hue value (e.g. "IndRNN gradients grow with the
     lag, the Transformer's do not": hue="model", direction={"indrnn": "positive"},
     predicted={"transformer": 0.0}); a hue value in neither is a plain measurement.
+    level: (value, label) drawn as a horizontal reference line (e.g. a task's best achievable loss).
     The figure is written to FIGURE_DIR/<key>_<y>_vs_<x>.png and .pdf.
     """
     if predicted is not None and direction is not None and not (isinstance(predicted, dict)
@@ -72,6 +74,8 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
                 raise ValueError(f"experiment {key}: {sorted(map(str, unknown))} are not values of {hue!r}; "
                                  f"its values are {sorted(map(str, table[hue].unique()))}")
     fig, ax = new_figure()
+    if level is not None:  # drawn first: each series' legend then lists it
+        ax.axhline(level[0], color="0.35", linestyle=(0, (4, 2)), linewidth=1.0, label=level[1])
     verdicts: list[Verdict] = []
     fits: list[Fit] = []
     for value, label, group in groups:
@@ -107,13 +111,13 @@ def ordering_experiment(key: str, quantity: str, table: pd.DataFrame, group: str
                         figure_dir: str | Path, seed: str = "seed", logy: bool | None = None,
                         title: str | None = None, claim: str = "", paper: str = "", config: Any = None,
                         command: str = "", notes: str = "", n_boot: int = 2000, rng_seed: int = 0,
-                        min_seeds: int = 2) -> ExperimentResult:
+                        min_seeds: int = 2, figure_suffix: str = "") -> ExperimentResult:
     """Judge "order[0] < order[1] < ... by y" (e.g. He < LeCun < NTK by loss at step k) and plot it.
 
     table: one row per run, columns group, y, seed. The verdict (judge_order) is consistent when the
     order of the groups' medians holds in >= 95% of bootstrap resamples over seeds, inconsistent when
     an adjacent pair is reversed in >= 95%. The figure (runs as dots, medians with intervals) goes to
-    FIGURE_DIR/<key>_<y>_by_<group>.png and .pdf.
+    FIGURE_DIR/<key>_<y>_by_<group><figure_suffix>.png and .pdf.
     """
     for name in (group, y, seed):
         if name not in table.columns:
@@ -126,11 +130,75 @@ def ordering_experiment(key: str, quantity: str, table: pd.DataFrame, group: str
     fig, ax = new_figure()
     plot_groups(table, group, y, order=order, ax=ax, logy=logy, n_boot=n_boot, rng_seed=rng_seed)
     ax.set_title(f"{key}: {quantity}", pad=12)
-    png, _ = save_figure(fig, Path(figure_dir) / f"{_slug(key)}_{_slug(y)}_by_{_slug(group)}")
+    png, _ = save_figure(fig, Path(figure_dir) / f"{_slug(key)}_{_slug(y)}_by_{_slug(group)}{_slug(figure_suffix)}")
     summary = _summary_table(table[table[group].isin(order)], group, y, seed, None)
     return ExperimentResult(key=key, title=title or f"{quantity} by {symbol(group)}", table=summary,
                             verdicts=[verdict], figures=[png], config=config if config is not None else {},
                             command=command, claim=claim, paper=paper, notes=notes)
+
+
+def resolve_at(table: pd.DataFrame, x: str, at: Any) -> float:
+    """The value of column x that `at` names: a number present in the table, "smallest" or "largest"."""
+    values = sorted(pd.to_numeric(table[x], errors="coerce").dropna().unique())
+    if not values:
+        raise ValueError(f"column {x!r} has no numeric values")
+    if at in ("smallest", "largest"):
+        return float(values[0] if at == "smallest" else values[-1])
+    matches = [v for v in values if math.isclose(v, float(at), rel_tol=1e-9)]
+    if not matches:
+        raise ValueError(f"at = {at!r}: {symbol(x)} takes the values {', '.join(f'{v:g}' for v in values)}")
+    return float(matches[0])
+
+
+def rows_at(table: pd.DataFrame, x: str, at: Any) -> pd.DataFrame:
+    """The rows of `table` whose x equals the value `at` names (see resolve_at)."""
+    value = resolve_at(table, x, at)
+    return table[[math.isclose(v, value, rel_tol=1e-9) for v in pd.to_numeric(table[x], errors="coerce")]]
+
+
+def bound_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: str, *,
+                     at: Any = None, between: tuple[Any, Any] | None = None,
+                     at_least: float | dict[Any, float] | None = None,
+                     at_most: float | dict[Any, float] | None = None, hue: str | None = None,
+                     seed: str = "seed", n_boot: int = 2000, rng_seed: int = 0,
+                     min_seeds: int = 2) -> ExperimentResult:
+    """Judge a bound on the mean of y at one x (`at`: a value, "smallest" or "largest"), or on the
+    ratio of its means at two (`between` = (x0, x1): mean y(x1) / mean y(x0)), per hue value.
+
+    E.g. "the IndRNN's gradient norm grows by at least 5x from L = 4 to L = 72": between=(4, 72),
+    at_least={"indrnn": 5}; "training accuracy reaches 100% at the largest width": at="largest",
+    at_least=1.0. A hue value without a bound gets a measured row. No figure (the scaling figure of
+    the same metric shows the values).
+    """
+    if (at is None) == (between is None):
+        raise ValueError(f"experiment {key}: give exactly one of at and between")
+    for name in (x, y, seed, *([hue] if hue else [])):
+        if name not in table.columns:
+            raise ValueError(f"experiment {key}: column {name!r} is not in the table; "
+                             f"columns are {sorted(map(str, table.columns))}")
+    for bound in (at_least, at_most):
+        if isinstance(bound, dict) and hue is None:
+            raise ValueError(f"experiment {key}: bounds given per series need hue")
+        if isinstance(bound, dict) and set(bound) - set(table[hue].unique()):
+            raise ValueError(f"experiment {key}: {sorted(map(str, set(bound) - set(table[hue].unique())))} "
+                             f"are not values of {hue!r}; its values are {sorted(map(str, table[hue].unique()))}")
+    points = [at] if at is not None else list(between)
+    values = [resolve_at(table, x, p) for p in points]
+    where = " / ".join(f"{symbol(x)}={v:g}" for v in reversed(values))
+    name = f"{key} {quantity}" + (" ratio " if between is not None else " at ") + where
+    groups = [(None, table)] if hue is None else list(table.groupby(hue, sort=True))
+    verdicts = []
+    for value, group in groups:
+        low = at_least.get(value) if isinstance(at_least, dict) else at_least
+        high = at_most.get(value) if isinstance(at_most, dict) else at_most
+        samples = [pd.to_numeric(rows_at(group, x, v)[y], errors="coerce").to_numpy(dtype=float) for v in values]
+        verdicts.append(judge_bound(name + (f" ({symbol(hue)}={_text(value)})" if hue else ""), samples[-1],
+                                    baseline=samples[0] if between is not None else None, at_least=low,
+                                    at_most=high, unit="x" if between is not None else "", n_boot=n_boot,
+                                    rng_seed=rng_seed, min_seeds=min_seeds))
+    chosen = pd.concat([rows_at(table, x, v) for v in values])
+    return ExperimentResult(key=key, title=name.removeprefix(f"{key} "), table=_summary_table(chosen, x, y, seed, hue),
+                            verdicts=verdicts, figures=[], config={}, notes="")
 
 
 def _summary_table(table: pd.DataFrame, x: str, y: str, seed: str, hue: str | None) -> pd.DataFrame:

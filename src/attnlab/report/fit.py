@@ -417,3 +417,51 @@ def judge_order(claim: str, table: pd.DataFrame, group: str, y: str, order: Sequ
     else:
         status, reason = "inconclusive", f"order holds in {support:.0%} of resamples (< {ci:.0%})"
     return Verdict(claim, prediction, measured, status, support, math.nan, math.nan, reason)
+
+
+def judge_bound(claim: str, values: Sequence[float], *, at_least: float | None = None,
+                at_most: float | None = None, baseline: Sequence[float] | None = None, unit: str = "",
+                n_boot: int = 2000, rng_seed: int = 0, ci: float = 0.95, min_seeds: int = 2) -> Verdict:
+    """Judge "the mean of `values` is at least / at most a bound (or between both)", or, with
+    `baseline`, the same of the ratio mean(values) / mean(baseline) (e.g. "the gradient norm grows
+    by at least 5x from L = 4 to L = 72").
+
+    The interval is a percentile bootstrap over runs (each group resampled on its own). Consistent
+    when the whole interval satisfies the bounds, inconsistent when the whole interval violates one,
+    inconclusive otherwise; no bound: status "measured". `unit` follows the numbers (e.g. "x").
+    """
+    groups = [np.asarray(values, dtype=float)] + ([] if baseline is None else [np.asarray(baseline, dtype=float)])
+    groups = [g[np.isfinite(g)] for g in groups]
+    if at_least is not None and at_most is not None:
+        prediction = f"between {at_least:.3g}{unit} and {at_most:.3g}{unit}"
+    elif at_least is not None or at_most is not None:
+        prediction = f"{'>=' if at_least is not None else '<='} {at_least if at_least is not None else at_most:.3g}{unit}"
+    else:
+        prediction = "—"
+    n_min = min(len(g) for g in groups)
+    if n_min == 0:
+        status = "measured" if prediction == "—" else "inconclusive"
+        return Verdict(claim, prediction, "no finite runs", status, reason="no finite runs")
+    rng = np.random.default_rng(stream_seed(rng_seed, "report.bound.bootstrap"))
+    boot = [g[rng.integers(0, len(g), size=(n_boot, len(g)))].mean(axis=1) for g in groups]
+    estimate = groups[0].mean() / (groups[1].mean() if baseline is not None else 1.0)
+    resampled = boot[0] / (boot[1] if baseline is not None else 1.0)
+    tail = (1 - ci) / 2
+    low, high = (float(q) for q in np.nanquantile(resampled, [tail, 1 - tail]))
+    measured = f"{estimate:.3g}{unit} [{low:.3g}, {high:.3g}]"
+    if prediction == "—":
+        return Verdict(claim, prediction, measured, "measured", float(estimate), low, high)
+    floor = -math.inf if at_least is None else at_least
+    ceiling = math.inf if at_most is None else at_most
+    reason = ""
+    if n_min < min_seeds:
+        status, reason = "inconclusive", f"{n_min} run(s), fewer than {min_seeds}"
+    elif not all(math.isfinite(v) for v in (estimate, low, high)):
+        status, reason = "inconclusive", "no finite interval"
+    elif floor <= low and high <= ceiling:
+        status = "consistent"
+    elif high < floor or low > ceiling:
+        status = "inconsistent"
+    else:
+        status, reason = "inconclusive", "interval crosses a bound"
+    return Verdict(claim, prediction, measured, status, float(estimate), low, high, reason)

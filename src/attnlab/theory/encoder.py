@@ -83,7 +83,8 @@ def feature_alpha(model: ShallowEncoder, params: Params, X: torch.Tensor) -> flo
 
 
 def attention_at(model: ShallowEncoder, params: Params, X: torch.Tensor) -> dict[str, float]:
-    """logit_std, attention_entropy (mean over rows) and attention_max_dev = max |S_ij - 1/T| on X."""
+    """logit_std, attention_entropy (mean over rows), attention_max_dev = max |S_ij - 1/T| and
+    attention_mean_dev = mean |S_ij - 1/T| on X."""
     with torch.no_grad():
         s = model.forward_state(params, X)
         return attention_statistics(s.L, s.S)

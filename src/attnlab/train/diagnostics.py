@@ -3,7 +3,7 @@
 Each recorder is called with (step, params) on its own schedule and returns extra curve columns:
 
     FeatureRecorder      alpha (smallest singular value of the N x d_m read-out features relu(h)),
-                         attention logit std, mean row entropy, max |S_ij - 1/T|, train accuracy
+                         attention logit std, mean row entropy, max and mean |S_ij - 1/T|, train accuracy
                          (multi-output models, one-hot targets)
     WeightChangeRecorder rel_change_<block> = ||W_t - W_prev||_F / ||W_prev||_F (W_prev: the iterate
                          at this recorder's previous call, the previous epoch when every = 1) and
@@ -30,12 +30,15 @@ def _fro(t: torch.Tensor) -> float:
 
 
 def attention_statistics(L: torch.Tensor, S: torch.Tensor) -> dict[str, float]:
-    """Logit std, mean row entropy and max |S_ij - 1/T| of logits L and attention S (B, T, T)."""
+    """Logit std, mean row entropy, and the largest and mean |S_ij - 1/T| of logits L and attention
+    S (B, T, T). The mean deviation follows the typical logit; the largest follows the logits' tail."""
     T = S.shape[-1]
     entropy = -(S * torch.log(S.clamp_min(torch.finfo(S.dtype).tiny))).sum(-1)
+    deviation = (S - 1.0 / T).abs()
     return {"logit_std": float(L.std()),
             "attention_entropy": float(entropy.mean()),
-            "attention_max_dev": float((S - 1.0 / T).abs().max())}
+            "attention_max_dev": float(deviation.max()),
+            "attention_mean_dev": float(deviation.mean())}
 
 
 def smallest_singular_value(F: torch.Tensor) -> float:
