@@ -11,7 +11,8 @@ and the share of the hand-written pass that is Python overhead (its time on one 
 Repeats are interleaved across the cases and the best time of each is kept, so that a machine
 whose load drifts during the run treats every case alike.
 
-    PYTHONPATH=src python benchmarks/bench_indrnn_recurrence.py [--T 256] [--B 4000] [--m 64] [--repeats 3] [--variants]
+    PYTHONPATH=src python benchmarks/bench_indrnn_recurrence.py [--T 256] [--B 4000] [--m 64]
+        [--repeats 3] [--threads 1] [--dtype float32] [--variants]
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ It is taken one factor per step from t = T down, the association order of the re
 so no partial product overflows that the recursion would not (g Lip(sigma) > 1 expands it).
 
 Layout (measured by benchmarks/bench_indrnn_recurrence.py): the forward keeps one (B, m) tensor per
-step (h_t for tanh, z_t otherwise) and the backward consumes them from t = T down, a few in-cache
-kernels per step, no autograd graph. Vectorising over time loses on the CPU: torch.cumprod along
-the time axis is far slower than T in-place products, and a fresh (T, B, m) buffer costs page
-faults that per-step tensors, recycled by the allocator, do not. On the CPU tanh is evaluated as
-2 sigmoid(2z) - 1 (torch's sigmoid is ~3x faster than its tanh; difference <= 1.5 eps).
+step (h_t for tanh, z_t otherwise) and the backward consumes them from t = T down, a few kernels per
+step on data that stays in cache, no autograd graph. Vectorising over time loses on the CPU (the
+benchmark's --variants: several times slower, four times the memory): torch.cumprod along the time
+axis is far slower than T in-place products, and every whole-(T, B, m) pass streams through memory.
+On the CPU tanh is evaluated as 2 sigmoid(2z) - 1, which torch computes ~3x faster (see `tanh_`).
 Peak memory of a training step is O(T B m), like the Transformer's attention (O(T B m)).
 """
 
@@ -90,7 +90,10 @@ def readout(h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 
 def tanh_(z: torch.Tensor) -> torch.Tensor:
     """z <- tanh(z) in place (any shape), returned. On the CPU as 2 sigmoid(2z) - 1, which torch
-    evaluates ~3x faster than tanh; the two agree to 1.5 eps (absolute), the pairs stay bitwise equal."""
+    evaluates ~3x faster than tanh. Its error is absolute, <= 1.5 eps (as if z were perturbed by about
+    one rounding of z = W_in x + u h when those are of order 1), so states far below 1 lose relative
+    precision: near 0 float32 resolves tanh only to ~1e-7. Paired units stay bitwise equal. Elsewhere
+    (CUDA) torch.tanh itself."""
     if z.device.type != "cpu":
         return torch.tanh(z, out=z)
     return torch.sigmoid(z.mul_(2), out=z).mul_(2).sub_(1)
@@ -137,7 +140,8 @@ class IndRNN(Model):
             h = self.sigma(input_drive(W_in, X[:, t:t + 1])[0] + u * h)
         return h
 
-    def _recurrence(self, params: Params, X: torch.Tensor, keep: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _recurrence(self, params: Params, X: torch.Tensor,
+                    keep: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The forward without autograd for X (B, T, d): (h_T (B, m), saved), where saved holds, if
         `keep`, the T tensors (B, m) the backward needs: h_t for tanh (sigma' = 1 - h^2), z_t otherwise.
 
@@ -207,8 +211,8 @@ class IndRNN(Model):
             carry = weight.unsqueeze(1) * c                            # dL/dh_T (B, m)
             inputs = X.unbind(1)
             for t in range(len(inputs) - 1, -1, -1):
-                step = saved.pop()                                     # h_t (tanh) or z_t; freed after this step
-                if tanh:                                               # g = carry (1 - h_t^2), in h_t's storage
+                step = saved.pop()                      # h_t (tanh) or z_t, freed after this step
+                if tanh:                                # g = carry (1 - h_t^2), in h_t's storage
                     g = torch.addcmul(carry, carry, step.mul_(step), value=-1, out=step)
                 else:
                     g = self.sigma_prime(step).mul_(carry)
