@@ -19,8 +19,9 @@ so no partial product overflows that the recursion would not (g Lip(sigma) > 1 e
 
 Layout (measured by benchmarks/bench_indrnn_recurrence.py): the forward keeps one (B, m) tensor per
 step (h_t for tanh, z_t otherwise) and the backward consumes them from t = T down, a few kernels per
-step on data that stays in cache, no autograd graph. Vectorising over time loses on the CPU (the
-benchmark's --variants: several times slower, four times the memory): torch.cumprod along the time
+step on data that stays in cache, no autograd graph. Vectorising over time loses on the CPU at the
+experiments' sizes (B in the thousands; benchmark --variants: several times slower, four times the
+memory; it wins only on tiny batches, where Python overhead dominates): torch.cumprod along the time
 axis is far slower than T in-place products, and every whole-(T, B, m) pass streams through memory.
 On the CPU tanh is evaluated as 2 sigmoid(2z) - 1, which torch computes ~3x faster (see `tanh_`).
 Peak memory of a training step is O(T B m), like the Transformer's attention (O(T B m)).
