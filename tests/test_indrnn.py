@@ -10,8 +10,10 @@ import torch
 from attnlab.config import ConfigError, IndRNNConfig, TrainConfig, parse_config
 from attnlab.data.sequences import ar_lag_data
 from attnlab.models import IndRNN, build_model
+from attnlab.models import indrnn
+from attnlab.models.indrnn import tanh_
 from attnlab.models.base import Model
-from attnlab.train.losses import squared_loss
+from attnlab.train.losses import loss_scale, squared_loss
 from attnlab.train.projection import head_distances
 from attnlab.train.trainer import Trainer
 
@@ -48,6 +50,70 @@ def test_hand_written_backward_matches_autograd(activation_name, loss, m, paired
     torch.testing.assert_close(value, ref_value, rtol=1e-12, atol=1e-14)
     for name in model.blocks:
         torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-10, atol=1e-12)
+
+
+def logistic_tanh(z):
+    """tanh(z) written as the IndRNN's CPU forward evaluates it (same operations, same rounding)."""
+    return 2 * torch.sigmoid(2 * z) - 1
+
+
+@pytest.mark.parametrize("sigma_name", ["logistic-tanh", "torch.tanh", "erf"])
+@pytest.mark.parametrize("input_scale,growth", [(1.0, None), (1e-12, 1e4)])
+def test_backward_matches_autograd_through_a_plain_loop(sigma_name, input_scale, growth, monkeypatch):
+    """Long sequence (T = 64), gain 1.5 (g Lip(sigma) > 1). With tiny inputs the units stay near 0,
+    where sigma' is largest, so the products of per-step Jacobians grow by many orders of magnitude
+    (asserted). The forward is then ill-conditioned: an absolute error of one eps in a state grows
+    like those products, so the reference loop evaluates tanh exactly as the model does (for
+    "torch.tanh" the model's in-place tanh is replaced by torch.tanh itself)."""
+    activation_name = "erf" if sigma_name == "erf" else "tanh"
+    model = IndRNN(d=3, m=8, activation_name=activation_name, gain=1.5)
+    sigma = {"logistic-tanh": logistic_tanh, "torch.tanh": torch.tanh, "erf": model.sigma}[sigma_name]
+    if sigma_name == "torch.tanh":
+        monkeypatch.setattr(indrnn, "tanh_", lambda z: torch.tanh(z, out=z))
+    params = perturbed(model.init(2, dtype=torch.float64), scale=0.05)
+    X, y = small_problem(B=5, T=64, seed=3)
+    X = input_scale * X
+    if growth is not None:
+        assert model.state_jacobian_norms(params, X)[0] > growth
+    leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    ref_value = squared_loss(manual_loop_forward(leaves, X, sigma), y, "mse")
+    ref_value.backward()
+    value, grads = model.loss_and_grad(params, X, y, "mse")
+    torch.testing.assert_close(value, ref_value.detach(), rtol=1e-12, atol=0)
+    for name in model.blocks:
+        torch.testing.assert_close(grads[name], leaves[name].grad, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_in_place_tanh(dtype):
+    z = torch.cat([torch.linspace(-30, 30, 10001, dtype=dtype),
+                   torch.tensor([0.0, -0.0, math.inf, -math.inf], dtype=dtype)])
+    expected = torch.tanh(z)
+    out = tanh_(z)
+    assert out is z
+    torch.testing.assert_close(z, expected, rtol=0, atol=2 * torch.finfo(dtype).eps)
+    assert torch.equal(z[-2:], expected[-2:])
+
+
+def test_forward_without_autograd_matches_the_traced_one():
+    model = IndRNN(d=3, m=6)
+    params = perturbed(model.init(0, dtype=torch.float64))
+    X, _ = small_problem(T=12)
+    traced = model({k: v.clone().requires_grad_(True) for k, v in params.items()}, X)
+    assert traced.requires_grad
+    with torch.no_grad():
+        torch.testing.assert_close(model(params, X), traced.detach(), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_paired_initialisation_loss_is_exact(dtype):
+    """At the paired initialisation f = 0 exactly, so the loss is that of predicting 0."""
+    model = IndRNN(d=17, m=64, gain=1.5)
+    params = model.init(5, dtype=dtype)
+    X = torch.randn(50, 40, 17, generator=torch.Generator().manual_seed(0)).to(dtype)
+    y = torch.randn(50, generator=torch.Generator().manual_seed(1)).to(dtype)
+    value, _ = model.loss_and_grad(params, X, y, "mse")
+    assert torch.equal(value, loss_scale("mse", 50) * (y**2).sum())      # the residual is exactly -y
 
 
 def test_forward_matches_a_plain_loop():

@@ -6,19 +6,31 @@ form as the kernel-regime Transformer's:
     h_0 = 0,   h_t = sigma(W_in x_t + u * h_{t-1}),   f(X) = m^{-1/2} sum_i c_i h_{T,i}
 
 Parameters: W_in (m, d), u (m,), c (m,). The recurrence is the hot loop. `loss_and_grad` is
-backpropagation through time written out: with z_t the pre-activations and g_t = dL/dz_t,
+backpropagation through time written out: with z_t the pre-activations, D_t = sigma'(z_t)
+(= 1 - h_t^2 for tanh), g_t = dL/dz_t and w_b = dL/df_b,
 
-    g_T = sigma'(z_T) * dL/dh_T,   g_t = sigma'(z_t) * u * g_{t+1},   dL/dh_T = w_b c / sqrt(m)
-    dL/dW_in = sum_{b,t} g_t x_t^T,   dL/du = sum_{b,t} g_t * h_{t-1},   dL/dc = sum_b w_b h_T / sqrt(m)
+    g_T = D_T * dL/dh_T,   g_t = D_t * u * g_{t+1},   dL/dh_T = w_b c / sqrt(m)
+    dL/dW_in = sum_{b,t} g_t x_t^T,   dL/du = sum_{b,t>=2} g_t * h_{t-1},   dL/dc = sum_b w_b h_T / sqrt(m)
 
-where w_b = dL/df_b. The forward keeps one (T, B, m) buffer (states for tanh, pre-activations
-otherwise) that the backward overwrites with g_t; no autograd graph is built.
-Peak memory of a training step is therefore O(T B m), like the Transformer's attention (O(T B m)).
+Since u is diagonal, the recursion is a reverse cumulative product: in reversed time k = T - t,
+with Q_0 = dL/dh_T * D_T and Q_k = u * D_{T-k}, g_{T-k} = Q_0 * Q_1 * ... * Q_k (elementwise).
+It is taken one factor per step from t = T down, the association order of the recursion itself,
+so no partial product overflows that the recursion would not (g Lip(sigma) > 1 expands it).
+
+Layout (measured by benchmarks/bench_indrnn_recurrence.py): the forward keeps one (B, m) tensor per
+step (h_t for tanh, z_t otherwise) and the backward consumes them from t = T down, a few kernels per
+step on data that stays in cache, no autograd graph. Vectorising over time loses on the CPU at the
+experiments' sizes (B in the thousands; benchmark --variants: several times slower, four times the
+memory; it wins only on tiny batches, where Python overhead dominates): torch.cumprod along the time
+axis is far slower than T in-place products, and every whole-(T, B, m) pass streams through memory.
+On the CPU tanh is evaluated as 2 sigmoid(2z) - 1, which torch computes ~3x faster (see `tanh_`).
+Peak memory of a training step is O(T B m), like the Transformer's attention (O(T B m)).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import torch
 
@@ -49,6 +61,24 @@ def input_drive(W_in: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     return drive.reshape(T, B, m)
 
 
+def step_drives(W_in: torch.Tensor, X: torch.Tensor) -> Iterator[torch.Tensor]:
+    """W_in x_t (B, m) for t = 1..T in turn, from W_in (m, d), X (B, T, d), without autograd.
+
+    Every step is written into the same (B, m) tensor, valid until the next step (it stays in
+    cache: products written into fresh memory are markedly slower); for even m as two
+    equal-shaped products side by side, like `input_drive`."""
+    m, B = W_in.shape[0], X.shape[0]
+    drive = torch.empty(B, m, dtype=X.dtype, device=X.device)
+    half = m // 2
+    for x in X.unbind(1):
+        if m % 2:
+            torch.mm(x, W_in.T, out=drive)
+        else:
+            torch.mm(x, W_in[:half].T, out=drive[:, :half])
+            torch.mm(x, W_in[half:].T, out=drive[:, half:])
+        yield drive
+
+
 def readout(h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """m^{-1/2} sum_i c_i h_i (B,) from h (B, m), c (m,); for even m unit i and unit i + m/2 are
     added first, so a paired initialisation (equal h, opposite c) cancels exactly."""
@@ -57,6 +87,17 @@ def readout(h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     if m % 2 == 0:
         terms = terms[:, : m // 2] + terms[:, m // 2:]
     return terms.sum(-1) / math.sqrt(m)
+
+
+def tanh_(z: torch.Tensor) -> torch.Tensor:
+    """z <- tanh(z) in place (any shape), returned. On the CPU as 2 sigmoid(2z) - 1, which torch
+    evaluates ~3x faster than tanh. Its error is absolute, <= 1.5 eps (as if z were perturbed by about
+    one rounding of z = W_in x + u h when those are of order 1), so states far below 1 lose relative
+    precision: near 0 float32 resolves tanh only to ~1e-7. Paired units stay bitwise equal. Elsewhere
+    (CUDA) torch.tanh itself."""
+    if z.device.type != "cpu":
+        return torch.tanh(z, out=z)
+    return torch.sigmoid(z.mul_(2), out=z).mul_(2).sub_(1)
 
 
 class IndRNN(Model):
@@ -89,13 +130,34 @@ class IndRNN(Model):
         return {k: v.to(dtype=dtype, device=device) for k, v in {"W_in": W_in, "u": u, "c": c}.items()}
 
     def final_state(self, params: Params, X: torch.Tensor) -> torch.Tensor:
-        """h_T (B, m) for X (B, T, d); differentiable (autograd traces the loop). The drive is
-        formed one step at a time, so without autograd the memory is O(B m), whatever T."""
+        """h_T (B, m) for X (B, T, d); differentiable (autograd traces the loop) when a parameter or
+        X requires a gradient. The drive is formed one step at a time: without autograd the memory
+        is O(B m), whatever T."""
         W_in, u = params["W_in"], params["u"]
+        if not (torch.is_grad_enabled() and any(v.requires_grad for v in (W_in, u, X))):
+            return self._recurrence(params, X, keep=False)[0]
         h = self.sigma(input_drive(W_in, X[:, :1])[0])
         for t in range(1, X.shape[1]):
             h = self.sigma(input_drive(W_in, X[:, t:t + 1])[0] + u * h)
         return h
+
+    def _recurrence(self, params: Params, X: torch.Tensor,
+                    keep: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The forward without autograd for X (B, T, d): (h_T (B, m), saved), where saved holds, if
+        `keep`, the T tensors (B, m) the backward needs: h_t for tanh (sigma' = 1 - h^2), z_t otherwise.
+
+        Each step writes z_t = W_in x_t + u * h_{t-1} and then, for tanh, h_t into one new (B, m) tensor."""
+        u = params["u"]
+        tanh = self.activation_name == "tanh"
+        saved: list[torch.Tensor] = []
+        h = None
+        with torch.no_grad():
+            for drive in step_drives(params["W_in"], X):
+                z = drive.clone() if h is None else torch.addcmul(drive, u, h)
+                if keep:
+                    saved.append(z)
+                h = tanh_(z) if tanh else self.sigma(z)
+        return h, saved
 
     def forward(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         """f(X) (B,) for X (B, T, d)."""
@@ -133,38 +195,32 @@ class IndRNN(Model):
 
     def loss_and_grad(self, params: Params, X: torch.Tensor, y: torch.Tensor,
                       loss: str = "mse") -> tuple[torch.Tensor, Params]:
-        """Loss and its exact gradient by hand-written backpropagation through time (no autograd).
-
-        One (T, B, m) buffer holds the forward pass (h_t for tanh, whose derivative is 1 - h_t^2;
-        z_t otherwise) and is overwritten, step by step from t = T down to 1, with g_t = dL/dz_t."""
+        """Loss and its exact gradient for X (B, T, d), y (B,) by hand-written backpropagation through
+        time (no autograd): grads W_in (m, d), u (m,), c (m,). The backward runs from t = T down,
+        carrying dL/dh_t (B, m) and multiplying in one factor u * D_t per step (module docstring)."""
         with torch.no_grad():
             u, c = params["u"], params["c"]
-            from_states = self.activation_name == "tanh"
-            if from_states:
-                buffer = self.states(params, X)
-                h_T = buffer[-1].clone()
-            else:
-                buffer, h_T = self.pre_activations(params, X)
+            tanh = self.activation_name == "tanh"
+            h_T, saved = self._recurrence(params, X, keep=True)
             residual = readout(h_T, c) - y
             scale = loss_scale(loss, X.shape[0])
             value = scale * (residual**2).sum()
             weight = (2 * scale / math.sqrt(self.m)) * residual       # dL/df_b / sqrt(m)
             grad_c = h_T.T @ weight
-            carry = weight.unsqueeze(1) * c                            # dL/dh_T (B, m)
+            grad_W = torch.zeros_like(params["W_in"])
             u_terms = torch.zeros_like(h_T)                            # sum_t g_t * h_{t-1}, per sample
-            for t in range(buffer.shape[0] - 1, -1, -1):
-                if from_states:                                        # g = carry (1 - h_t^2)
-                    g = torch.addcmul(carry, carry * buffer[t], buffer[t], value=-1)
-                    h_prev = buffer[t - 1] if t > 0 else None
+            carry = weight.unsqueeze(1) * c                            # dL/dh_T (B, m)
+            inputs = X.unbind(1)
+            for t in range(len(inputs) - 1, -1, -1):
+                step = saved.pop()                      # h_t (tanh) or z_t, freed after this step
+                if tanh:                                # g = carry (1 - h_t^2), in h_t's storage
+                    g = torch.addcmul(carry, carry, step.mul_(step), value=-1, out=step)
                 else:
-                    g = self.sigma_prime(buffer[t]).mul_(carry)
-                    h_prev = self.sigma(buffer[t - 1]) if t > 0 else None
-                if h_prev is not None:
-                    u_terms.addcmul_(g, h_prev)
-                buffer[t].copy_(g)
+                    g = self.sigma_prime(step).mul_(carry)
+                if t > 0:
+                    u_terms.addcmul_(g, saved[-1] if tanh else self.sigma(saved[-1]))
+                grad_W.addmm_(g.T, inputs[t])
                 carry = g.mul_(u)                                      # dL/dh_{t-1} = u * dL/dz_t
-            T, B, m = buffer.shape
-            grad_W = buffer.reshape(T * B, m).T @ X.transpose(0, 1).reshape(T * B, -1)
         return value, {"W_in": grad_W, "u": u_terms.sum(0), "c": grad_c}
 
     def state_jacobian_norms(self, params: Params, X: torch.Tensor) -> torch.Tensor:
