@@ -3,9 +3,8 @@
 Reference (measured in the same run): `for t in range(T): h = tanh(W_in x_t + u * h)` traced by
 autograd, then `loss.backward()`. Candidates: IndRNN.loss_and_grad (hand-written backward, no
 autograd graph), the IndRNN forward alone and, for context, the kernel-regime Transformer's
-analytic step on the same data. With --variants also the designs the IndRNN does not use:
-its loss_and_grad with torch.tanh in place of 2 sigmoid(2z) - 1 (what that formula alone brings)
-and a backward vectorised over time (torch.cumprod over one (T, B, m) buffer).
+analytic step on the same data. With --variants also a design the IndRNN does not use: a
+backward vectorised over time (torch.cumprod over one (T, B, m) buffer).
 Prints times and ratios (reference / candidate: > 1 means faster than the reference), peak memory,
 and the share of the hand-written pass that is Python overhead (its time on one sequence).
 Repeats are interleaved across the cases and the best time of each is kept, so that a machine
@@ -41,16 +40,6 @@ def autograd_loop_step(params, X, y):
     loss = ((h @ c / math.sqrt(c.shape[0]) - y) ** 2).mean()
     loss.backward()
     return loss.detach(), {k: v.grad for k, v in leaves.items()}
-
-
-def with_torch_tanh(fn: Callable[[], object]) -> object:
-    """fn() with the IndRNN's in-place tanh evaluated by torch.tanh itself."""
-    fast = indrnn.tanh_
-    indrnn.tanh_ = lambda z: torch.tanh(z, out=z)
-    try:
-        return fn()
-    finally:
-        indrnn.tanh_ = fast
 
 
 def vectorised_cumprod_step(params, X, y):
@@ -98,7 +87,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--variants", action="store_true",
-                        help="also time the hand BPTT with torch.tanh and the cumprod-vectorised backward")
+                        help="also time the cumprod-vectorised backward")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
@@ -122,7 +111,6 @@ def main() -> None:
         "Transformer.loss_and_grad": lambda: transformer.loss_and_grad(tparams, X, y),
     }
     if args.variants:
-        cases["hand BPTT with torch.tanh"] = lambda: with_torch_tanh(lambda: rnn.loss_and_grad(params, X, y))
         cases["vectorised backward (torch.cumprod)"] = lambda: vectorised_cumprod_step(params, X, y)
     print(f"T={args.T} B={X.shape[0]} m={args.m} d={data.d} {args.dtype} threads={args.threads}; "
           f"max relative gradient difference hand vs reference: {error:.2e}")
