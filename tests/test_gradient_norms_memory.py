@@ -7,11 +7,12 @@ import math
 import pytest
 import torch
 
-from attnlab.config import TrainConfig
+from attnlab.config import RunConfig, TrainConfig
 from attnlab.data.sequences import ar_lag_data
 from attnlab.models import IndRNN, KernelTransformer
+from attnlab.run import measure
 from attnlab.train.gradient_norms import GradientNormRecorder, sequence_block, window_max_mean
-from attnlab.train.memory import peak_memory_against_length, peak_memory_bytes, training_step_peak_memory
+from attnlab.train.memory import peak_memory_bytes, training_step_peak_memory
 from attnlab.train.trainer import Trainer
 
 
@@ -62,11 +63,16 @@ def test_training_step_memory_grows_with_T():
     assert 0.5 * T_ratio < peaks[1] / peaks[0] < 1.5 * T_ratio
 
 
-def test_memory_table_rnn_forward_is_flat_in_T():
-    table = peak_memory_against_length([4, 32], m=4, batch=64)
-    assert list(table.columns) == ["T", "model", "forward_bytes", "train_step_bytes"]
-    rnn = table[table.model == "indrnn"].set_index("T")
-    tf = table[table.model == "kernel-transformer"].set_index("T")
-    assert rnn.forward_bytes[32] == rnn.forward_bytes[4]
-    assert tf.forward_bytes[32] > 2 * tf.forward_bytes[4]          # plus a T-independent part
-    assert rnn.train_step_bytes[32] > 4 * rnn.train_step_bytes[4]
+def test_peak_memory_task_rnn_forward_is_flat_in_T():
+    """The run task behind E8: one stored run per (model, T), through the same run store."""
+    rows = {}
+    for name in ("indrnn", "kernel-transformer"):
+        for L in (3, 31):
+            config = RunConfig.model_validate({"task": "peak-memory", "model": {"name": name, "m": 4},
+                                               "data": {"name": "ar-lag", "L": L, "n": 80}})
+            summary = measure(config)
+            assert summary["batch"] == 64 and summary["tokens"] == L + 1
+            rows[name, L + 1] = summary
+    assert rows["indrnn", 32]["forward_bytes"] == rows["indrnn", 4]["forward_bytes"]
+    assert rows["kernel-transformer", 32]["forward_bytes"] > 2 * rows["kernel-transformer", 4]["forward_bytes"]
+    assert rows["indrnn", 32]["train_step_bytes"] > 4 * rows["indrnn", 4]["train_step_bytes"]

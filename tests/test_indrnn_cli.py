@@ -30,3 +30,12 @@ def test_unknown_recording_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["train", "--data", "series:moon", "--out", str(tmp_path), "--quiet"])
     assert result.exit_code == 2
     assert "data.recording" in result.output and "moon" in result.output
+
+
+def test_peak_memory_task_prints_its_measurements(tmp_path):
+    config = tmp_path / "memory.yaml"
+    config.write_text(yaml.safe_dump({"task": "peak-memory", "model": {"name": "indrnn", "m": 4},
+                                      "data": {"name": "ar-lag", "L": 3, "n": 20}}))
+    result = CliRunner().invoke(app, ["train", "--config", str(config), "--out", str(tmp_path / "runs"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "task peak-memory" in result.output and "train_step_bytes = " in result.output

@@ -170,7 +170,11 @@ def ntk(
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """A short table of the last, best and averaged iterates' losses."""
+    """A short table of the last, best and averaged iterates' losses (a measurement task: its values)."""
+    if "last" not in summary:
+        values = [f"{key} = {value:.6g}" for key, value in summary.items()
+                  if isinstance(value, (int, float)) and key != "wall_time_s"]
+        return "\n".join([f"task {summary.get('task')}", *values, f"wall time {summary['wall_time_s']:.2f} s"])
     lines = [f"{'iterate':<9}{'train loss':>14}{'val loss':>14}"]
     for name in ("last", "best", "average"):
         it = summary[name]

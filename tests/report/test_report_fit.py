@@ -221,6 +221,17 @@ def test_order_claims():
     assert missing.status == "inconclusive" and "Xavier: no runs" in missing.measured
 
 
+def test_tolerance_band_judges_a_precise_slope():
+    fit = fit_power_law(power_table(np.random.default_rng(11), alpha=0.01, sigma=0.001), "model.m", "err",
+                        n_boot=300)
+    assert not fit.ci_low <= 0.0 <= fit.ci_high                     # a precise fit excludes slope 0 ...
+    assert judge("dev", fit, 0.0).status == "inconsistent"
+    banded = judge("dev", fit, 0.0, tolerance=0.05)                 # ... but lies in the band 0 +- 0.05
+    assert banded.status == "consistent" and banded.prediction == "m^0 (slope within 0.05)"
+    assert judge("dev", fit, -0.5, tolerance=0.05).status == "inconsistent"
+    assert judge("dev", fit, fit.slope + 0.05, tolerance=0.05).status == "inconclusive"  # edge inside
+
+
 def test_bound_claims_on_means_and_ratios():
     rng = np.random.default_rng(10)
     perfect = judge_bound("accuracy at m=256", [1.0, 1.0, 1.0], at_least=1.0, n_boot=300)

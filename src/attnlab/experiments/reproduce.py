@@ -149,7 +149,8 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
         level = (claim.level.value, claim.level.label) if claim.level else None
         parts.append(scaling_experiment(key, claim.quantity, data, x, claim.metric, figure_dir=figure_dir,
                                         kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
-                                        prediction=claim.prediction, hue=group, level=level))
+                                        prediction=claim.prediction, hue=group, level=level,
+                                        tolerance=claim.tolerance))
     failed = int((table["status"] != "done").sum())
     notes = [experiment.notes] if experiment.notes else []
     if failed:

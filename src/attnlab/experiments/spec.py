@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -46,7 +46,8 @@ class Claim(Strict):
     metric (smallest first) instead of a fit, over all runs or only those at x = `at`.
     `at_least` / `at_most` bound the metric's mean over seeds at x = `at`, or the ratio of its
     means at the two x values of `between` ([x0, x1]: mean at x1 / mean at x0), per series when
-    given as mappings. `level` draws a horizontal reference line ({value, label}) on the figure.
+    given as mappings. `tolerance` judges `predicted` as a band (predicted +- tolerance: the whole
+    interval inside is consistent, wholly outside inconsistent). `level` draws a horizontal reference line ({value, label}) on the figure.
     """
 
     metric: str
@@ -61,6 +62,7 @@ class Claim(Strict):
     predicted: Union[float, dict[str, float], None] = None
     direction: Union[Direction, dict[str, Direction], None] = None
     prediction: Union[str, dict[str, str], None] = None
+    tolerance: Annotated[float, Field(gt=0)] | None = None
     level: "Level | None" = None
 
     @model_validator(mode="after")
@@ -78,6 +80,8 @@ class Claim(Strict):
             raise ValueError("at: give at_least / at_most (a bound on the mean) or order (an ordering at x)")
         if (bounded or self.order is not None) and (self.predicted is not None or self.direction is not None):
             raise ValueError("a bound or an ordering takes no predicted / direction (those judge a fitted slope)")
+        if self.tolerance is not None and self.predicted is None:
+            raise ValueError("tolerance: needs predicted (the slope it is a band around)")
         if bounded and self.order is not None:
             raise ValueError("give order or a bound (at_least / at_most), not both")
         return self

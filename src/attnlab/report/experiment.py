@@ -38,7 +38,8 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
                        paper: str = "", config: Any = None, command: str = "", notes: str = "",
                        n_boot: int = 2000, rng_seed: int = 0, max_width: float | None = None,
                        min_points: int = 3, min_seeds: int = 2,
-                       level: tuple[float, str] | None = None) -> ExperimentResult:
+                       level: tuple[float, str] | None = None,
+                       tolerance: float | None = None) -> ExperimentResult:
     """Fit, judge and plot `y` against `x` of a tidy table; return the ExperimentResult.
 
     table: one row per run, columns x, y, seed (and hue when given). quantity: what y is, in words;
@@ -51,6 +52,7 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
     lag, the Transformer's do not": hue="model", direction={"indrnn": "positive"},
     predicted={"transformer": 0.0}); a hue value in neither is a plain measurement.
     level: (value, label) drawn as a horizontal reference line (e.g. a task's best achievable loss).
+    tolerance: judge a predicted slope as the band predicted +- tolerance (see fit.judge).
     The figure is written to FIGURE_DIR/<key>_<y>_vs_<x>.png and .pdf.
     """
     if predicted is not None and direction is not None and not (isinstance(predicted, dict)
@@ -86,7 +88,7 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
         sign = direction.get(value) if isinstance(direction, dict) else direction
         text = prediction.get(value) if isinstance(prediction, dict) else prediction
         if slope is not None:
-            verdicts.append(judge(name, fit, slope, text, max_width, min_points, min_seeds))
+            verdicts.append(judge(name, fit, slope, text, max_width, min_points, min_seeds, tolerance))
         elif sign is not None:
             verdicts.append(judge_sign(name, fit, sign, text, min_points, min_seeds))
         else:

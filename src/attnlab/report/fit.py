@@ -300,9 +300,13 @@ def _unreliable(fit: Fit, min_points: int, min_seeds: int, max_width: float | No
 
 
 def judge(claim: str, fit: Fit, predicted: float, prediction: str | None = None,
-          max_width: float | None = None, min_points: int = 3, min_seeds: int = 2) -> Verdict:
+          max_width: float | None = None, min_points: int = 3, min_seeds: int = 2,
+          tolerance: float | None = None) -> Verdict:
     """Judge a point prediction of the slope: consistent when the fit's interval contains `predicted`.
 
+    With a `tolerance` the prediction is the band predicted +- tolerance (an equivalence test, for
+    a law that holds up to finite-size corrections a precise measurement resolves): consistent when
+    the whole interval lies in the band, inconsistent when it lies wholly outside, else inconclusive.
     prediction: how the prediction reads (default "m^-1/2" for a power law, "slope 0" otherwise).
     Inconclusive when the fit has fewer than min_points x values or min_seeds seeds, no finite
     interval, or an interval wider than max_width.
@@ -310,8 +314,10 @@ def judge(claim: str, fit: Fit, predicted: float, prediction: str | None = None,
     if prediction is None:
         prediction = (exponent_text(predicted, fit.x) if fit.kind == "power"
                       else f"slope {fraction_text(predicted)}")
+        if tolerance is not None:
+            prediction += f" (slope within {tolerance:g})"
     return interval_verdict(claim, fit.slope, fit.ci_low, fit.ci_high, measured=fit.describe(),
-                            prediction=prediction, predicted=predicted,
+                            prediction=prediction, predicted=predicted, tolerance=tolerance,
                             reason=_unreliable(fit, min_points, min_seeds, max_width), joiner=_joiner(fit))
 
 
@@ -334,8 +340,9 @@ def judge_sign(claim: str, fit: Fit, expected: Literal["negative", "positive"],
 def interval_verdict(claim: str, estimate: float, ci_low: float, ci_high: float, *, measured: str,
                      prediction: str, predicted: float | None = None,
                      direction: Literal["negative", "positive"] | None = None,
-                     reason: str = "", joiner: str = ": ") -> Verdict:
-    """The general verdict on any measured interval: against a point `predicted`, or a `direction`.
+                     reason: str = "", joiner: str = ": ", tolerance: float | None = None) -> Verdict:
+    """The general verdict on any measured interval: against a point `predicted` (or the band
+    predicted +- tolerance, see judge), or a `direction`.
 
     A non-empty `reason` (e.g. "2 seeds") makes it inconclusive; so does a NaN interval.
     Neither predicted nor direction: status "measured". joiner joins claim and measured in the text.
@@ -347,6 +354,11 @@ def interval_verdict(claim: str, estimate: float, ci_low: float, ci_high: float,
         status = "measured"
     elif reason or not finite:
         status, reason = "inconclusive", reason or "no finite interval"
+    elif predicted is not None and tolerance is not None:
+        low, high = predicted - tolerance, predicted + tolerance
+        inside, outside = low <= ci_low and ci_high <= high, ci_high < low or ci_low > high
+        status = "consistent" if inside else "inconsistent" if outside else "inconclusive"
+        reason = "interval crosses the band's edge" if status == "inconclusive" else ""
     elif predicted is not None:
         status = "consistent" if ci_low <= predicted <= ci_high else "inconsistent"
     else:

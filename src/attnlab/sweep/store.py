@@ -4,7 +4,8 @@
     ROOT/<run_id>/curves.parquet  recorded curves, one row per recorded step
     ROOT/<run_id>/summary.json    iterates' losses, wall time, library versions
 
-A run directory is written under a temporary name and renamed into place when complete, so a
+The run id also covers RESULTS_VERSION, the version of what runs record. A run directory is
+written under a temporary name and renamed into place when complete, so a
 directory named by a run id is always whole; an interrupted run leaves only a `.incomplete-*` folder.
 """
 
@@ -26,9 +27,16 @@ from attnlab.config import RunConfig, config_to_dict, parse_config
 SUMMARY, CURVES, CONFIG = "summary.json", "curves.parquet", "config.yaml"
 
 
+# What a run records (summary metrics, curve columns). Bump it when a change of the code adds or
+# redefines recorded quantities: runs stored before then get other ids, so they are never reused
+# with a metric missing (they stay on disk, untouched).
+RESULTS_VERSION = 2
+
+
 def run_id(config: RunConfig) -> str:
-    """16 hex digits of the SHA-256 of the resolved config's canonical JSON."""
-    canonical = json.dumps(config_to_dict(config), sort_keys=True, separators=(",", ":"))
+    """16 hex digits of the SHA-256 of the resolved config's canonical JSON and RESULTS_VERSION."""
+    canonical = json.dumps({"config": config_to_dict(config), "results_version": RESULTS_VERSION},
+                           sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import weakref
 from typing import Any, Callable
 
-import pandas as pd
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
@@ -90,30 +89,3 @@ def training_step_peak_memory(model: Model, params: Params, X: torch.Tensor, y: 
     step = (lambda: Model.loss_and_grad(model, params, X, y, loss)) if autograd else \
         (lambda: model.loss_and_grad(params, X, y, loss))
     return peak_memory_bytes(step, X.device, inputs=[X, y, *params.values()])
-
-
-def peak_memory_against_length(T_values: list[int], m: int = 64, batch: int = 256, seed: int = 0,
-                               dtype: torch.dtype = torch.float32, device: str = "cpu") -> pd.DataFrame:
-    """Peak bytes of both models on lag-(T-1) windows as T grows: one row per (T, model) with
-    `forward_bytes` (output only, no autograd) and `train_step_bytes` (loss and gradient, the
-    model's own training pass), for `batch` sequences of width-m models."""
-    from attnlab.data.sequences import ar_lag_data
-    from attnlab.models import IndRNN, KernelTransformer
-
-    rows = []
-    for T in T_values:
-        if T < 2:
-            raise ValueError(f"T = {T}: the lag-(T-1) task needs T >= 2")
-        data = ar_lag_data(L=T - 1, seed=seed, n=batch, val_fraction=0.0).to(dtype=dtype, device=device)
-        X, y = data.X_train, data.y_train
-        for model in (IndRNN(d=data.d, m=m), KernelTransformer(d=data.d, m=m)):
-            params = model.init(seed, dtype=dtype, device=device)
-            existing = [X, y, *params.values()]
-
-            def forward(model=model, params=params):
-                with torch.no_grad():
-                    return model(params, X)
-            rows.append({"T": T, "model": model.name,
-                         "forward_bytes": peak_memory_bytes(forward, device, inputs=existing),
-                         "train_step_bytes": training_step_peak_memory(model, params, X, y)})
-    return pd.DataFrame(rows)
