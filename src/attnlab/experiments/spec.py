@@ -47,7 +47,8 @@ class Claim(Strict):
     `at_least` / `at_most` bound the metric's mean over seeds at x = `at`, or the ratio of its
     means at the two x values of `between` ([x0, x1]: mean at x1 / mean at x0), per series when
     given as mappings. `tolerance` judges `predicted` as a band (predicted +- tolerance: the whole
-    interval inside is consistent, wholly outside inconsistent). `level` draws a horizontal reference line ({value, label}) on the figure.
+    interval inside is consistent, wholly outside inconsistent). `level` draws a horizontal
+    reference line ({value, label}) on the figure.
     """
 
     metric: str
@@ -172,12 +173,13 @@ def sweeps(key: str, experiment: Experiment, preset: str) -> dict[str, SweepSpec
 
 
 def _check_claims(key: str, experiment: Experiment, preset: str) -> None:
-    """Claims may only name declared series and, by value, x values the preset sweeps."""
+    """Claims on runs may only name declared series, and only x values the preset sweeps."""
     swept = experiment.presets[preset].axes.get(experiment.x)
     for i, claim in enumerate(experiment.claims):
         for field in ("predicted", "direction", "prediction", "at_least", "at_most"):
             mapping = getattr(claim, field)
-            unknown = sorted(set(mapping) - set(experiment.series)) if isinstance(mapping, dict) else []
+            by_series = isinstance(mapping, dict) and claim.source == "runs"   # curves: keyed by x values
+            unknown = sorted(set(mapping) - set(experiment.series)) if by_series else []
             if unknown:
                 raise ConfigError(f"{key}.claims.{i}.{field}: {unknown} are not series of {key}; "
                                   f"its series are {sorted(experiment.series)}")
