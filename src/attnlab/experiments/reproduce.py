@@ -21,8 +21,6 @@ import pandas as pd
 from attnlab.config import ConfigError, RunConfig
 from attnlab.experiments.spec import Experiment, ExperimentFile, load_experiments, sweeps
 from attnlab.report import ExperimentResult, bound_experiment, ordering_experiment, scaling_experiment, write_report
-from attnlab.report.experiment import resolve_at, rows_at
-from attnlab.report.fit import symbol
 from attnlab.sweep.grid import expand
 from attnlab.sweep.runner import results_table, run_sweep, write_table
 from attnlab.sweep.store import RunStore
@@ -129,13 +127,8 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
     parts = []
     for claim in experiment.claims:
         if claim.kind == "order":
-            rows, quantity, suffix = table, claim.quantity, ""
-            if claim.at is not None:
-                rows = rows_at(table, experiment.x, claim.at)
-                where = f"{symbol(experiment.x)}={resolve_at(table, experiment.x, claim.at):g}"
-                quantity, suffix = f"{quantity} at {where}", f"_at_{where}"
-            parts.append(ordering_experiment(key, quantity, rows, "series", claim.metric, claim.order,
-                                             figure_dir=figure_dir, figure_suffix=suffix))
+            parts.append(ordering_experiment(key, claim.quantity, table, "series", claim.metric, claim.order,
+                                             figure_dir=figure_dir, x=experiment.x, at=claim.at))
             continue
         if claim.kind == "bound":
             parts.append(bound_experiment(key, claim.quantity, table, experiment.x, claim.metric, at=claim.at,

@@ -113,18 +113,23 @@ def ordering_experiment(key: str, quantity: str, table: pd.DataFrame, group: str
                         figure_dir: str | Path, seed: str = "seed", logy: bool | None = None,
                         title: str | None = None, claim: str = "", paper: str = "", config: Any = None,
                         command: str = "", notes: str = "", n_boot: int = 2000, rng_seed: int = 0,
-                        min_seeds: int = 2, figure_suffix: str = "") -> ExperimentResult:
+                        min_seeds: int = 2, x: str | None = None, at: Any = None) -> ExperimentResult:
     """Judge "order[0] < order[1] < ... by y" (e.g. He < LeCun < NTK by loss at step k) and plot it.
 
     table: one row per run, columns group, y, seed. The verdict (judge_order) is consistent when the
     order of the groups' medians holds in >= 95% of bootstrap resamples over seeds, inconsistent when
-    an adjacent pair is reversed in >= 95%. The figure (runs as dots, medians with intervals) goes to
-    FIGURE_DIR/<key>_<y>_by_<group><figure_suffix>.png and .pdf.
+    an adjacent pair is reversed in >= 95%. With `at` (a value of column x, "smallest" or "largest")
+    only the runs at that x count ("E4 MSE at L=72"). The figure (runs as dots, medians with
+    intervals) goes to FIGURE_DIR/<key>_<y>_by_<group>[_at_<x>=<value>].png and .pdf.
     """
-    for name in (group, y, seed):
+    for name in (group, y, seed, *([x] if at is not None else [])):
         if name not in table.columns:
             raise ValueError(f"experiment {key}: column {name!r} is not in the table; "
                              f"columns are {sorted(map(str, table.columns))}")
+    figure_suffix = ""
+    if at is not None:
+        where = f"{symbol(x)}={resolve_at(table, x, at):g}"
+        table, quantity, figure_suffix = rows_at(table, x, at), f"{quantity} at {where}", f"_at_{where}"
     verdict = judge_order(f"{key} {quantity}", table, group, y, order, seed=seed, n_boot=n_boot,
                           rng_seed=rng_seed, min_seeds=min_seeds)
     if logy is None:
