@@ -10,6 +10,10 @@ The gradients are written out (spec section 1), so a training step never builds 
     df/dc_i = sigma(s_i)/sqrt(m),  df/dU_i = c_i sigma'(s_i) a_i/sqrt(m),
     df/dW_i = c_i sigma'(s_i) (M_i U_i) x_T^T/sqrt(m),   M_i = Cov_{p_i}(x)
 
+On the CPU both passes run in a fused compiled kernel (models/native/kernel_transformer.cpp) that keeps
+every (T, heads) intermediate in cache; `fused=False`, autograd, torch.func transforms and CUDA use the
+PyTorch formulation below, which computes the same numbers.
+
 Its NTK has a structured form (spec ntk.md, section 2) that never builds a per-sample gradient:
 
     K = Phi_c Phi_c^T + Phi_u Phi_u^T + (Phi_g Phi_g^T) * (X_T X_T^T)      (* elementwise)
@@ -24,6 +28,7 @@ import torch
 
 from attnlab.models.activations import activation
 from attnlab.models.base import Model, Params, check_sizes
+from attnlab.models.native import kernel_transformer as fused_kernel
 from attnlab.seeding import generator
 from attnlab.train.losses import loss_scale
 
@@ -76,9 +81,9 @@ class KernelTransformer(Model):
     radius_keys = {"W": "w", "U": "u", "c": "c"}
     default_loss = "mse"
 
-    def __init__(self, d: int, m: int, activation_name: str = "tanh", paired: bool = True):
+    def __init__(self, d: int, m: int, activation_name: str = "tanh", paired: bool = True, fused: bool = True):
         check_sizes(d, m, paired)
-        self.d, self.m, self.width, self.paired = d, m, m, paired
+        self.d, self.m, self.width, self.paired, self.fused = d, m, m, paired, fused
         self.activation_name = activation_name
         self.sigma, self.sigma_prime = activation(activation_name)
 
@@ -108,8 +113,13 @@ class KernelTransformer(Model):
             return [(slice(0, self.m), params)]
         return [(heads, {k: v[heads].clone() for k, v in params.items()}) for heads in self.head_groups()]
 
+    def _use_fused(self, params: Params, *tensors: torch.Tensor) -> bool:
+        return self.fused and fused_kernel.supports([*params.values(), *tensors], self.activation_name, self.d)
+
     def forward(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         """f(X) (B,) for X (B, T, d)."""
+        if self._use_fused(params, X):
+            return fused_kernel.forward(params, X, len(self.head_groups()), self.activation_name)
         total = 0
         for _, p in self.group_params(params):
             total = total + self.sigma(head_features(p["W"], p["U"], X).s) @ p["c"]
@@ -118,6 +128,9 @@ class KernelTransformer(Model):
     def loss_and_grad(self, params: Params, X: torch.Tensor, y: torch.Tensor,
                       loss: str = "mse") -> tuple[torch.Tensor, Params]:
         """Loss and its exact gradient from the hand-derived formulas, without autograd."""
+        if self._use_fused(params, X, y):
+            return fused_kernel.loss_and_grad(params, X, y, loss_scale(loss, X.shape[0]), len(self.head_groups()),
+                                              self.activation_name)
         groups = [(p, head_features(p["W"], p["U"], X)) for _, p in self.group_params(params)]
         f = sum(self.sigma(h.s) @ p["c"] for p, h in groups) / math.sqrt(self.m)
         residual = f - y

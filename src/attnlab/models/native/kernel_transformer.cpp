@@ -1,0 +1,338 @@
+// Fused forward pass and loss gradient of the multi-head kernel-regime Transformer
+// (attnlab.models.kernel_transformer; spec kernel-regime-transformer.md, section 1).
+//
+// One sample at a time, one SIMD register of heads at a time (a tile): logits, softmax, attended token a_i,
+// read-out s_i and M_i U_i never leave the cache, and the gradient of each sample is added into a
+// per-chunk accumulator at once. Samples are split into fixed chunks of CHUNK and the chunks'
+// partial sums are added in chunk order, so the result does not depend on the number of threads.
+//
+// Layouts (head index innermost, heads of each group padded with zeros to a multiple of the tile):
+//   X (B, T, d), y (B), W (G, d, d, Mp) with W[g][k][e][h] = W_{head h of group g}[k][e],
+//   U (G, d, Mp), c (G, Mp). A paired model has G = 2 groups (its two halves): both are computed
+//   by the same code in the same order, so twin heads give bitwise opposite terms and the output
+//   at the paired initialisation is exactly 0.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr int64_t CHUNK = 256;
+
+// taylor[n] = 1 / n!, the coefficients of the exponential series.
+struct Taylor {
+    double c[16];
+    constexpr Taylor() : c{} {
+        c[0] = 1;
+        for (int n = 1; n < 16; ++n) c[n] = c[n - 1] / n;
+    }
+    constexpr double operator[](int n) const { return c[n]; }
+};
+constexpr Taylor taylor;
+
+// A SIMD register of F (GCC/Clang vector extension: one instruction per operation on every lane).
+#ifndef KT_VECTOR_BYTES
+#if defined(__AVX512F__)
+#define KT_VECTOR_BYTES 64
+#else
+#define KT_VECTOR_BYTES 32
+#endif
+#endif
+template <typename F> struct Simd;
+template <> struct Simd<float> {
+    typedef float V __attribute__((vector_size(KT_VECTOR_BYTES)));
+    typedef int32_t I __attribute__((vector_size(KT_VECTOR_BYTES)));
+    static constexpr float lo = -87.0f, ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187e-06f;
+    static constexpr float shifter = 12582912.0f;           // 1.5 * 2^23: adding it rounds to an integer
+    static constexpr int degree = 7, expm1_degree = 8, bias = 127, mantissa = 23, min_k = -126;
+};
+template <> struct Simd<double> {
+    typedef double V __attribute__((vector_size(KT_VECTOR_BYTES)));
+    typedef int64_t I __attribute__((vector_size(KT_VECTOR_BYTES)));
+    static constexpr double lo = -707.0, ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    static constexpr double shifter = 6755399441055744.0;   // 1.5 * 2^52
+    static constexpr int degree = 13, expm1_degree = 14, bias = 1023, mantissa = 52, min_k = -1022;
+};
+template <typename F> using Vec = typename Simd<F>::V;
+template <typename F> constexpr int64_t lanes = KT_VECTOR_BYTES / sizeof(F);
+
+template <typename F> inline Vec<F> load(const F* p) { Vec<F> v; __builtin_memcpy(&v, p, sizeof v); return v; }
+template <typename F> inline void store(F* p, Vec<F> v) { __builtin_memcpy(p, &v, sizeof v); }
+template <typename F> inline Vec<F> splat(F x) { return Vec<F>{} + x; }
+
+// exp(x) for x <= 0 on every lane, to about one ulp; NaN stays NaN.
+template <typename F>
+inline Vec<F> exp_nonpositive(Vec<F> x) {
+    using S = Simd<F>;
+    using V = Vec<F>;
+    x = x < S::lo ? splat<F>(S::lo) : x;
+    const V k = (x * F(1.4426950408889634) + S::shifter) - S::shifter;
+    const V r = (x - k * S::ln2_hi) - k * S::ln2_lo;        // |r| <= ln2 / 2
+    V p = splat<F>(F(taylor[S::degree]));
+    for (int n = S::degree - 1; n >= 0; --n) p = p * r + F(taylor[n]);
+    const V kc = k >= F(S::min_k) ? k : splat<F>(F(S::min_k));   // a NaN k gives a finite scale
+    const typename S::I bits = (__builtin_convertvector(kc, typename S::I) + S::bias) << S::mantissa;
+    return p * reinterpret_cast<const V&>(bits);
+}
+
+// exp(y) - 1 for y <= 0 with full relative accuracy near 0 (Taylor series below ln2 / 2).
+template <typename F>
+inline Vec<F> expm1_nonpositive(Vec<F> y) {
+    Vec<F> p = splat<F>(F(taylor[Simd<F>::expm1_degree]));
+    for (int n = Simd<F>::expm1_degree - 1; n >= 1; --n) p = p * y + F(taylor[n]);
+    return y > F(-0.34657359027997264) ? y * p : exp_nonpositive<F>(y) - F(1);
+}
+
+// sigma and sigma' of a tile of read-outs: tanh (activation 0) or erf(x / sqrt 2) (activation 1).
+template <typename F>
+inline void activate(int activation, Vec<F> s, Vec<F>& sigma, Vec<F>& sigma_prime) {
+    if (activation == 0) {
+        const Vec<F> magnitude = s < 0 ? -s : s;
+        const Vec<F> u = expm1_nonpositive<F>(F(-2) * magnitude);
+        const Vec<F> t = -u / (F(2) + u);
+        sigma = s < 0 ? -t : t;
+        sigma_prime = F(1) - sigma * sigma;
+    } else {
+        for (int64_t j = 0; j < lanes<F>; ++j) sigma[j] = std::erf(s[j] * F(0.70710678118654752440));
+        sigma_prime = F(0.79788456080286535588) * exp_nonpositive<F>(F(-0.5) * s * s);
+    }
+}
+
+template <typename F>
+struct Problem {
+    int64_t B, T, d, G, Mp;
+    const F *X, *y, *W, *U, *c;
+    int activation;
+    F out_scale;      // 1 / sqrt(m)
+    F grad_scale;     // dL/df_b = grad_scale * (f_b - y_b)
+};
+
+// Token dimensions compiled for a runtime d (d = 1, 2, 4, 8, 16 have their own instantiation).
+constexpr int64_t MAX_D = 64;
+
+// Per-thread scratch: one tile's logits, attention and weighted read-outs over the tokens, and the
+// quantities of every head for one sample, kept for its gradient.
+template <typename F>
+struct Scratch {
+    std::vector<Vec<F>> z, p, pr;
+    std::vector<F> sigma, sigma_prime, a, g;
+    explicit Scratch(const Problem<F>& P)
+        : z(P.T), p(P.T), pr(P.T), sigma(P.G * P.Mp), sigma_prime(P.G * P.Mp), a(P.G * P.d * P.Mp),
+          g(P.G * P.d * P.Mp) {}
+};
+
+// acc_a[k] = sum_t p_t x_tk and acc_g[k] = sum_t p_t r_t x_tk for k = k0..k0+NB-1 of one tile.
+template <typename F, int NB>
+inline void attend_block(int64_t T, int64_t d, int64_t k0, const F* x, const Vec<F>* p, const Vec<F>* pr,
+                         Vec<F>* acc_a, Vec<F>* acc_g) {
+    Vec<F> aa[NB] = {}, gg[NB] = {};
+    for (int64_t t = 0; t < T; ++t)
+        for (int q = 0; q < NB; ++q) {
+            const F xv = x[t * d + k0 + q];
+            aa[q] += p[t] * xv;
+            gg[q] += pr[t] * xv;
+        }
+    for (int q = 0; q < NB; ++q) {
+        acc_a[k0 + q] = aa[q];
+        acc_g[k0 + q] = gg[q];
+    }
+}
+
+// f(X_b); keeps sigma(s_i), sigma'(s_i), a_i and M_i U_i of every head in `w`. D > 0: d == D.
+template <typename F, int D>
+F sample_forward(const Problem<F>& P, int64_t b, Scratch<F>& w) {
+    using V = Vec<F>;
+    constexpr int64_t L = lanes<F>, DC = D ? D : MAX_D;
+    const int64_t T = P.T, d = D ? D : P.d, Mp = P.Mp;
+    const F* x = P.X + b * T * d;
+    const F* xT = x + (T - 1) * d;
+    F total = 0;
+    for (int64_t grp = 0; grp < P.G; ++grp) {
+        const F* W = P.W + grp * d * d * Mp;
+        const F* U = P.U + grp * d * Mp;
+        const F* c = P.c + grp * Mp;
+        V lane_sum = {};
+        for (int64_t h0 = 0; h0 < Mp; h0 += L) {
+            V v[DC], u[DC];                                      // v = W_i x_T, u = U_i
+            for (int64_t k = 0; k < d; ++k) {
+                V acc = {};
+                for (int64_t e = 0; e < d; ++e) acc += load(W + (k * d + e) * Mp + h0) * xT[e];
+                v[k] = acc;
+                u[k] = load(U + k * Mp + h0);
+            }
+            V top = splat<F>(-std::numeric_limits<F>::infinity());
+            for (int64_t t = 0; t < T; ++t) {                    // logits z_t = x_t . v
+                V z = {};
+                for (int64_t k = 0; k < d; ++k) z += v[k] * x[t * d + k];
+                w.z[t] = z;
+                top = z > top ? z : top;
+            }
+            V den = {}, acc_s = {};
+            for (int64_t t = 0; t < T; ++t) {                    // p_t (unnormalised) and p_t (x_t . U)
+                const V p = exp_nonpositive<F>(w.z[t] - top);
+                V r = {};
+                for (int64_t k = 0; k < d; ++k) r += u[k] * x[t * d + k];
+                r *= p;
+                den += p;
+                acc_s += r;
+                w.p[t] = p;
+                w.pr[t] = r;
+            }
+            V acc_a[DC], acc_g[DC];
+            int64_t k0 = 0;
+            for (; k0 + 4 <= d; k0 += 4) attend_block<F, 4>(T, d, k0, x, w.p.data(), w.pr.data(), acc_a, acc_g);
+            for (; k0 < d; ++k0) attend_block<F, 1>(T, d, k0, x, w.p.data(), w.pr.data(), acc_a, acc_g);
+            const V inv = F(1) / den, s = acc_s * inv;
+            for (int64_t k = 0; k < d; ++k) {
+                const V ak = acc_a[k] * inv;
+                store(w.a.data() + (grp * d + k) * Mp + h0, ak);
+                store(w.g.data() + (grp * d + k) * Mp + h0, acc_g[k] * inv - s * ak);   // M_i U_i
+            }
+            V sg, sp;
+            activate<F>(P.activation, s, sg, sp);
+            store(w.sigma.data() + grp * Mp + h0, sg);
+            store(w.sigma_prime.data() + grp * Mp + h0, sp);
+            lane_sum += load(c + h0) * sg;
+        }
+        F group_sum = 0;
+        for (int64_t j = 0; j < L; ++j) group_sum += lane_sum[j];
+        total += group_sum;
+    }
+    return total * P.out_scale;
+}
+
+// Adds dL/dtheta of sample b (with dL/df_b = weight) into gW (G, d, d, Mp), gU (G, d, Mp), gc (G, Mp).
+template <typename F, int D>
+void sample_backward(const Problem<F>& P, int64_t b, const Scratch<F>& w, F weight, F* gW, F* gU, F* gc) {
+    using V = Vec<F>;
+    constexpr int64_t L = lanes<F>;
+    const int64_t d = D ? D : P.d, Mp = P.Mp;
+    const F* xT = P.X + (b * P.T + P.T - 1) * d;
+    for (int64_t grp = 0; grp < P.G; ++grp) {
+        for (int64_t h0 = 0; h0 < Mp; h0 += L) {
+            const int64_t h = grp * Mp + h0;
+            store(gc + h, load(gc + h) + weight * load(w.sigma.data() + h));
+            const V e = weight * load(P.c + h) * load(w.sigma_prime.data() + h);
+            for (int64_t k = 0; k < d; ++k) {
+                const int64_t row = (grp * d + k) * Mp + h0;
+                store(gU + row, load(gU + row) + e * load(w.a.data() + row));
+                const V eg = e * load(w.g.data() + row);
+                F* gw = gW + ((grp * d + k) * d) * Mp + h0;
+                for (int64_t q = 0; q < d; ++q) store(gw + q * Mp, load(gw + q * Mp) + eg * xT[q]);
+            }
+        }
+    }
+}
+
+// Runs `work(chunk)` for every chunk on `threads` threads (chunks are dealt out round-robin).
+template <typename Work>
+void for_each_chunk(int64_t chunks, int threads, Work work) {
+    threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, chunks)));
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t)
+        pool.emplace_back([&, t] { for (int64_t ch = t; ch < chunks; ch += threads) work(ch); });
+    for (int64_t ch = 0; ch < chunks; ch += threads) work(ch);
+    for (auto& th : pool) th.join();
+}
+
+template <typename F, int D>
+void forward(const Problem<F>& P, F* f, int threads) {
+    const int64_t chunks = (P.B + CHUNK - 1) / CHUNK;
+    for_each_chunk(chunks, threads, [&](int64_t ch) {
+        Scratch<F> w(P);
+        for (int64_t b = ch * CHUNK; b < std::min(P.B, (ch + 1) * CHUNK); ++b) f[b] = sample_forward<F, D>(P, b, w);
+    });
+}
+
+// Sum of squared residuals into *loss and the gradient into gW, gU, gc (layouts as the parameters).
+template <typename F, int D>
+void loss_and_grad(const Problem<F>& P, double* loss, F* gW, F* gU, F* gc, int threads) {
+    const int64_t chunks = (P.B + CHUNK - 1) / CHUNK;
+    const int64_t nW = P.G * P.d * P.d * P.Mp, nU = P.G * P.d * P.Mp, nc = P.G * P.Mp, per = nW + nU + nc;
+    std::vector<F> partial(chunks * per, F(0));
+    std::vector<double> partial_loss(chunks, 0.0);
+    for_each_chunk(chunks, threads, [&](int64_t ch) {
+        Scratch<F> w(P);
+        F* out = partial.data() + ch * per;
+        double sum = 0;
+        for (int64_t b = ch * CHUNK; b < std::min(P.B, (ch + 1) * CHUNK); ++b) {
+            const F residual = sample_forward<F, D>(P, b, w) - P.y[b];
+            sum += double(residual) * double(residual);
+            sample_backward<F, D>(P, b, w, P.grad_scale * residual, out, out + nW, out + nW + nU);
+        }
+        partial_loss[ch] = sum;
+    });
+    double total = 0;
+    for (int64_t ch = 0; ch < chunks; ++ch) total += partial_loss[ch];
+    *loss = total;
+    F* outs[3] = {gW, gU, gc};
+    const int64_t offsets[3] = {0, nW, nW + nU}, sizes[3] = {nW, nU, nc};
+    for (int blk = 0; blk < 3; ++blk)
+        for (int64_t i = 0; i < sizes[blk]; ++i) {
+            F sum = 0;
+            for (int64_t ch = 0; ch < chunks; ++ch) sum += partial[ch * per + offsets[blk] + i];
+            outs[blk][i] = sum;
+        }
+}
+
+template <typename F>
+Problem<F> problem(int64_t B, int64_t T, int64_t d, int64_t G, int64_t Mp, const F* X, const F* y,
+                   const F* W, const F* U, const F* c, int activation, double out_scale, double grad_scale) {
+    return Problem<F>{B, T, d, G, Mp, X, y, W, U, c, activation, F(out_scale), F(grad_scale)};
+}
+
+// Calls body.template run<D>() with D = d for the token dimensions compiled as constants, else D = 0.
+template <typename Body>
+void dispatch(int64_t d, Body body) {
+    switch (d) {
+        case 1: body.template run<1>(); break;
+        case 2: body.template run<2>(); break;
+        case 4: body.template run<4>(); break;
+        case 8: body.template run<8>(); break;
+        case 16: body.template run<16>(); break;
+        default: body.template run<0>();
+    }
+}
+
+template <typename F>
+struct ForwardBody {
+    const Problem<F>& P; F* f; int threads;
+    template <int D> void run() { forward<F, D>(P, f, threads); }
+};
+
+template <typename F>
+struct LossBody {
+    const Problem<F>& P; double* loss; F *gW, *gU, *gc; int threads;
+    template <int D> void run() { loss_and_grad<F, D>(P, loss, gW, gU, gc, threads); }
+};
+
+}  // namespace
+
+extern "C" {
+
+int kt_max_d() { return int(MAX_D); }
+
+#define KT_EXPORT(SUFFIX, F)                                                                            \
+    int kt_lanes_##SUFFIX() { return int(lanes<F>); }                                                   \
+    void kt_forward_##SUFFIX(int64_t B, int64_t T, int64_t d, int64_t G, int64_t Mp, const F* X,        \
+                             const F* W, const F* U, const F* c, int activation, double out_scale,      \
+                             F* f, int threads) {                                                       \
+        const auto P = problem<F>(B, T, d, G, Mp, X, nullptr, W, U, c, activation, out_scale, 0.0);     \
+        dispatch(d, ForwardBody<F>{P, f, threads});                                                     \
+    }                                                                                                   \
+    void kt_loss_and_grad_##SUFFIX(int64_t B, int64_t T, int64_t d, int64_t G, int64_t Mp, const F* X,  \
+                                   const F* y, const F* W, const F* U, const F* c, int activation,      \
+                                   double out_scale, double grad_scale, double* loss, F* gW, F* gU,     \
+                                   F* gc, int threads) {                                                \
+        const auto P = problem<F>(B, T, d, G, Mp, X, y, W, U, c, activation, out_scale, grad_scale);    \
+        dispatch(d, LossBody<F>{P, loss, gW, gU, gc, threads});                                         \
+    }
+
+KT_EXPORT(f32, float)
+KT_EXPORT(f64, double)
+
+}  // extern "C"

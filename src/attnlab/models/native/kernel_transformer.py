@@ -1,0 +1,103 @@
+"""Python side of kernel_transformer.cpp: the fused forward pass and loss gradient on the CPU.
+
+Parameters go in as the model keeps them (W (m, d, d), U (m, d), c (m,)) and are laid out head
+innermost, in G groups of m / G heads each padded with zeros to a multiple of the kernel's tile
+(padded heads have c = 0 and add exactly 0). A paired model passes G = 2.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+
+import torch
+
+from attnlab.models.native.build import load
+
+ACTIVATION_CODES = {"tanh": 0, "erf": 1}
+_i64, _int, _dbl, _ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_double, ctypes.c_void_p
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    lib = load("kernel_transformer")
+    if lib is None:
+        return None
+    for suffix in ("f32", "f64"):
+        getattr(lib, f"kt_forward_{suffix}").argtypes = [_i64] * 5 + [_ptr] * 4 + [_int, _dbl, _ptr, _int]
+        getattr(lib, f"kt_loss_and_grad_{suffix}").argtypes = \
+            [_i64] * 5 + [_ptr] * 5 + [_int, _dbl, _dbl] + [_ptr] * 4 + [_int]
+    return lib
+
+
+def supports(tensors: list[torch.Tensor], activation: str, d: int) -> bool:
+    """Whether the fused kernel can take these tensors: plain CPU float32/float64 tensors that no
+    autograd or torch.func transform tracks, a supported activation and token dimension d."""
+    return (activation in ACTIVATION_CODES and all(_plain(t) for t in tensors)
+            and len({t.dtype for t in tensors}) == 1 and _library() is not None
+            and d <= _library().kt_max_d())
+
+
+def _plain(t: torch.Tensor) -> bool:
+    return (t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and not t.requires_grad
+            and not torch._C._functorch.is_functorch_wrapped_tensor(t))
+
+
+class Layout:
+    """The kernel's parameter layout for m heads in `groups` groups, each padded to `padded` heads."""
+
+    def __init__(self, m: int, groups: int, dtype: torch.dtype):
+        self.m, self.groups, self.per_group = m, groups, m // groups
+        lanes = _library().kt_lanes_f32() if dtype == torch.float32 else _library().kt_lanes_f64()
+        self.padded = -(-self.per_group // lanes) * lanes
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        """(m, *rest) -> (G, *rest, Mp), contiguous, zero-padded."""
+        grouped = t.reshape(self.groups, self.per_group, *t.shape[1:]).movedim(1, -1)
+        out = t.new_zeros(*grouped.shape[:-1], self.padded)
+        out[..., :self.per_group] = grouped
+        return out
+
+    def unpack(self, t: torch.Tensor) -> torch.Tensor:
+        """(G, *rest, Mp) -> (m, *rest)."""
+        return t[..., :self.per_group].movedim(-1, 1).reshape(self.m, *t.shape[1:-1])
+
+
+def _pointer(t: torch.Tensor) -> int:
+    return t.data_ptr()
+
+
+def _call_args(layout: Layout, params: dict, X: torch.Tensor) -> tuple[list, list[torch.Tensor]]:
+    X = X.contiguous()
+    packed = [layout.pack(params[k]) for k in ("W", "U", "c")]
+    B, T, d = X.shape
+    return [B, T, d, layout.groups, layout.padded], [X, *packed]
+
+
+def forward(params: dict, X: torch.Tensor, groups: int, activation: str) -> torch.Tensor:
+    """f(X) (B,) for X (B, T, d)."""
+    lib = _library()
+    layout = Layout(params["c"].shape[0], groups, X.dtype)
+    sizes, (X, W, U, c) = _call_args(layout, params, X)
+    f = torch.empty(X.shape[0], dtype=X.dtype)
+    fn = lib.kt_forward_f32 if X.dtype == torch.float32 else lib.kt_forward_f64
+    fn(*sizes, *map(_pointer, (X, W, U, c)), ACTIVATION_CODES[activation], 1 / math.sqrt(layout.m),
+       _pointer(f), torch.get_num_threads())
+    return f
+
+
+def loss_and_grad(params: dict, X: torch.Tensor, y: torch.Tensor, scale: float, groups: int,
+                  activation: str) -> tuple[torch.Tensor, dict]:
+    """scale * sum_b (f(X_b) - y_b)^2 and its gradient {"W" (m,d,d), "U" (m,d), "c" (m,)}."""
+    lib = _library()
+    layout = Layout(params["c"].shape[0], groups, X.dtype)
+    sizes, (X, W, U, c) = _call_args(layout, params, X)
+    y = y.contiguous()
+    grads = [torch.empty_like(t) for t in (W, U, c)]
+    total = ctypes.c_double()
+    fn = lib.kt_loss_and_grad_f32 if X.dtype == torch.float32 else lib.kt_loss_and_grad_f64
+    fn(*sizes, *map(_pointer, (X, y, W, U, c)), ACTIVATION_CODES[activation], 1 / math.sqrt(layout.m),
+       2 * scale / math.sqrt(layout.m), ctypes.byref(total), *map(_pointer, grads), torch.get_num_threads())
+    loss = torch.tensor(scale * total.value, dtype=X.dtype)
+    return loss, {k: layout.unpack(g) for k, g in zip(("W", "U", "c"), grads)}
