@@ -43,6 +43,11 @@ class Model:
     def forward(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def loops_over_runs(self, params: Params, X: torch.Tensor) -> bool:
+        """Whether stacked runs (params (S, ...), X (S, n, T, d)) should be computed one run at a time
+        rather than vmapped: true where a compiled per-run kernel serves them."""
+        return False
+
     def __call__(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         return self.forward(params, X)
 

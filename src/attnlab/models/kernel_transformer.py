@@ -116,6 +116,9 @@ class KernelTransformer(Model):
     def _use_fused(self, params: Params, *tensors: torch.Tensor) -> bool:
         return self.fused and fused_kernel.supports([*params.values(), *tensors], self.activation_name, self.d)
 
+    def loops_over_runs(self, params: Params, X: torch.Tensor) -> bool:
+        return self._use_fused(params, X)
+
     def forward(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         """f(X) (B,) for X (B, T, d)."""
         if self._use_fused(params, X):

@@ -47,16 +47,18 @@ def select(mask: torch.Tensor, new: Params, old: Params) -> Params:
 class Stacked:
     """`fn(*per_run_args)` applied to S stacked runs; arguments in `shared` are passed as they are.
 
-    Uses vmap when it works for `fn` (tried on the first call), otherwise a Python loop. A single
-    run is always a plain call.
+    Uses vmap when it works for `fn` (tried on the first call), otherwise a Python loop; also a loop
+    when `prefer_loop(*args)` says so (a model whose compiled kernel beats vmap of its PyTorch form).
+    A single run is always a plain call.
     """
 
-    def __init__(self, fn: Callable[..., Any], shared: tuple[int, ...] = ()):
-        self.fn, self.shared = fn, set(shared)
+    def __init__(self, fn: Callable[..., Any], shared: tuple[int, ...] = (),
+                 prefer_loop: Callable[..., bool] | None = None):
+        self.fn, self.shared, self.prefer_loop = fn, set(shared), prefer_loop
         self.vectorised: bool | None = None
 
     def __call__(self, runs: int, *args: Any) -> Any:
-        if runs > 1 and self.vectorised is not False:
+        if runs > 1 and self.vectorised is not False and not (self.prefer_loop and self.prefer_loop(*args)):
             in_dims = tuple(None if i in self.shared else 0 for i in range(len(args)))
             try:
                 result = vmap(self.fn, in_dims=in_dims)(*args)

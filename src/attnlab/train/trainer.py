@@ -84,8 +84,9 @@ class Trainer:
         self.loss_kind = config.loss or model.default_loss
         projected = config.method in ("projgd", "projsgd")
         self.radii = block_radii(model.radius_keys, config.radius.model_dump()) if projected else {}
-        self._loss_and_grad = Stacked(model.loss_and_grad, shared=(3,))
-        self._loss = Stacked(lambda p, X, y: squared_loss(model(p, X), y, self.loss_kind))
+        loop = lambda params, X, *rest: model.loops_over_runs(params, X)   # noqa: E731
+        self._loss_and_grad = Stacked(model.loss_and_grad, shared=(3,), prefer_loop=loop)
+        self._loss = Stacked(lambda p, X, y: squared_loss(model(p, X), y, self.loss_kind), prefer_loop=loop)
 
     def loss(self, params: Params, X: torch.Tensor, y: torch.Tensor) -> float:
         """Loss of one run's `params` on (X, y)."""
