@@ -301,6 +301,8 @@ def reproduce(
                                           "use 1 on a machine other jobs keep busy)."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda[:N] for every run (default: as declared)."),
     quiet: bool = typer.Option(False, help="No progress display."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs to do and to reuse and the estimated "
+                                 "wall time (from a few probe steps), and run nothing."),
 ) -> None:
     """Reproduce a paper's experiments: run (reusing finished runs), fit, judge, plot and report."""
     from attnlab.experiments.reproduce import PAPERS, reproduce as run_reproduction
@@ -312,6 +314,20 @@ def reproduce(
     papers = list(PAPERS) if paper == "all" else [paper]
     if experiment and len(papers) > 1:
         fail("--experiment needs one paper, not all")
+    if dry_run:
+        from attnlab.experiments.plan import describe, plan
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        try:
+            for p in papers:
+                typer.echo("\n".join(describe(p, preset, plan(p, experiment or None, preset, out, device),
+                                               workers or 1)))
+        except ConfigError as error:
+            fail(str(error))
+        return
     try:
         done = [run_reproduction(p, experiment or None, preset, out, executor, workers, device, not quiet, threads)
                 for p in papers]
