@@ -76,7 +76,9 @@ inline Vec<F> exp_nonpositive(Vec<F> x) {
     for (int n = S::degree - 1; n >= 0; --n) p = p * r + F(taylor[n]);
     const V kc = k >= F(S::min_k) ? k : splat<F>(F(S::min_k));   // a NaN k gives a finite scale
     const typename S::I bits = (__builtin_convertvector(kc, typename S::I) + S::bias) << S::mantissa;
-    return p * reinterpret_cast<const V&>(bits);
+    V scale;
+    __builtin_memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
 }
 
 // exp(y) - 1 for y <= 0 with full relative accuracy near 0 (Taylor series below ln2 / 2).
