@@ -10,7 +10,6 @@ fit per combination of the other axes), listing the measured exponents without p
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,7 +22,7 @@ from attnlab.config import RunConfig
 from attnlab.report.figures import new_figure, plot_scaling, save_figure
 from attnlab.report.fit import fit_power_law, measurement, symbol
 from attnlab.report.html import ExperimentResult, atomic_write_text, write_report
-from attnlab.sweep.store import CONFIG, SUMMARY
+from attnlab.sweep.store import COMPLETE, CONFIG, SUMMARY, check_run_dir, log, read_summary
 
 RESULTS = "results.parquet"
 DEFAULT_METRICS = ("best.train_loss", "average.train_loss", "average.val_loss", "last.val_loss")
@@ -61,8 +60,15 @@ def load_sweep_table(sweep_dir: str | Path) -> pd.DataFrame:
             run_dir = summary_path.parent
             if run_dir.name.startswith(".") or not (run_dir / CONFIG).is_file():
                 continue
-            config = flatten(yaml.safe_load((run_dir / CONFIG).read_text()) or {})
-            summary = json.loads(summary_path.read_text())
+            problem = check_run_dir(run_dir) if (run_dir / COMPLETE).is_file() else None
+            try:
+                config = flatten(yaml.safe_load((run_dir / CONFIG).read_text()) or {})
+                summary = read_summary(run_dir)
+            except (OSError, ValueError, yaml.YAMLError, AttributeError) as error:
+                problem = problem or str(error).splitlines()[0]
+            if problem is not None:   # damaged: named, left out of the report
+                log.warning("warning: run directory %s: %s; left out of the report", run_dir, problem)
+                continue
             summary.pop("versions", None)
             row = {"run_id": run_dir.name, "status": "complete", **config}
             row.update({k: v for k, v in flatten(summary).items() if k not in row})
