@@ -4,7 +4,9 @@ Policy (what a rerun of the same sweep does):
 - a run whose directory is in the store is reused, never rerun;
 - a run recorded as failed (ROOT/.failed/<run_id>.json) is skipped and stays "failed" in the table,
   unless `retry_failed=True`, which attempts it again (a success removes the record);
-- every other run is executed. A driver killed midway loses only the runs in flight: finished runs
+- every other run is executed, once: a run is claimed before it is trained (sweep/claims.py), so
+  two drivers of one store share the work; a run another driver holds is waited for at the end.
+  A driver killed midway loses only the runs in flight: finished runs
   are whole in the store (atomic writes), so the rerun executes exactly what is missing.
 
 The table is always built from the store (results_table), so it is the same whichever executor ran
@@ -28,7 +30,7 @@ from attnlab.sweep.executors import Executor, make_executor, split_tasks
 from attnlab.sweep.failures import FailureLog
 from attnlab.sweep.progress import sweep_progress
 from attnlab.sweep.store import RunStore, run_id
-from attnlab.sweep.tasks import DONE, FAILED, run_batch  # noqa: F401  (run_batch: the seed-batch hook)
+from attnlab.sweep.tasks import CLAIMED, DONE, FAILED, run_batch, wait_for_claimed  # noqa: F401  (run_batch: the seed-batch hook)
 
 PENDING, DIVERGED = "pending", "diverged"
 
@@ -101,8 +103,13 @@ def run_sweep(configs: list[RunConfig], root: str | Path, executor: str | Execut
         tasks = split_tasks(group_by_seed(todo), engine.parallelism)
         try:
             with sweep_progress(len(todo), enabled=progress) as advance:
+                claimed = []
                 for outcomes in engine.map(tasks, root):
                     advance(outcomes)
+                    claimed += [o.run_id for o in outcomes if o.status == CLAIMED]
+                by_id = {run_id(config): config for config in todo}
+                for key in claimed:   # runs another driver was training when this one reached them
+                    advance([wait_for_claimed(by_id[key], root)])
         finally:
             if isinstance(executor, str):
                 engine.close()
