@@ -329,6 +329,7 @@ def reproduce(
 ) -> None:
     """Reproduce a paper's experiments: run (reusing finished runs), fit, judge, plot and report."""
     from attnlab.experiments.reproduce import PAPERS, reproduce as run_reproduction
+    from attnlab.sweep.runner import StoreNotWritable
 
     if preset not in ("quick", "paper"):
         fail(f"--preset {preset!r}: allowed: quick, paper")
@@ -340,8 +341,10 @@ def reproduce(
     try:
         done = [run_reproduction(p, experiment or None, preset, out, executor, workers, device, not quiet, threads)
                 for p in papers]
-    except ConfigError as error:
+    except (ConfigError, StoreNotWritable) as error:
         fail(str(error))
+    except OSError as error:
+        fail(f"{error.filename or out}: {error.strerror or error}", code=1)
     failed = 0
     for reproduction in done:
         typer.echo(f"\n{reproduction.paper} ({reproduction.preset} preset)")

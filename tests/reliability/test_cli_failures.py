@@ -107,6 +107,11 @@ def test_diverged_runs_are_named_and_not_fitted(tmp_path):
     (diverged,) = table.loc[table["status"] == "diverged", "run_id"]
     assert f"diverged (the loss left the finite numbers): {diverged}" in result.output
     assert table.loc[table["status"] == "diverged", "train.lr"].item() == 1.0e6
+    report = cli("report", tmp_path / "runs", "--out", tmp_path / "report", "--n-boot", 20)
+    assert report.exit_code == 0, report.output
+    summary = (tmp_path / "report" / "report.md").read_text()
+    assert "1 diverged" in summary and "left out of the figures' fits" in summary
+    assert "| diverged |" in summary   # the run is marked in the table
 
 
 # ------------------------------------------------------------------------------------------ item 8
@@ -220,3 +225,5 @@ def test_an_unwritable_store_is_named_before_any_run(tmp_path, monkeypatch):
     assert f"run store '{store}' is not writable" in line
     line = one_line_error(cli(*TRAIN, "--out", store))
     assert f"run store '{store}' is not writable" in line and "--out" in line
+    line = one_line_error(cli("reproduce", experiment_file(tmp_path), "--out", tmp_path / "file", "--quiet"))
+    assert f"run store '{tmp_path / 'file' / 'runs'}' is not writable" in line

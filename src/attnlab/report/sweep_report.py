@@ -28,6 +28,7 @@ RESULTS = "results.parquet"
 DEFAULT_METRICS = ("best.train_loss", "average.train_loss", "average.val_loss", "last.val_loss")
 NOT_METRICS = ("run_id", "status", "wall_time_s", "steps_run", "diverged_at", "best.step", "lr")
 SEED = "seed"
+UNFIT = ("diverged", "failed", "pending")   # statuses whose values are not fitted
 
 
 class NoRunsError(ValueError):
@@ -70,7 +71,8 @@ def load_sweep_table(sweep_dir: str | Path) -> pd.DataFrame:
                 log.warning("warning: run directory %s: %s; left out of the report", run_dir, problem)
                 continue
             summary.pop("versions", None)
-            row = {"run_id": run_dir.name, "status": "complete", **config}
+            status = "diverged" if summary.get("diverged_at") is not None else "complete"
+            row = {"run_id": run_dir.name, "status": status, **config}
             row.update({k: v for k, v in flatten(summary).items() if k not in row})
             rows.append(row)
         table = pd.DataFrame(rows)
@@ -132,13 +134,18 @@ def report_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None, x: Se
                                    shlex.quote(str(out_dir))]
                                   + [f"--x {shlex.quote(a)}" for a in (x or [])]
                                   + [f"--y {shlex.quote(m)}" for m in (metrics or [])])
-    shown = ["run_id", *axes, *([SEED] if SEED in table.columns else []), *ys]
+    unfit = table["status"].isin(UNFIT) if "status" in table.columns else pd.Series(False, index=table.index)
+    shown = ["run_id", *(["status"] if unfit.any() else []), *axes, *([SEED] if SEED in table.columns else []), *ys]
     shown_table = table[[c for c in dict.fromkeys(shown) if c in table.columns]]
     sort_by = [c for c in [*axes, SEED] if c in shown_table.columns]
     if sort_by:
         shown_table = shown_table.sort_values(sort_by, key=_sort_key).reset_index(drop=True)
     config = _sweep_config(table, axes)
     notes = _status_note(table)
+    if unfit.any():
+        notes += (f" {int(unfit.sum())} runs that diverged or did not finish are shown in the table "
+                  "and left out of the figures' fits.")
+    fitted = table[~unfit]
 
     results, fit_rows = [], []
     for axis in xs:
@@ -146,7 +153,7 @@ def report_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None, x: Se
         others = [a for a in axes if a != axis]
         for metric in ys:
             fig, ax = new_figure()
-            for label, group in _groups(table, others):
+            for label, group in _groups(fitted, others):
                 fit = fit_power_law(group, axis, metric, seed=SEED, n_boot=n_boot)
                 positive = bool((pd.to_numeric(group[metric], errors="coerce").dropna() > 0).all())
                 plot_scaling(group, axis, metric, fit=fit if fit.ok else None, ax=ax,

@@ -93,8 +93,8 @@ class LocalExecutor:
         try:
             while queue or any(w.task is not None for w in workers):
                 workers = [w for w in workers if w.process.is_alive() or w.task is not None]
-                while queue and len([w for w in workers if w.task is None]) == 0 \
-                        and len(workers) < min(self.workers, len(tasks)):
+                idle = sum(w.task is None for w in workers)
+                for _ in range(min(len(queue) - idle, self.workers - len(workers))):   # fresh workers
                     workers.append(_Worker(context, self.threads))
                 for worker in workers:
                     if worker.task is None and queue:

@@ -117,8 +117,8 @@ class RunStore:
     def configs(self) -> list[RunConfig]:
         """Configs of every complete run under root (damaged directories are named in a warning)."""
         found = []
-        for path in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-                if self.root.is_dir() else []:
+        folders = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+        for path in (p for p in folders if not p.name.startswith(".")):
             problem = check_run_dir(path)
             if problem is None:
                 found.append(parse_config(yaml.safe_load((path / CONFIG).read_text())))
