@@ -166,7 +166,7 @@ def stack_size(config: RunConfig, runs: int, memory_bytes: int = STACK_MEMORY_BY
 def _activation_bytes(config: RunConfig) -> int:
     """Bytes of one (n_train, T, width) activation array of a training run."""
     data = config.data
-    n_train = round(getattr(data, "n", 1) * (1 - getattr(data, "val_fraction", 0.0)))
+    n_train = round((getattr(data, "n", None) or 1) * (1 - getattr(data, "val_fraction", 0.0)))   # series: n None
     width = getattr(config.model, "m", getattr(config.model, "d_m", 1))
     return max(1, n_train * getattr(data, "T", 1) * width * DTYPES[config.dtype].itemsize)
 
