@@ -18,7 +18,7 @@ def test_flags_produce_a_complete_run_directory(tmp_path):
     result = invoke(["--m", "4", "--seed", "1", *TINY], tmp_path)
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "runs").iterdir()
-    assert {p.name for p in run_dir.iterdir()} == {"config.yaml", "curves.parquet", "summary.json"}
+    assert {p.name for p in run_dir.iterdir()} == {"config.yaml", "curves.parquet", "summary.json", "complete.json"}
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["model"]["m"] == 4 and config["seed"] == 1 and config["train"]["steps"] == 10
     summary = json.loads((run_dir / "summary.json").read_text())

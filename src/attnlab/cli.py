@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 import yaml
 
-from attnlab.config import ConfigError, apply_overrides, load_config, parse_config
+from attnlab.config import ConfigError, apply_overrides, load_config, parse_config, yaml_error_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="attnlab: training dynamics of shallow attention networks.")
@@ -46,7 +46,10 @@ def parse_set_options(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             fail(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.m=64")
-        overrides[key.strip()] = yaml.safe_load(value)
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            fail(f"--set {item!r}: the value is not valid YAML ({yaml_error_line(error)})")
     return overrides
 
 
@@ -114,14 +117,26 @@ def train(
     cfg = resolve_config(config, flags, set_)
     from attnlab.progress import training_progress
     from attnlab.run import run
+    from attnlab.sweep.runner import StoreNotWritable, check_writable
+    from attnlab.sweep.store import RunStore
 
+    if force or not RunStore(out).is_complete(cfg):
+        try:
+            check_writable(out)
+        except StoreNotWritable as error:
+            fail(str(error).replace("choose a writable directory", "choose another --out"))
     try:
         with training_progress(cfg.train.steps, enabled=not quiet) as progress:
             path = run(cfg, root=out, force=force, progress=progress)
-    except RuntimeError as error:
-        fail(str(error), code=1)
-    summary = json.loads((path / "summary.json").read_text())
-    typer.echo(format_summary(summary))
+    except ValueError as error:   # bad data file (IdxError), a config the data cannot serve, ...
+        fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    except FileNotFoundError as error:
+        fail(f"{error.filename or ''}: {error.strerror or error}".lstrip(": "))
+    except (RuntimeError, OSError) as error:
+        fail(str(error).splitlines()[0], code=1)
+    from attnlab.sweep.store import read_summary
+
+    typer.echo(format_summary(read_summary(path)))
     typer.echo(f"run directory: {path}")
 
 
@@ -233,7 +248,7 @@ def sweep(
 ) -> None:
     """Run a grid of trainings (what the store lacks) and write the results table."""
     from attnlab.sweep.grid import expand, load_sweep
-    from attnlab.sweep.runner import plan, run_sweep, write_table
+    from attnlab.sweep.runner import StoreNotWritable, plan, run_sweep, write_table
 
     try:
         spec = load_sweep(file)
@@ -259,11 +274,21 @@ def sweep(
     try:
         table = run_sweep(configs, root, executor=executor, workers=workers, retry_failed=retry_failed,
                           progress=not quiet, **options)
+    except StoreNotWritable as error:
+        fail(str(error))
     except (ValueError, OSError) as error:
         fail(str(error), code=1)
-    parquet, csv = write_table(table, out or root / f"{spec.name}.parquet")
+    try:
+        parquet, csv = write_table(table, out or root / f"{spec.name}.parquet")
+    except OSError as error:
+        fail(f"cannot write the results table {str(out or root / f'{spec.name}.parquet')!r}: "
+             f"{error.strerror or error}; choose another --out", code=1)
     counts = table["status"].value_counts().to_dict()
-    typer.echo(f"{len(table)} runs: {counts.get('done', 0)} done, {counts.get('failed', 0)} failed")
+    diverged = f", {counts['diverged']} diverged" if counts.get("diverged") else ""
+    typer.echo(f"{len(table)} runs: {counts.get('done', 0)} done{diverged}, {counts.get('failed', 0)} failed")
+    if counts.get("diverged"):
+        typer.echo("diverged (the loss left the finite numbers): "
+                   + ", ".join(table.loc[table["status"] == "diverged", "run_id"]))
     typer.echo(f"results table: {parquet} and {csv}")
     if counts.get("failed", 0):
         fail(f"{counts['failed']} runs failed (records in {root / '.failed'}); "
@@ -306,6 +331,7 @@ def reproduce(
 ) -> None:
     """Reproduce a paper's experiments: run (reusing finished runs), fit, judge, plot and report."""
     from attnlab.experiments.reproduce import PAPERS, reproduce as run_reproduction
+    from attnlab.sweep.runner import StoreNotWritable
 
     if preset not in ("quick", "paper"):
         fail(f"--preset {preset!r}: allowed: quick, paper")
@@ -331,14 +357,25 @@ def reproduce(
     try:
         done = [run_reproduction(p, experiment or None, preset, out, executor, workers, device, not quiet, threads)
                 for p in papers]
-    except ConfigError as error:
+    except (ConfigError, StoreNotWritable) as error:
         fail(str(error))
+    except OSError as error:
+        fail(f"{error.filename or out}: {error.strerror or error}", code=1)
+    failed = 0
     for reproduction in done:
         typer.echo(f"\n{reproduction.paper} ({reproduction.preset} preset)")
         for result in reproduction.results:
             for verdict in result.verdicts:
                 typer.echo(f"  {verdict.text}")
         typer.echo(f"report: {reproduction.report}")
+        if reproduction.failed:
+            typer.echo(f"{reproduction.failed} of {reproduction.runs} runs failed:", err=True)
+            for reason, count in reproduction.failures.items():
+                typer.echo(f"  {count} x {reason}", err=True)
+        failed += reproduction.failed
+    if failed:
+        fail(f"{failed} runs failed (records in {out / 'runs' / '.failed'}); the verdicts use the "
+             "runs that finished; fix the cause and rerun", code=1)
 
 
 def main() -> None:  # pragma: no cover - entry point

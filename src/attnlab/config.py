@@ -31,7 +31,7 @@ Radius = Annotated[Union[float, Literal["none"]], BeforeValidator(_check_radius)
 class Strict(BaseModel):
     """Base for every config section: unknown fields are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------- models
@@ -341,12 +341,26 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     """Read a YAML config file, apply dotted overrides (`{"model.m": 64}`) and validate."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {error}") from None
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {yaml_error_line(error)}") from None
+    if raw is None:
+        raise ConfigError(f"config file {str(path)!r} is empty: give the fields to set, or leave out "
+                          "--config to run the defaults")
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping, not {type(raw).__name__}")
     return parse_config(apply_overrides(raw, overrides or {}))
+
+
+def yaml_error_line(error: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (line, column), e.g. a tab or a tag
+    (only plain YAML is read: a `!!python/...` tag is refused, never executed)."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}".replace("\n", " ")
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

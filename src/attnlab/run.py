@@ -8,6 +8,7 @@ as one stacked computation (attnlab.train.stacking); each run's numbers equal th
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ class Setup:
 def setup(config: RunConfig) -> Setup:
     """Generate the data and initialise the model of `config` (on its device, in its dtype)."""
     _check_device(config.device)
+    check_memory(config)
     dtype = DTYPES[config.dtype]
     data = build_data(config.data, config.seed).to(dtype=dtype, device=config.device)
     model = build_model(config.model, d=data.d, T=data.T, outputs=data.outputs)
@@ -76,6 +78,7 @@ def measure(config: RunConfig) -> dict:
     from attnlab.theory.kernel_regime import approximation_error, linearisation_error
 
     _check_device(config.device)
+    check_memory(config)
     start = time.perf_counter()
     if config.task == "peak-memory":
         return {"task": config.task, **peak_memory(config), "wall_time_s": time.perf_counter() - start,
@@ -123,9 +126,9 @@ def run(config: RunConfig, root: str | Path = "runs", force: bool = False,
     if store.is_complete(config) and not force:
         return store.path(config)
     if config.task != "train":
-        return store.write(config, pd.DataFrame({"step": []}), measure(config))
+        return store.write(config, pd.DataFrame({"step": []}), measure(config), replace=force)
     result = train(config, progress=progress)
-    return store.write(config, result.curves, result.summary)
+    return store.write(config, result.curves, result.summary, replace=force)
 
 
 def run_many(configs: list[RunConfig], root: str | Path = "runs", force: bool = False,
@@ -140,7 +143,7 @@ def run_many(configs: list[RunConfig], root: str | Path = "runs", force: bool = 
         for start in range(0, len(todo), size):
             chunk = todo[start:start + size]
             for config, result in zip(chunk, train_many(chunk, progress=progress)):
-                store.write(config, result.curves, result.summary)
+                store.write(config, result.curves, result.summary, replace=force)
     else:
         for config in todo:
             run(config, root, force=force)
@@ -163,9 +166,45 @@ def stack_size(config: RunConfig, runs: int, memory_bytes: int = STACK_MEMORY_BY
 def _activation_bytes(config: RunConfig) -> int:
     """Bytes of one (n_train, T, width) activation array of a training run."""
     data = config.data
-    n_train = round(getattr(data, "n", 1) * (1 - getattr(data, "val_fraction", 0.0)))
+    n_train = round((getattr(data, "n", None) or 1) * (1 - getattr(data, "val_fraction", 0.0)))   # series: n None
     width = getattr(config.model, "m", getattr(config.model, "d_m", 1))
     return max(1, n_train * getattr(data, "T", 1) * width * DTYPES[config.dtype].itemsize)
+
+
+class RunTooLarge(ValueError):
+    """A run whose estimated memory exceeds the machine; the message names the sizes."""
+
+
+def estimated_bytes(config: RunConfig) -> int:
+    """A lower estimate of the memory one run of `config` needs: its data (n, T, d), 8 activation
+    arrays (n_train, T, width) and the parameters (width x the token features)."""
+    data, model = config.data, config.model
+    n, T, d = getattr(data, "n", None) or 1, getattr(data, "T", None), getattr(data, "d", None)
+    T = T or (getattr(data, "L", 0) + 1)
+    d = d or 1
+    width = getattr(model, "m", None) or getattr(model, "d_m", 1)
+    itemsize = DTYPES[config.dtype].itemsize
+    return itemsize * (n * T * d + 8 * _activation_bytes(config) // itemsize + width * (T * d + d + 2))
+
+
+def check_memory(config: RunConfig) -> None:
+    """Raise RunTooLarge when the run's estimate exceeds the memory of its device (the machine's
+    RAM on the CPU, the GPU's memory on CUDA), before anything is allocated."""
+    need = estimated_bytes(config)
+    if config.device.startswith("cuda"):
+        have, where = torch.cuda.get_device_properties(torch.device(config.device)).total_memory, "the GPU has"
+    else:
+        try:
+            have, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine has"
+        except (ValueError, OSError, AttributeError):   # pragma: no cover - not POSIX
+            return
+    if need > have:
+        sizes = ", ".join(f"{k} = {v}" for k, v in (("data.n", getattr(config.data, "n", None)),
+                                                     ("model width", getattr(config.model, "m", None)
+                                                      or getattr(config.model, "d_m", None)))
+                          if v is not None)
+        raise RunTooLarge(f"the run needs at least {need / 2**30:.3g} GiB ({sizes}), {where} "
+                          f"{have / 2**30:.3g} GiB: reduce the sizes")
 
 
 def _check_same_but_seed(configs: list[RunConfig]) -> None:

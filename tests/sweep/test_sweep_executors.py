@@ -127,8 +127,9 @@ def test_local_pool_worker_that_dies_is_retried_a_bounded_number_of_times(tmp_pa
         assert set(statuses) == {"done"}
         pd.testing.assert_frame_equal(comparable(results_table(configs, root)),
                                       reference_table(configs, tmp_path / "local"))
-    else:
-        assert "failed" in statuses
+    else:  # only the task of the killed worker is charged; every other run finishes
+        assert statuses.count("failed") == 1
         table = results_table(configs, root)
-        failed = table[table["status"] == "failed"]
-        assert (failed["error"] == "RuntimeError: the worker running this task died (tried 1 times, retries = 0)").all()
+        (error,) = table.loc[table["status"] == "failed", "error"]
+        assert error == "RuntimeError: the worker running this task died (exit code -9; tried 1 times, retries = 0)"
+        assert (table["status"] == "done").sum() == len(configs) - 1

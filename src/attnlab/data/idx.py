@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -21,37 +22,50 @@ class IdxError(ValueError):
 
 
 def read_idx(path: str | Path, ndim: int | None = None) -> np.ndarray:
-    """The array stored in the IDX file `path` (gzip or not); `ndim` checks its number of dimensions."""
+    """The array stored in the IDX file `path` (gzip or not); `ndim` checks its number of dimensions.
+
+    Gzip data is decompressed as a stream and never beyond the size the header declares (plus one
+    byte, to tell a file longer than its header), so a small file cannot expand without bound.
+    """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as raw_handle:
+            compressed = raw_handle.read(2) == b"\x1f\x8b"
+            raw_handle.seek(0)
+            handle = gzip.GzipFile(fileobj=raw_handle) if compressed else raw_handle
+            return _read_stream(handle, str(path), ndim)
     except OSError as error:
-        raise IdxError(f"cannot read IDX file {str(path)!r}: {error.strerror or error}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
+        if isinstance(error, gzip.BadGzipFile) or error.errno is None:
             raise IdxError(f"{str(path)!r}: corrupt or truncated gzip data ({error})") from None
-    if len(raw) < 4:
-        raise IdxError(f"{str(path)!r}: {len(raw)} bytes, too short for the 4-byte IDX magic number")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
-        raise IdxError(f"{str(path)!r}: magic number {raw[:4].hex()} is not IDX: expected 0000 followed by a "
+        raise IdxError(f"cannot read IDX file {str(path)!r}: {error.strerror or error}") from None
+    except EOFError as error:
+        raise IdxError(f"{str(path)!r}: corrupt or truncated gzip data ({error})") from None
+
+
+def _read_stream(handle: BinaryIO, name: str, ndim: int | None) -> np.ndarray:
+    magic = handle.read(4)
+    if len(magic) < 4:
+        raise IdxError(f"{name!r}: {len(magic)} bytes, too short for the 4-byte IDX magic number")
+    if magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_TYPES:
+        raise IdxError(f"{name!r}: magic number {magic.hex()} is not IDX: expected 0000 followed by a "
                        f"type code ({', '.join(f'{c:02x}' for c in IDX_TYPES)}) and a dimension count")
-    dtype, dims = IDX_TYPES[raw[2]], raw[3]
+    dtype, dims = IDX_TYPES[magic[2]], magic[3]
     if ndim is not None and dims != ndim:
-        raise IdxError(f"{str(path)!r}: an IDX file with {dims} dimension(s); expected {ndim} "
+        raise IdxError(f"{name!r}: an IDX file with {dims} dimension(s); expected {ndim} "
                        f"({'images (n, rows, cols)' if ndim == 3 else 'labels (n,)' if ndim == 1 else ''})")
-    header = 4 + 4 * dims
-    if len(raw) < header:
-        raise IdxError(f"{str(path)!r}: truncated header: {dims} dimensions need {header} bytes, file has {len(raw)}")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    sizes = handle.read(4 * dims)
+    if len(sizes) < 4 * dims:
+        raise IdxError(f"{name!r}: truncated header: {dims} dimensions need {4 + 4 * dims} bytes, "
+                       f"file has {4 + len(sizes)}")
+    shape = tuple(int.from_bytes(sizes[4 * i: 4 * i + 4], "big") for i in range(dims))
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    body = len(raw) - header
-    if body != expected:
-        what = "truncated" if body < expected else "longer than its header says"
-        raise IdxError(f"{str(path)!r}: {what}: shape {shape} of {dtype.name} needs {expected} data bytes, "
-                       f"found {body}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    body = handle.read(expected + 1)   # one byte more: a longer file is refused, without reading it all
+    if len(body) != expected:
+        what = "truncated" if len(body) < expected else "longer than its header says"
+        found = f"{len(body)}" if len(body) <= expected else f"more than {expected}"
+        raise IdxError(f"{name!r}: {what}: shape {shape} of {dtype.name} needs {expected} data bytes, "
+                       f"found {found}")
+    return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def write_idx(path: str | Path, array: np.ndarray, compress: bool = False) -> None:

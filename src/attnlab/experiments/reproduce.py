@@ -11,18 +11,18 @@ report are written under OUT/PAPER/PRESET/.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
-from attnlab.config import ConfigError, RunConfig
+from attnlab.config import ConfigError, RunConfig, config_to_dict, parse_config
 from attnlab.experiments.spec import Experiment, ExperimentFile, load_experiments, sweeps
 from attnlab.report import ExperimentResult, bound_experiment, ordering_experiment, scaling_experiment, write_report
 from attnlab.sweep.grid import expand
-from attnlab.sweep.runner import results_table, run_sweep, write_table
+from attnlab.sweep.runner import flatten, results_table, run_sweep, write_table
 from attnlab.sweep.store import RunStore
 
 PAPERS = {"arda2026": "arda2026.yaml", "wu2023": "wu2023.yaml"}
@@ -36,6 +36,12 @@ class Reproduction:
     preset: str
     results: list[ExperimentResult]
     report: Path
+    runs: int = 0                                             # runs declared by the experiments
+    failures: dict[str, int] = field(default_factory=dict)   # reason of a failed run -> how many
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
 
 
 def experiment_file(paper: str) -> ExperimentFile:
@@ -74,17 +80,99 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     name = Path(paper).stem if paper.endswith((".yaml", ".yml")) else paper
     runs, folder = out / "runs", out / name / preset
     all_configs = {key: experiment_configs(key, declared.experiments[key], preset, device) for key in keys}
-    results = []
+    for key in keys:   # refuse a claim the runs cannot answer before any run is trained
+        check_claims_against_runs(key, declared.experiments[key], all_configs[key], runs)
+    results, failures, total = [], {}, 0
     for key in keys:
         experiment, configs = declared.experiments[key], all_configs[key]
         run_sweep([c for cs in configs.values() for c in cs], runs, executor=executor, workers=workers,
                   progress=progress, **({"threads": threads} if threads and executor != "slurm" else {}))
         table = tidy_table(experiment, configs, runs)
+        total += len(table)
+        for reason in table.loc[table["status"] == "failed", "error"].fillna("no reason recorded"):
+            failures[reason] = failures.get(reason, 0) + 1
         write_table(table, folder / key / "results")
         results.append(judge_experiment(key, experiment, table, folder / "figures", name, preset,
                                         declared.paper, configs, runs))
     report = write_report(results, folder, title=f"{declared.title}: {preset} preset", name="report")
-    return Reproduction(name, preset, results, report)
+    return Reproduction(name, preset, results, report, total, failures)
+
+
+def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[str, list[RunConfig]],
+                              runs: Path) -> None:
+    """Raise ConfigError (naming the field) unless every claim can be judged from these runs: x is a
+    config field, swept where a fit or ratio needs it; each metric is recorded by the runs (their
+    summary for claims on runs, their curves for claims on curves); an order names declared series."""
+    flat = [c for cs in configs.values() for c in cs]
+    fields = flatten(config_to_dict(flat[0]))
+    if experiment.x not in fields:
+        raise ConfigError(f"{key}.x = {experiment.x!r}: not a config field; fields are {', '.join(fields)}")
+    x_values = {repr(flatten(config_to_dict(c)).get(experiment.x)) for c in flat}
+    summary_metrics, curve_metrics = recorded_metrics(flat, runs)
+    for i, claim in enumerate(experiment.claims):
+        if claim.order is not None:
+            unknown = [name for name in claim.order if name not in experiment.series]
+            if unknown:
+                raise ConfigError(f"{key}.claims.{i}.order: {unknown} are not series of {key}; "
+                                  f"its series are {sorted(experiment.series)}")
+        needs_sweep = (claim.kind == "fit" and claim.source == "runs") or claim.between is not None
+        if needs_sweep and len(x_values) < 2:
+            raise ConfigError(f"{key}.claims.{i}: x = {experiment.x!r} takes one value "
+                              f"({next(iter(x_values))}) in these runs; the claim needs it swept "
+                              "(add it to the preset's axes)")
+        known = curve_metrics if claim.source == "curves" else summary_metrics
+        if known is not None and claim.metric not in known:
+            where = "curve column" if claim.source == "curves" else "metric"
+            raise ConfigError(f"{key}.claims.{i}.metric = {claim.metric!r}: not a {where} these runs "
+                              f"record; they record {', '.join(sorted(known))}")
+
+
+def recorded_metrics(configs: list[RunConfig], runs: Path) -> tuple[set[str] | None, set[str] | None]:
+    """(results-table metrics, curve columns) that runs of `configs` record: read from a finished
+    run in the store, else found by a two-step run of the first config's model and task on a few
+    samples (None when that probe cannot run, e.g. a missing data file: the runs then fail and are
+    reported as failed)."""
+    from attnlab.run import measure, train
+
+    store = RunStore(runs)
+    finished = next((c for c in configs if store.path(c).exists() and store.is_complete(c)), None)
+    if finished is not None:
+        return set(flatten(store.summary(finished))), set(store.curves(finished).columns)
+    config = configs[0]
+    if config.task != "train":
+        probe = _probe_config(config, steps=1)
+        try:
+            summary = measure(probe)
+        except Exception:   # noqa: BLE001 - the real runs will record why
+            return None, None
+        return set(flatten(summary)), set()
+    try:
+        result = train(_probe_config(config, steps=2))
+    except Exception:   # noqa: BLE001
+        return None, None
+    return set(flatten(result.summary)), set(result.curves.columns)
+
+
+def _probe_config(config: RunConfig, steps: int) -> RunConfig:
+    """`config` on few samples, few steps and the CPU, recording every step (diagnostics included)."""
+    raw = config_to_dict(config)
+    data, model = raw["data"], raw["model"]
+    if isinstance(data.get("n"), int):
+        data["n"] = min(data["n"], 24)
+    if isinstance(data.get("n_val"), int):
+        data["n_val"] = min(data["n_val"], 8)
+    if isinstance(data.get("K"), int):
+        data["K"] = min(data["K"], 64)
+    for width in ("m", "d_m"):
+        if isinstance(model.get(width), int):
+            model[width] = min(model[width], 4)
+    raw["train"].update(steps=steps, record_every=1, batch_size=1)
+    raw["diagnostics"] = {k: (1 if isinstance(v, int) and k.endswith("every") else v)
+                          for k, v in raw["diagnostics"].items()}
+    if isinstance(raw["diagnostics"].get("ntk_samples"), int):
+        raw["diagnostics"]["ntk_samples"] = min(raw["diagnostics"]["ntk_samples"], 8)
+    raw["device"] = "cpu"
+    return parse_config(raw)
 
 
 def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], runs: Path) -> pd.DataFrame:
@@ -123,6 +211,7 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
                      preset: str, source: str, configs: dict[str, list[RunConfig]], runs: Path) -> ExperimentResult:
     """Fit and judge every claim of one experiment; one ExperimentResult with all verdicts and figures."""
     hue = "series" if len(configs) > 1 else None
+    full, table = table, table[table["status"] == "done"]   # failed and diverged runs are not fitted
     curves_of = functools.lru_cache(maxsize=None)(RunStore(runs).curves)   # read once for all curve claims
     parts = []
     for claim in experiment.claims:
@@ -144,14 +233,23 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
                                         kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
                                         prediction=claim.prediction, hue=group, level=level,
                                         tolerance=claim.tolerance))
-    failed = int((table["status"] != "done").sum())
     notes = [experiment.notes] if experiment.notes else []
-    if failed:
-        notes.append(f"{failed} of {len(table)} runs did not finish (see the error column); fits use the others.")
+    failed = full[full["status"] == "failed"]
+    if len(failed):
+        reasons = failed["error"].fillna("no reason recorded").value_counts()
+        notes.append(f"{len(failed)} of {len(full)} runs failed (status failed in the table; fits use the "
+                     "others): " + "; ".join(f"{n} x {reason}" for reason, n in reasons.items()) + ".")
+    diverged = int((full["status"] == "diverged").sum())
+    if diverged:
+        notes.append(f"{diverged} of {len(full)} runs diverged (status diverged in the table): "
+                     "they are left out of the fits.")
+    pending = int((full["status"] == "pending").sum())
+    if pending:
+        notes.append(f"{pending} of {len(full)} runs are not in the store (status pending).")
     notes += [part.notes for part in parts if part.notes]
     first = next(iter(configs.values()))[0]
     return ExperimentResult(
-        key=key, title=experiment.title, table=table.drop(columns=["run_id"]),
+        key=key, title=experiment.title, table=full.drop(columns=["run_id"]),
         verdicts=[v for part in parts for v in part.verdicts], figures=[f for part in parts for f in part.figures],
         config=_config_summary(first, experiment.x), claim=experiment.claim, paper=source,
         command=f"attnlab reproduce {paper} --experiment {key} --preset {preset}", notes="\n\n".join(notes))

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from attnlab.config import ConfigError, apply_overrides
+from attnlab.config import ConfigError, apply_overrides, yaml_error_line
 from attnlab.sweep.grid import SweepSpec, parse_sweep
 
 PRESETS = ("quick", "paper")
@@ -31,7 +31,7 @@ Direction = Literal["negative", "positive"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Bound = Union[float, dict[str, float], None]
@@ -141,6 +141,10 @@ def load_experiments(path: str | Path) -> ExperimentFile:
     path = Path(path)
     try:
         return ExperimentFile.model_validate(yaml.safe_load(Path(path).read_text()))
+    except OSError as error:
+        raise ConfigError(f"cannot read experiment file {str(path)!r}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"experiment file {path.name} is not valid YAML: {yaml_error_line(error)}") from None
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"experiment file {path.name}: {problems}") from None

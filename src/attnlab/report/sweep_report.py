@@ -10,7 +10,6 @@ fit per combination of the other axes), listing the measured exponents without p
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,12 +22,13 @@ from attnlab.config import RunConfig
 from attnlab.report.figures import new_figure, plot_scaling, save_figure
 from attnlab.report.fit import fit_power_law, measurement, symbol
 from attnlab.report.html import ExperimentResult, atomic_write_text, write_report
-from attnlab.sweep.store import CONFIG, SUMMARY
+from attnlab.sweep.store import COMPLETE, CONFIG, SUMMARY, check_run_dir, log, read_summary
 
 RESULTS = "results.parquet"
 DEFAULT_METRICS = ("best.train_loss", "average.train_loss", "average.val_loss", "last.val_loss")
 NOT_METRICS = ("run_id", "status", "wall_time_s", "steps_run", "diverged_at", "best.step", "lr")
 SEED = "seed"
+UNFIT = ("diverged", "failed", "pending")   # statuses whose values are not fitted
 
 
 class NoRunsError(ValueError):
@@ -61,10 +61,18 @@ def load_sweep_table(sweep_dir: str | Path) -> pd.DataFrame:
             run_dir = summary_path.parent
             if run_dir.name.startswith(".") or not (run_dir / CONFIG).is_file():
                 continue
-            config = flatten(yaml.safe_load((run_dir / CONFIG).read_text()) or {})
-            summary = json.loads(summary_path.read_text())
+            problem = check_run_dir(run_dir) if (run_dir / COMPLETE).is_file() else None
+            try:
+                config = flatten(yaml.safe_load((run_dir / CONFIG).read_text()) or {})
+                summary = read_summary(run_dir)
+            except (OSError, ValueError, yaml.YAMLError, AttributeError) as error:
+                problem = problem or str(error).splitlines()[0]
+            if problem is not None:   # damaged: named, left out of the report
+                log.warning("warning: run directory %s: %s; left out of the report", run_dir, problem)
+                continue
             summary.pop("versions", None)
-            row = {"run_id": run_dir.name, "status": "complete", **config}
+            status = "diverged" if summary.get("diverged_at") is not None else "complete"
+            row = {"run_id": run_dir.name, "status": status, **config}
             row.update({k: v for k, v in flatten(summary).items() if k not in row})
             rows.append(row)
         table = pd.DataFrame(rows)
@@ -126,13 +134,18 @@ def report_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None, x: Se
                                    shlex.quote(str(out_dir))]
                                   + [f"--x {shlex.quote(a)}" for a in (x or [])]
                                   + [f"--y {shlex.quote(m)}" for m in (metrics or [])])
-    shown = ["run_id", *axes, *([SEED] if SEED in table.columns else []), *ys]
+    unfit = table["status"].isin(UNFIT) if "status" in table.columns else pd.Series(False, index=table.index)
+    shown = ["run_id", *(["status"] if unfit.any() else []), *axes, *([SEED] if SEED in table.columns else []), *ys]
     shown_table = table[[c for c in dict.fromkeys(shown) if c in table.columns]]
     sort_by = [c for c in [*axes, SEED] if c in shown_table.columns]
     if sort_by:
         shown_table = shown_table.sort_values(sort_by, key=_sort_key).reset_index(drop=True)
     config = _sweep_config(table, axes)
     notes = _status_note(table)
+    if unfit.any():
+        notes += (f" {int(unfit.sum())} runs that diverged or did not finish are shown in the table "
+                  "and left out of the figures' fits.")
+    fitted = table[~unfit]
 
     results, fit_rows = [], []
     for axis in xs:
@@ -140,7 +153,7 @@ def report_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None, x: Se
         others = [a for a in axes if a != axis]
         for metric in ys:
             fig, ax = new_figure()
-            for label, group in _groups(table, others):
+            for label, group in _groups(fitted, others):
                 fit = fit_power_law(group, axis, metric, seed=SEED, n_boot=n_boot)
                 positive = bool((pd.to_numeric(group[metric], errors="coerce").dropna() > 0).all())
                 plot_scaling(group, axis, metric, fit=fit if fit.ok else None, ax=ax,

@@ -1,8 +1,9 @@
 """Executors: where the tasks of a sweep run. Each task is a list of configs (see tasks.run_group).
 
-- "local": a process pool on this machine (concurrent.futures, spawn context); workers=1 runs the
-  tasks in the driver process. A pool broken by a dying worker is rebuilt and the unfinished tasks
-  resubmitted, at most `retries` times.
+- "local": worker processes on this machine (spawn context), each fed one task at a time through
+  its own pipe; workers=1 runs the tasks in the driver process. When a worker dies, only the task
+  it was running is charged: it is resubmitted to a fresh worker at most `retries` times; the
+  other workers go on undisturbed.
 - "dask": a dask.distributed cluster (`scheduler="tcp://HOST:PORT"`); a task whose worker dies is
   rescheduled by dask (up to the scheduler's `allowed-failures`), a task that raises is retried
   `retries` times. Start workers with `--nthreads 1` (each run sets torch to one thread).
@@ -17,13 +18,13 @@ tasks the engine gives up on are recorded by the driver (tasks.engine_failure).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
@@ -65,7 +66,7 @@ def _init_local_worker(parent_pid: int, threads: int) -> None:
 
 
 class LocalExecutor:
-    """A process pool of `workers` processes (default: one per core) with `threads` torch threads
+    """`workers` worker processes (default: one per core) with `threads` torch threads
     each (default: cores // workers); `workers=1` runs tasks in the calling process."""
 
     def __init__(self, workers: int | None = None, threads: int | None = None, retries: int = 2):
@@ -86,34 +87,93 @@ class LocalExecutor:
                     outcomes = run_batch(task, root)
                 yield outcomes
             return
-        remaining, attempt = list(range(len(tasks))), 0
-        while remaining:
-            broken: list[int] = []
-            pool = ProcessPoolExecutor(
-                max_workers=min(self.workers, len(remaining)), mp_context=get_context("spawn"),
-                initializer=_init_local_worker, initargs=(os.getpid(), self.threads))
-            try:
-                futures = {pool.submit(run_group, tasks[i], root, self.threads): i for i in remaining}
-                for future in as_completed(futures):
-                    i = futures[future]
-                    try:
-                        yield future.result()
-                    except BrokenProcessPool:
-                        broken.append(i)
-                    except Exception as error:
-                        yield engine_failure(tasks[i], root, error)
-            finally:
-                pool.shutdown(wait=False, cancel_futures=True)
-            remaining, attempt = sorted(broken), attempt + 1
-            if remaining and attempt > self.retries:
-                error = RuntimeError(f"the worker running this task died (tried {attempt} times, "
-                                     f"retries = {self.retries})")
-                for i in remaining:
-                    yield engine_failure(tasks[i], root, error)
-                return
+        queue, deaths = list(range(len(tasks))), [0] * len(tasks)
+        workers: list[_Worker] = []
+        context = get_context("spawn")
+        try:
+            while queue or any(w.task is not None for w in workers):
+                workers = [w for w in workers if w.process.is_alive() or w.task is not None]
+                idle = sum(w.task is None for w in workers)
+                for _ in range(min(len(queue) - idle, self.workers - len(workers))):   # fresh workers
+                    workers.append(_Worker(context, self.threads))
+                for worker in workers:
+                    if worker.task is None and queue:
+                        worker.start(queue.pop(0), tasks, root)
+                busy = [w for w in workers if w.task is not None]
+                ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+                for worker in busy:
+                    if worker.conn in ready or worker.process.sentinel in ready:
+                        i, reply = worker.task, worker.receive()
+                        if reply is not None:
+                            yield (reply[1] if reply[0] == "ok"
+                                   else engine_failure(tasks[i], root, RuntimeError(reply[1])))
+                            continue
+                        # the worker died running task i: charge i only, the others never ran there
+                        deaths[i] += 1
+                        code = worker.process.exitcode
+                        if deaths[i] > self.retries:
+                            yield engine_failure(tasks[i], root, RuntimeError(
+                                f"the worker running this task died (exit code {code}; tried {deaths[i]} "
+                                f"times, retries = {self.retries})"))
+                        else:
+                            queue.insert(0, i)
+        finally:
+            for worker in workers:
+                worker.stop()
 
     def close(self) -> None:
         pass
+
+
+class _Worker:
+    """One spawned worker process and the pipe it takes tasks from; `task` is the index it runs."""
+
+    def __init__(self, context: Any, threads: int):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_loop, args=(child, os.getpid(), threads), daemon=True,
+                                       name="attnlab-sweep-worker")
+        self.process.start()
+        child.close()
+        self.task: int | None = None
+
+    def start(self, i: int, tasks: list[Task], root: Path) -> None:
+        self.task = i
+        try:
+            self.conn.send((tasks[i], str(root)))
+        except OSError:   # died before taking it: receive() reports the death
+            pass
+
+    def receive(self) -> tuple[str, Any] | None:
+        """The reply to the running task, or None when the worker died running it."""
+        try:
+            reply = self.conn.recv()
+        except (EOFError, OSError):
+            self.process.join()
+            reply = None
+        self.task = None
+        return reply
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+            self.process.join(timeout=1)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
+        self.conn.close()
+
+
+def _worker_loop(conn: Any, parent_pid: int, threads: int) -> None:
+    """Worker process: run the tasks that come through `conn` until it sends None."""
+    _init_local_worker(parent_pid, threads)
+    while (message := conn.recv()) is not None:
+        task, root = message
+        try:
+            conn.send(("ok", run_group(task, root, threads)))
+        except Exception as error:   # not a run's failure (run_batch records those): a task-level error
+            conn.send(("error", f"{type(error).__name__}: {error}".splitlines()[0]))
+
 
 
 # ------------------------------------------------------------------------------------------- dask

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from attnlab.config import ConfigError, RunConfig, apply_overrides, parse_config
+from attnlab.config import ConfigError, RunConfig, apply_overrides, parse_config, yaml_error_line
 
 
 Axis = Annotated[list[Any], Field(min_length=1)]
@@ -32,7 +32,7 @@ Axis = Annotated[list[Any], Field(min_length=1)]
 class SweepSpec(BaseModel):
     """A grid of runs: `base` with each combination of `axes` x `zip_axes` rows x `seeds` applied."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = "sweep"
     base: dict[str, Any] = {}
@@ -106,9 +106,13 @@ def load_sweep(path: str | Path) -> SweepSpec:
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read sweep file {str(path)!r}: {error}") from None
-    return parse_sweep(raw if raw is not None else {}, name=path.stem)
+    except OSError as error:
+        raise ConfigError(f"cannot read sweep file {str(path)!r}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"sweep file {str(path)!r} is not valid YAML: {yaml_error_line(error)}") from None
+    if raw is None:
+        raise ConfigError(f"sweep file {str(path)!r} is empty: give at least base or axes")
+    return parse_sweep(raw, name=path.stem)
 
 
 def _describe_sweep_error(error: ValidationError) -> str:

@@ -7,7 +7,7 @@ from typing import Callable, Iterator
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from attnlab.sweep.tasks import FAILED, Outcome
+from attnlab.sweep.tasks import CLAIMED, FAILED, Outcome
 
 
 @contextlib.contextmanager
@@ -18,7 +18,8 @@ def sweep_progress(total: int, name: str = "sweep",
 
     def count(outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
-            counts["failed" if outcome.status == FAILED else "done"] += 1
+            if outcome.status != CLAIMED:   # counted when the driver has waited for it
+                counts["failed" if outcome.status == FAILED else "done"] += 1
 
     if not enabled:
         yield count

@@ -4,7 +4,9 @@ Policy (what a rerun of the same sweep does):
 - a run whose directory is in the store is reused, never rerun;
 - a run recorded as failed (ROOT/.failed/<run_id>.json) is skipped and stays "failed" in the table,
   unless `retry_failed=True`, which attempts it again (a success removes the record);
-- every other run is executed. A driver killed midway loses only the runs in flight: finished runs
+- every other run is executed, once: a run is claimed before it is trained (sweep/claims.py), so
+  two drivers of one store share the work; a run another driver holds is waited for at the end.
+  A driver killed midway loses only the runs in flight: finished runs
   are whole in the store (atomic writes), so the rerun executes exactly what is missing.
 
 The table is always built from the store (results_table), so it is the same whichever executor ran
@@ -28,9 +30,24 @@ from attnlab.sweep.executors import Executor, make_executor, split_tasks
 from attnlab.sweep.failures import FailureLog
 from attnlab.sweep.progress import sweep_progress
 from attnlab.sweep.store import RunStore, run_id
-from attnlab.sweep.tasks import DONE, FAILED, run_batch  # noqa: F401  (run_batch: the seed-batch hook)
+from attnlab.sweep.tasks import CLAIMED, DONE, FAILED, run_batch, wait_for_claimed  # noqa: F401  (run_batch: the seed-batch hook)
 
-PENDING = "pending"
+PENDING, DIVERGED = "pending", "diverged"
+
+
+class StoreNotWritable(OSError):
+    """The run store cannot be written; the message names it."""
+
+
+def check_writable(root: Path) -> None:
+    """Raise StoreNotWritable (naming `root`) unless runs can be written under `root`."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise StoreNotWritable(f"run store {str(root)!r} is not writable "
+                               f"({error.strerror or error}): choose a writable directory") from None
 
 
 @dataclass
@@ -79,13 +96,20 @@ def run_sweep(configs: list[RunConfig], root: str | Path, executor: str | Execut
     root = Path(root).resolve()
     todo = plan(configs, root, retry_failed).run
     if todo:
+        check_writable(root)
+        RunStore(root).clean_stale()
         engine = (make_executor(executor, root, workers=workers, **executor_options)
                   if isinstance(executor, str) else executor)
         tasks = split_tasks(group_by_seed(todo), engine.parallelism)
         try:
             with sweep_progress(len(todo), enabled=progress) as advance:
+                claimed = []
                 for outcomes in engine.map(tasks, root):
                     advance(outcomes)
+                    claimed += [o.run_id for o in outcomes if o.status == CLAIMED]
+                by_id = {run_id(config): config for config in todo}
+                for key in claimed:   # runs another driver was training when this one reached them
+                    advance([wait_for_claimed(by_id[key], root)])
         finally:
             if isinstance(executor, str):
                 engine.close()
@@ -95,7 +119,8 @@ def run_sweep(configs: list[RunConfig], root: str | Path, executor: str | Execut
 def results_table(configs: list[RunConfig], root: str | Path) -> pd.DataFrame:
     """One row per config (input order) from the store, running nothing.
 
-    Columns: run_id, status ("done", "failed" or "pending"), the config flattened to dotted names
+    Columns: run_id, status ("done", "diverged" (finished, the loss left the finite numbers),
+    "failed" or "pending"), the config flattened to dotted names
     (model.m, data.T, train.radius.c, seed, ...), every scalar of the run's summary flattened the
     same way (last.train_loss, best.step, average.val_loss, wall_time_s, versions.torch, ...), and
     error (the one-line reason of a failed run).
@@ -110,7 +135,7 @@ def results_table(configs: list[RunConfig], root: str | Path) -> pd.DataFrame:
             summary = {k: v for k, v in flatten(store.summary(config)).items() if k != "run_id"}
             summary = {(f"summary.{k}" if k in flat_config else k): v for k, v in summary.items()}
             summary_columns.update(dict.fromkeys(summary))
-            row.update(summary, status=DONE)
+            row.update(summary, status=DIVERGED if summary.get("diverged_at") is not None else DONE)
         elif (record := failures.read(config)) is not None:
             row.update(status=FAILED, error=record.get("error"))
         rows.append(row)

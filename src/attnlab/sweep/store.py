@@ -2,29 +2,47 @@
 
     ROOT/<run_id>/config.yaml     the resolved config
     ROOT/<run_id>/curves.parquet  recorded curves, one row per recorded step
-    ROOT/<run_id>/summary.json    iterates' losses, wall time, library versions
+    ROOT/<run_id>/summary.json    iterates' losses, wall time, library versions (strict JSON:
+                                  non-finite numbers are stored as "NaN", "Infinity", "-Infinity")
+    ROOT/<run_id>/complete.json   written last: the SHA-256 of each file above
 
 The run id also covers RESULTS_VERSION, the version of what runs record. A run directory is
-written under a temporary name and renamed into place when complete, so a
-directory named by a run id is always whole; an interrupted run leaves only a `.incomplete-*` folder.
+written under a temporary name (`.incomplete-<run_id>-<pid>@<host>-*`) and renamed into place when
+complete. A run counts as complete only when its marker is there and every checksum matches; a
+directory that is damaged (a file changed, truncated or deleted) is named in a warning and
+recomputed. A directory written before markers existed is checked by parsing its files, and
+adopted (marker added) when they all parse.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import hashlib
 import json
+import logging
+import math
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from attnlab.config import RunConfig, config_to_dict, parse_config
+from attnlab.config import ConfigError, RunConfig, config_to_dict, parse_config
 
-SUMMARY, CURVES, CONFIG = "summary.json", "curves.parquet", "config.yaml"
+SUMMARY, CURVES, CONFIG, COMPLETE = "summary.json", "curves.parquet", "config.yaml", "complete.json"
+CHECKED = (CONFIG, CURVES, SUMMARY)
+STALE_AFTER_S = 24 * 3600   # a temporary folder of another host is left alone this long
+
+log = logging.getLogger("attnlab.store")
+_warned: set[tuple[str, str]] = set()
 
 
 # What a run records (summary metrics, curve columns). Bump it when a change of the code adds or
@@ -50,44 +68,234 @@ class RunStore:
         return self.root / run_id(config)
 
     def is_complete(self, config: RunConfig) -> bool:
-        return (self.path(config) / SUMMARY).is_file()
+        """Whether the run's directory is whole; a damaged one is named in a warning (once)."""
+        path = self.path(config)
+        if not path.exists():
+            return False
+        problem = check_run_dir(path)
+        if problem is not None:
+            _warn_once(path, f"run directory {path}: {problem}; it will be recomputed")
+        return problem is None
 
-    def write(self, config: RunConfig, curves: pd.DataFrame, summary: dict[str, Any]) -> Path:
-        """Write a finished run atomically and return its directory."""
+    def write(self, config: RunConfig, curves: pd.DataFrame, summary: dict[str, Any],
+              replace: bool = False) -> Path:
+        """Write a finished run atomically and return its directory.
+
+        An existing whole directory is kept (an identical run finished first) unless `replace`;
+        a damaged one, or any with `replace`, is swapped for the new one in one atomic exchange,
+        so the old result stays readable until the new one is complete.
+        """
         final = self.path(config)
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".incomplete-{final.name}-", dir=self.root))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(final.name)}-", dir=self.root))
         try:
             (tmp / CONFIG).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
             curves.to_parquet(tmp / CURVES, index=False)
-            (tmp / SUMMARY).write_text(json.dumps(summary, indent=2, default=_json_default))
+            (tmp / SUMMARY).write_text(dumps_summary(summary))
+            _write_marker(tmp)
             try:
                 os.rename(tmp, final)
-            except OSError:  # an identical run finished first: keep it
-                if not (final / SUMMARY).is_file():
+            except OSError as error:
+                if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
-                shutil.rmtree(tmp)
+                if not replace and check_run_dir(final) is None:   # an identical run finished first
+                    shutil.rmtree(tmp)
+                else:
+                    _exchange(tmp, final)   # tmp now holds the old directory
+                    shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
 
     def summary(self, config: RunConfig) -> dict[str, Any]:
-        return json.loads((self.path(config) / SUMMARY).read_text())
+        return read_summary(self.path(config))
 
     def curves(self, config: RunConfig) -> pd.DataFrame:
         return pd.read_parquet(self.path(config) / CURVES)
 
     def configs(self) -> list[RunConfig]:
-        """Configs of every complete run under root."""
+        """Configs of every complete run under root (damaged directories are named in a warning)."""
         found = []
-        for summary in sorted(self.root.glob(f"*/{SUMMARY}")):
-            if not summary.parent.name.startswith("."):
-                found.append(parse_config(yaml.safe_load((summary.parent / CONFIG).read_text())))
+        folders = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+        for path in (p for p in folders if not p.name.startswith(".")):
+            problem = check_run_dir(path)
+            if problem is None:
+                found.append(parse_config(yaml.safe_load((path / CONFIG).read_text())))
+            elif (path / CONFIG).exists() or (path / SUMMARY).exists():
+                _warn_once(path, f"run directory {path}: {problem}; skipped")
         return found
 
+    def clean_stale(self) -> list[Path]:
+        """Remove the temporary folders of writers that are gone: a process of this host that no
+        longer exists, or any writer after STALE_AFTER_S. Returns what was removed."""
+        removed = []
+        if not self.root.is_dir():
+            return removed
+        for folder in self.root.glob(".incomplete-*"):
+            if folder.is_dir() and _writer_is_gone(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
+
+# ------------------------------------------------------------------------------ run directories
+def check_run_dir(path: Path) -> str | None:
+    """None when the run directory `path` is whole, else what is wrong with it (one phrase)."""
+    marker = path / COMPLETE
+    if not marker.is_file():
+        return _adopt_legacy(path)
+    try:
+        sums = json.loads(marker.read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{COMPLETE} is unreadable"
+    for name in CHECKED:
+        try:
+            digest = _sha256(path / name)
+        except OSError:
+            return f"{name} is missing"
+        if digest != sums.get(name):
+            return f"{name} does not match its checksum (damaged or edited)"
+    return None
+
+
+def _adopt_legacy(path: Path) -> str | None:
+    """A directory written before completion markers: whole if its three files parse (the marker is
+    then added where the store is writable); else what is wrong."""
+    import pyarrow.parquet as pq
+
+    for name in CHECKED:
+        if not (path / name).is_file():
+            return f"{name} is missing" if name != SUMMARY or (path / CONFIG).exists() else "not a run"
+    try:
+        parse_config(yaml.safe_load((path / CONFIG).read_text()))
+    except (OSError, yaml.YAMLError, ConfigError, TypeError) as error:
+        return f"{CONFIG} does not parse ({str(error).splitlines()[0]})"
+    try:
+        read_summary(path)
+    except (OSError, ValueError) as error:
+        return f"{SUMMARY} does not parse ({error})"
+    try:
+        pq.read_table(path / CURVES)
+    except Exception as error:   # pyarrow raises ArrowInvalid, OSError, ...
+        return f"{CURVES} does not parse ({str(error).splitlines()[0]})"
+    try:
+        _write_marker(path)
+    except OSError:
+        pass   # a read-only store: it is checked by parsing each time
+    return None
+
+
+def _write_marker(folder: Path) -> None:
+    sums = {name: _sha256(folder / name) for name in CHECKED}
+    fd, tmp = tempfile.mkstemp(prefix=".complete-", dir=folder)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"sha256": sums}, handle, indent=2)
+    os.replace(tmp, folder / COMPLETE)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _warn_once(path: Path, message: str) -> None:
+    key = (str(path), message)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("warning: %s", message)
+
+
+# ------------------------------------------------------------------------------------ summaries
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def dumps_summary(summary: dict[str, Any]) -> str:
+    """Strict JSON of a summary: NaN and infinities become the strings "NaN", "Infinity", "-Infinity"."""
+    return json.dumps(_encode(summary), indent=2, allow_nan=False)
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """The summary of the run directory `run_dir`, non-finite numbers read back as floats.
+    Raises ValueError naming the file when it does not parse."""
+    path = Path(run_dir) / SUMMARY
+    try:
+        return _decode(json.loads(path.read_text()))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
     raise TypeError(f"cannot store {type(value).__name__} in a summary")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, str) and value in _NON_FINITE:
+        return _NON_FINITE[value]
+    return value
+
+
+# -------------------------------------------------------------------------- temporary folders
+_TEMP = re.compile(r"^\.incomplete-[0-9a-f]+-(\d+)@(.+)-[^-]+$")
+
+
+def _temp_prefix(name: str) -> str:
+    return f".incomplete-{name}-{os.getpid()}@{socket.gethostname()}"
+
+
+def _writer_is_gone(folder: Path) -> bool:
+    match = _TEMP.match(folder.name)
+    if match and match.group(2) == socket.gethostname():
+        return not pid_alive(int(match.group(1)))
+    try:
+        return time.time() - folder.stat().st_mtime > STALE_AFTER_S
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap the directories `a` and `b` atomically (Linux renameat2); elsewhere in two renames."""
+    libc_name = ctypes.util.find_library("c")
+    renameat2 = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) if libc_name else None
+    if renameat2 is not None:
+        at_fdcwd = -100
+        if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise OSError(code, f"cannot replace {b}: {os.strerror(code)}")
+    aside = b.with_name(f".old-{b.name}-{os.getpid()}")
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)

@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from attnlab.config import RunConfig
+from attnlab.sweep.claims import Claims
 from attnlab.sweep.failures import FailureLog
 from attnlab.sweep.store import RunStore, run_id
 
-DONE, FAILED = "done", "failed"
+DONE, FAILED, CLAIMED = "done", "failed", "claimed"   # claimed: another driver is running it
+CLAIM_POLL_S = 0.5   # how often a driver looks at a run another driver is training
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one run: `status` is "done" or "failed" (then `error` says why)."""
+    """What became of one run: `status` is "done", "failed" (then `error` says why) or "claimed"
+    (another driver is training it: wait_for_claimed waits for it)."""
 
     run_id: str
     status: str
@@ -65,32 +69,70 @@ def run_group(configs: list[RunConfig], root: str | Path, threads: int | None = 
 def run_batch(configs: list[RunConfig], root: str | Path) -> list[Outcome]:
     """Run configs that differ only by seed, batched through `attnlab.run.run_many` when there is one.
 
-    Runs already in the store are reused. If the batched call raises, the runs are retried one by
+    Runs already in the store are reused. Each run is claimed first (claims.py): a run another
+    driver is training is not trained twice: its outcome is "claimed". If the batched call raises, the runs are retried one by
     one so that only the run that fails is recorded as failed (in ROOT/.failed/<run_id>.json, with
     its traceback and config) and the others still finish. Returns one Outcome per config, in order.
     """
     from attnlab import run as run_module
 
-    store, failures = RunStore(root), FailureLog(root)
+    store, claims = RunStore(root), Claims(root)
     pending = [config for config in configs if not store.is_complete(config)]
-    run_many = getattr(run_module, "run_many", None)
-    if len(pending) > 1 and run_many is not None:
-        try:
-            run_many(pending, root)
-        except Exception:  # find the culprit below, one run at a time
-            pass
-    outcomes = []
-    for config in configs:
-        try:
-            run_module.run(config, root)
-        except Exception as error:
-            message = f"{type(error).__name__}: {error}".splitlines()[0]
-            failures.record(config, message, traceback.format_exc())
-            outcomes.append(Outcome(run_id(config), FAILED, message))
-        else:
-            failures.clear(config)
-            outcomes.append(Outcome(run_id(config), DONE))
-    return outcomes
+    mine = {run_id(config) for config in pending if claims.take(config)}
+    try:
+        run_many = getattr(run_module, "run_many", None)
+        batch = [config for config in pending if run_id(config) in mine]
+        if len(batch) > 1 and run_many is not None:
+            try:
+                run_many(batch, root)
+            except Exception:  # find the culprit below, one run at a time
+                pass
+        outcomes: dict[str, Outcome] = {}
+        for config in configs:   # runs claimed by another driver wait below
+            if run_id(config) in mine or run_id(config) not in {run_id(c) for c in pending}:
+                outcomes[run_id(config)] = _run_one(config, root)
+        for config in configs:   # the driver waits for these once its own work is done
+            outcomes.setdefault(run_id(config), Outcome(run_id(config), CLAIMED))
+    finally:
+        for config in pending:
+            if run_id(config) in mine:
+                claims.release(config)
+    return [outcomes[run_id(config)] for config in configs]
+
+
+def _run_one(config: RunConfig, root: str | Path) -> Outcome:
+    """Run (or reuse) one config, recording its failure."""
+    from attnlab import run as run_module
+
+    failures = FailureLog(root)
+    try:
+        run_module.run(config, root)
+    except Exception as error:
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        failures.record(config, message, traceback.format_exc())
+        return Outcome(run_id(config), FAILED, message)
+    failures.clear(config)
+    return Outcome(run_id(config), DONE)
+
+
+def wait_for_claimed(config: RunConfig, root: str | Path) -> Outcome:
+    """The outcome of a run another driver claimed: its result once it is stored, the failure it
+    recorded when it gave up its claim, or this process's own run when the claim went stale."""
+    store, failures, claims, since = RunStore(root), FailureLog(root), Claims(root), time.time()
+    while True:
+        if store.is_complete(config):
+            return Outcome(run_id(config), DONE)
+        if not claims.held_elsewhere(config):
+            record = failures.path(config)
+            if record.is_file() and record.stat().st_mtime >= since - 1:   # it failed there
+                error = (failures.read(config) or {}).get("error")
+                return Outcome(run_id(config), FAILED, error)
+            if claims.take(config):
+                try:
+                    return _run_one(config, root)
+                finally:
+                    claims.release(config)
+        time.sleep(CLAIM_POLL_S)
 
 
 def engine_failure(configs: list[RunConfig], root: str | Path, error: BaseException) -> list[Outcome]:

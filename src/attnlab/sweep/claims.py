@@ -1,0 +1,103 @@
+"""Claims on runs: a driver claims a run before training it, so that concurrent drivers of the
+same sweep share the work instead of training every run twice.
+
+    ROOT/.claims/<run_id>.lock   {"pid", "host", "time"}, created with O_CREAT | O_EXCL
+
+Creating the file is atomic: of two drivers, exactly one gets the claim. A claim is stale when
+its process is gone (a claim of this host) or it is older than CLAIM_EXPIRY_S (a claim of another
+host, whose process cannot be checked); a stale claim may be broken and taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from attnlab.config import RunConfig
+from attnlab.sweep.store import pid_alive, run_id
+
+CLAIMS_DIR = ".claims"
+CLAIM_EXPIRY_S = 12 * 3600
+
+
+class Claims:
+    """The claims on the runs under `root`, taken by this process."""
+
+    def __init__(self, root: str | Path):
+        self.folder = Path(root) / CLAIMS_DIR
+
+    def path(self, config: RunConfig) -> Path:
+        return self.folder / f"{run_id(config)}.lock"
+
+    def take(self, config: RunConfig) -> bool:
+        """Claim `config` for this process; False when another live claim holds it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.path(config)
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self.is_ours(config):
+                    return True
+                if not self._break_if_stale(path):
+                    return False
+                continue
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}, handle)
+            return True
+        return False
+
+    def held_elsewhere(self, config: RunConfig) -> bool:
+        """Whether a live claim of another process holds `config`."""
+        path = self.path(config)
+        return path.exists() and not self.is_ours(config) and not _is_stale(path, _read(path))
+
+    def is_ours(self, config: RunConfig) -> bool:
+        owner = _read(self.path(config))
+        return owner is not None and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname()
+
+    def release(self, config: RunConfig) -> None:
+        """Give up the claim on `config` if this process holds it."""
+        if self.is_ours(config):
+            self.path(config).unlink(missing_ok=True)
+
+    def _break_if_stale(self, path: Path) -> bool:
+        """Remove the claim at `path` if it is stale; True when it was removed."""
+        owner = _read(path)
+        if not _is_stale(path, owner):
+            return False
+        moved = path.with_name(f".broken-{path.name}-{os.getpid()}")
+        try:
+            os.rename(path, moved)
+        except FileNotFoundError:
+            return True   # another driver broke it first
+        if _read(moved) != owner:   # a fresh claim was taken in between: put it back
+            with contextlib.suppress(OSError):
+                os.link(moved, path)
+        moved.unlink(missing_ok=True)
+        return True
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        owner = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+def _is_stale(path: Path, owner: dict[str, Any] | None) -> bool:
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return False   # gone: nothing to break
+    if owner is None:   # being written this moment, or garbage: judged by age alone
+        return age > CLAIM_EXPIRY_S
+    if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
+        return not pid_alive(owner["pid"])
+    return age > CLAIM_EXPIRY_S
