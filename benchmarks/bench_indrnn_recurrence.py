@@ -1,16 +1,22 @@
-"""IndRNN forward + backward over long sequences: the hand-written BPTT against a plain autograd loop.
+"""IndRNN forward + backward over long sequences: the fused kernel against a plain autograd loop.
 
 Reference (measured in the same run): `for t in range(T): h = tanh(W_in x_t + u * h)` traced by
-autograd, then `loss.backward()`. Candidates: IndRNN.loss_and_grad (hand-written backward, no
-autograd graph), the IndRNN forward alone and, for context, the kernel-regime Transformer's
-analytic step on the same data. With --variants also a design the IndRNN does not use: a
-backward vectorised over time (torch.cumprod over one (T, B, m) buffer).
-Prints times and ratios (reference / candidate: > 1 means faster than the reference), peak memory,
-and the share of the hand-written pass that is Python overhead (its time on one sequence).
-Repeats are interleaved across the cases and the best time of each is kept, so that a machine
-whose load drifts during the run treats every case alike.
+autograd, then `loss.backward()`, as a user would write it. Candidates: IndRNN.loss_and_grad on the
+fused CPU kernel (models/native/indrnn.cpp, the trainers' path), the same on the PyTorch path
+(fused=False: hand-written backward, one (B, m) tensor per step), the fused forward alone and, for
+context, the kernel-regime Transformer's loss and gradient on the same data. With --variants also a
+design the IndRNN does not use: a backward vectorised over time (torch.cumprod over one (T, B, m)
+buffer).
 
-    PYTHONPATH=src python benchmarks/bench_indrnn_recurrence.py [--T 256] [--B 4000] [--m 64]
+Prints, per T: times and ratios (reference / candidate: > 1 means faster than the reference), peak
+memory, the FLOP count of one loss-and-gradient pass, B T m (4 d + 8) (drive and input-weight
+gradient 2 d each, the recurrence and the backward's elementwise products 8; the B T m tanh are
+not counted), and the rate it reaches as a fraction of a 2048 x 2048 float matrix product timed in
+the same run on the same threads. Repeats are interleaved across the cases and the best time of
+each is kept, so that a machine whose load drifts during the run treats every case alike. The
+compiled kernel is built (or loaded from the cache) before timing.
+
+    PYTHONPATH=src python benchmarks/bench_indrnn_recurrence.py [--T 72 256] [--B 3200] [--m 64]
         [--repeats 3] [--threads 1] [--dtype float32] [--variants]
 """
 
@@ -25,8 +31,8 @@ import torch
 
 from attnlab.data.sequences import ar_lag_data
 from attnlab.models import IndRNN, KernelTransformer
-from attnlab.models import indrnn
 from attnlab.models.indrnn import input_drive, readout
+from attnlab.models.native import indrnn as fused_kernel
 from attnlab.train.memory import peak_memory_bytes
 
 
@@ -65,6 +71,20 @@ def vectorised_cumprod_step(params, X, y):
     return (residual**2).mean(), grads
 
 
+def step_flops(B: int, T: int, d: int, m: int) -> int:
+    """FLOPs of one loss-and-gradient pass (tanh evaluations not counted): per sample, step and unit
+    the drive W_in x_t and the input-weight gradient 2 d each, the recurrence 2 and the backward's
+    1 - h^2, g, g * h_{t-1} and u * g 6."""
+    return B * T * m * (4 * d + 8)
+
+
+def matmul_flops_per_second(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """The machine's rate on a large matrix product (the same dtype and threads)."""
+    A, B = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    seconds = best_times({"mm": lambda: A @ B}, repeats)["mm"]
+    return 2 * size**3 / seconds
+
+
 def best_times(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Best wall time of each case over `repeats` rounds, the cases interleaved (after one warm-up)."""
     for fn in cases.values():
@@ -80,8 +100,8 @@ def best_times(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--T", type=int, default=256)
-    parser.add_argument("--B", type=int, default=4000)
+    parser.add_argument("--T", type=int, nargs="+", default=[72, 256])
+    parser.add_argument("--B", type=int, default=3200)
     parser.add_argument("--m", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -91,9 +111,23 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
-    data = ar_lag_data(L=args.T - 1, seed=0, n=args.B)
-    X, y = data.X_train.to(dtype), data.y_train.to(dtype)
-    rnn = IndRNN(d=data.d, m=args.m)
+    start = time.perf_counter()
+    compiled = fused_kernel._library() is not None
+    build = time.perf_counter() - start
+    peak_rate = matmul_flops_per_second(dtype)
+    print("reference: plain autograd for-loop over t (h = tanh(W_in x_t + u * h)), loss.backward()")
+    print(f"machine: {args.dtype} 2048^2 matrix product {peak_rate / 1e9:.1f} GFLOP/s on {args.threads} "
+          f"thread(s); fused kernel {'ready' if compiled else 'NOT available'} after {build:.2f} s "
+          "(compiled on first use, then loaded from ~/.cache/attnlab)")
+    for T in args.T:
+        run_one(T, args, dtype, peak_rate)
+
+
+def run_one(T: int, args: argparse.Namespace, dtype: torch.dtype, peak_rate: float) -> None:
+    # n windows of which 80% train: n = 1.25 B gives B training sequences.
+    data = ar_lag_data(L=T - 1, seed=0, n=-(-args.B * 5 // 4))
+    X, y = data.X_train[:args.B].to(dtype).contiguous(), data.y_train[:args.B].to(dtype)
+    rnn, plain = IndRNN(d=data.d, m=args.m), IndRNN(d=data.d, m=args.m, fused=False)
     gen = torch.Generator().manual_seed(1)
     params = {k: v + 0.1 * torch.randn(v.shape, generator=gen).to(dtype)
               for k, v in rnn.init(0, dtype=dtype).items()}
@@ -101,30 +135,35 @@ def main() -> None:
     tparams = transformer.init(0, dtype=dtype)
 
     _, ref_grads = autograd_loop_step(params, X, y)
-    _, grads = rnn.loss_and_grad(params, X, y)
-    error = max(float((grads[k] - ref_grads[k]).norm() / ref_grads[k].norm()) for k in grads)
+    errors = {}
+    for name, model in (("fused", rnn), ("pytorch path", plain)):
+        _, grads = model.loss_and_grad(params, X, y)
+        errors[name] = max(float((grads[k] - ref_grads[k]).norm() / ref_grads[k].norm()) for k in grads)
 
+    fused_name = "IndRNN.loss_and_grad (fused)"
     cases = {
         "autograd for-loop (reference)": lambda: autograd_loop_step(params, X, y),
-        "IndRNN.loss_and_grad (hand BPTT)": lambda: rnn.loss_and_grad(params, X, y),
-        "IndRNN forward only": lambda: rnn(params, X),
+        fused_name: lambda: rnn.loss_and_grad(params, X, y),
+        "IndRNN.loss_and_grad (fused=False)": lambda: plain.loss_and_grad(params, X, y),
+        "IndRNN forward (fused)": lambda: rnn(params, X),
         "Transformer.loss_and_grad": lambda: transformer.loss_and_grad(tparams, X, y),
     }
     if args.variants:
         cases["vectorised backward (torch.cumprod)"] = lambda: vectorised_cumprod_step(params, X, y)
-    print(f"T={args.T} B={X.shape[0]} m={args.m} d={data.d} {args.dtype} threads={args.threads}; "
-          f"max relative gradient difference hand vs reference: {error:.2e}")
+    print(f"\nT={T} B={X.shape[0]} m={args.m} d={data.d} {args.dtype} threads={args.threads}; max relative "
+          f"gradient difference to the reference: fused {errors['fused']:.2e}, "
+          f"fused=False {errors['pytorch path']:.2e}")
     seconds = best_times(cases, args.repeats)
     reference = seconds["autograd for-loop (reference)"]
     print(f"{'case':<40}{'time [s]':>10}{'ratio':>8}{'peak MiB':>10}")
     for name, fn in cases.items():
         peak = peak_memory_bytes(fn, inputs=[X, y, *params.values(), *tparams.values()]) / 2**20
         print(f"{name:<40}{seconds[name]:>10.4f}{reference / seconds[name]:>8.2f}{peak:>10.1f}")
-    # Python overhead: the same T steps on one sequence cost (almost) only the interpreter's share.
-    overhead = best_times({"one": lambda: rnn.loss_and_grad(params, X[:1], y[:1]),
-                           "full": lambda: rnn.loss_and_grad(params, X, y)}, args.repeats)
-    print(f"hand BPTT Python-overhead share at B={X.shape[0]}: {overhead['one']:.4f} s (B=1) / "
-          f"{overhead['full']:.4f} s = {overhead['one'] / overhead['full']:.1%}")
+    flops = step_flops(X.shape[0], T, data.d, args.m)
+    rate = flops / seconds[fused_name]
+    print(f"fused loss and gradient: {flops / 1e9:.2f} GFLOP in {seconds[fused_name]:.4f} s = "
+          f"{rate / 1e9:.1f} GFLOP/s, {rate / peak_rate:.1%} of the matrix-product rate; "
+          f"{reference / seconds[fused_name]:.2f}x the reference")
 
 
 if __name__ == "__main__":

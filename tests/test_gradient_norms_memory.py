@@ -52,15 +52,41 @@ def test_peak_memory_counts_what_the_call_allocates():
 
 
 def test_training_step_memory_grows_with_T():
+    """The PyTorch path keeps every state of the batch: memory proportional to T."""
     peaks = []
     for L in (3, 15):
         data = ar_lag_data(L=L, seed=0, n=40)
-        model = IndRNN(d=data.d, m=8)
+        model = IndRNN(d=data.d, m=8, fused=False)
         params = model.init(0, dtype=torch.float64)
         X, y = data.X_train.double(), data.y_train
         peaks.append(training_step_peak_memory(model, params, X, y))
     T_ratio = 16 / 4
     assert 0.5 * T_ratio < peaks[1] / peaks[0] < 1.5 * T_ratio
+
+
+def test_fused_training_step_keeps_the_states_of_one_sample_group():
+    """The fused kernel keeps every state of one group of samples per thread, not of the batch: its
+    memory grows with T by the same amount whatever the batch, and its forward is flat in T."""
+    fused_kernel = pytest.importorskip("attnlab.models.native.indrnn")
+    if fused_kernel._library() is None:
+        pytest.skip("no compiled IndRNN kernel (no C++ compiler or ATTNLAB_NATIVE=0)")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = IndRNN(d=17, m=8)
+        params = model.init(0, dtype=torch.float64)
+        train, forward = {}, {}
+        for B in (40, 400):
+            for T in (4, 16):
+                X, y = torch.randn(B, T, 17, dtype=torch.float64), torch.randn(B, dtype=torch.float64)
+                assert model._use_fused(params, X, y)
+                train[B, T] = training_step_peak_memory(model, params, X, y)
+                forward[B, T] = peak_memory_bytes(lambda: model(params, X), inputs=[X, *params.values()])
+    finally:
+        torch.set_num_threads(threads)
+    growth = train[40, 16] - train[40, 4]
+    assert growth > 0 and train[400, 16] - train[400, 4] == growth
+    assert forward[40, 16] == forward[40, 4] and forward[400, 16] == forward[400, 4]
 
 
 def test_peak_memory_task_rnn_forward_is_flat_in_T():

@@ -12,6 +12,7 @@ from attnlab.data.sequences import ar_lag_data
 from attnlab.models import IndRNN, build_model
 from attnlab.models import indrnn
 from attnlab.models.base import Model
+from attnlab.models.native import indrnn as fused_kernel
 from attnlab.train.losses import loss_scale, squared_loss
 from attnlab.train.projection import head_distances
 from attnlab.train.trainer import Trainer
@@ -29,6 +30,14 @@ def perturbed(params, seed=1, scale=0.3):
     return {k: v + scale * torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in params.items()}
 
 
+@pytest.fixture(params=[True, False], ids=["fused", "pytorch"])
+def fused(request):
+    """Both paths of the IndRNN: the compiled kernel (skipped when it cannot be built) and PyTorch."""
+    if request.param and fused_kernel._library() is None:
+        pytest.skip("no compiled IndRNN kernel (no C++ compiler or ATTNLAB_NATIVE=0)")
+    return request.param
+
+
 def manual_loop_forward(params, X, sigma):
     """The recurrence written as plainly as possible: h_0 = 0, h_t = sigma(W_in x_t + u h_{t-1})."""
     h = torch.zeros(X.shape[0], params["u"].shape[0], dtype=X.dtype)
@@ -40,10 +49,11 @@ def manual_loop_forward(params, X, sigma):
 @pytest.mark.parametrize("activation_name", ["tanh", "erf"])
 @pytest.mark.parametrize("loss", ["mse", "half-mse", "half-sum"])
 @pytest.mark.parametrize("m,paired", [(6, True), (5, False)])
-def test_hand_written_backward_matches_autograd(activation_name, loss, m, paired):
-    model = IndRNN(d=3, m=m, activation_name=activation_name, gain=1.2, paired=paired)
+def test_hand_written_backward_matches_autograd(activation_name, loss, m, paired, fused):
+    model = IndRNN(d=3, m=m, activation_name=activation_name, gain=1.2, paired=paired, fused=fused)
     params = perturbed(model.init(0, dtype=torch.float64))
     X, y = small_problem()
+    assert model._use_fused(params, X, y) == fused
     value, grads = model.loss_and_grad(params, X, y, loss)
     ref_value, ref_grads = Model.loss_and_grad(model, params, X, y, loss)
     torch.testing.assert_close(value, ref_value, rtol=1e-12, atol=1e-14)
@@ -53,11 +63,11 @@ def test_hand_written_backward_matches_autograd(activation_name, loss, m, paired
 
 @pytest.mark.parametrize("activation_name", ["tanh", "erf"])
 @pytest.mark.parametrize("input_scale,growth", [(1.0, None), (1e-12, 1e4)])
-def test_backward_matches_autograd_through_a_plain_loop(activation_name, input_scale, growth):
+def test_backward_matches_autograd_through_a_plain_loop(activation_name, input_scale, growth, fused):
     """Long sequence (T = 64), gain 1.5 (g Lip(sigma) > 1). With tiny inputs the units stay near 0,
     where sigma' is largest, so the products of per-step Jacobians grow by many orders of magnitude
     (asserted)."""
-    model = IndRNN(d=3, m=8, activation_name=activation_name, gain=1.5)
+    model = IndRNN(d=3, m=8, activation_name=activation_name, gain=1.5, fused=fused)
     sigma = model.sigma
     params = perturbed(model.init(2, dtype=torch.float64), scale=0.05)
     X, y = small_problem(B=5, T=64, seed=3)
@@ -84,9 +94,9 @@ def test_forward_without_autograd_matches_the_traced_one():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_paired_initialisation_loss_is_exact(dtype):
+def test_paired_initialisation_loss_is_exact(dtype, fused):
     """At the paired initialisation f = 0 exactly, so the loss is that of predicting 0."""
-    model = IndRNN(d=17, m=64, gain=1.5)
+    model = IndRNN(d=17, m=64, gain=1.5, fused=fused)
     params = model.init(5, dtype=dtype)
     X = torch.randn(50, 40, 17, generator=torch.Generator().manual_seed(0)).to(dtype)
     y = torch.randn(50, generator=torch.Generator().manual_seed(1)).to(dtype)
@@ -94,8 +104,8 @@ def test_paired_initialisation_loss_is_exact(dtype):
     assert torch.equal(value, loss_scale("mse", 50) * (y**2).sum())      # the residual is exactly -y
 
 
-def test_forward_matches_a_plain_loop():
-    model = IndRNN(d=3, m=4)
+def test_forward_matches_a_plain_loop(fused):
+    model = IndRNN(d=3, m=4, fused=fused)
     params = perturbed(model.init(3, dtype=torch.float64))
     X, _ = small_problem(T=9)
     torch.testing.assert_close(model(params, X), manual_loop_forward(params, X, torch.tanh))
@@ -112,8 +122,8 @@ def test_states_and_pre_activations_agree():
     torch.testing.assert_close(H[-1], model.final_state(params, X))
 
 
-def test_single_step_sequence():
-    model = IndRNN(d=3, m=4)
+def test_single_step_sequence(fused):
+    model = IndRNN(d=3, m=4, fused=fused)
     params = perturbed(model.init(0, dtype=torch.float64))
     X, y = small_problem(T=1)
     _, grads = model.loss_and_grad(params, X, y)
@@ -125,8 +135,8 @@ def test_single_step_sequence():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("m", [2, 10, 64])
-def test_paired_initialisation_gives_exactly_zero(dtype, m):
-    model = IndRNN(d=17, m=m, gain=1.5)
+def test_paired_initialisation_gives_exactly_zero(dtype, m, fused):
+    model = IndRNN(d=17, m=m, gain=1.5, fused=fused)
     params = model.init(5, dtype=dtype)
     X = torch.randn(50, 40, 17, generator=torch.Generator().manual_seed(0)).to(dtype)
     assert torch.count_nonzero(model(params, X)) == 0

@@ -17,13 +17,19 @@ with Q_0 = dL/dh_T * D_T and Q_k = u * D_{T-k}, g_{T-k} = Q_0 * Q_1 * ... * Q_k 
 It is taken one factor per step from t = T down, the association order of the recursion itself,
 so no partial product overflows that the recursion would not (g Lip(sigma) > 1 expands it).
 
-Layout (measured by benchmarks/bench_indrnn_recurrence.py): the forward keeps one (B, m) tensor per
-step (h_t for tanh, z_t otherwise) and the backward consumes them from t = T down, a few kernels per
+On the CPU the forward and `loss_and_grad` run in a fused compiled kernel (models/native/indrnn.cpp):
+the time loop runs inside it for a few samples at a time, their states stay in cache and the
+backward sweep follows at once; its working memory is O(threads T m) for a training step and
+O(threads m) for a forward pass. `fused=False`, autograd, torch.func transforms and CUDA use the
+PyTorch formulation below, which computes the same numbers.
+
+Layout of the PyTorch path (measured by benchmarks/bench_indrnn_recurrence.py --variants): the
+forward keeps one (B, m) tensor per step (h_t for tanh, z_t otherwise) and the backward consumes them from t = T down, a few kernels per
 step on data that stays in cache, no autograd graph. Vectorising over time loses on the CPU at the
 experiments' sizes (B in the thousands; benchmark --variants: several times slower, four times the
 memory; it wins only on tiny batches, where Python overhead dominates): torch.cumprod along the time
 axis is far slower than T in-place products, and every whole-(T, B, m) pass streams through memory.
-Peak memory of a training step is O(T B m), like the Transformer's attention (O(T B m)).
+Its peak memory for a training step is O(T B m), like the Transformer's attention (O(T B m)).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import torch
 
 from attnlab.models.activations import activation
 from attnlab.models.base import Model, Params, check_sizes
+from attnlab.models.native import indrnn as fused_kernel
 from attnlab.seeding import generator
 from attnlab.train.losses import loss_scale
 
@@ -97,11 +104,12 @@ class IndRNN(Model):
     default_loss = "mse"
 
     def __init__(self, d: int, m: int, activation_name: str = "tanh", gain: float = 1.5,
-                 paired: bool = True):
+                 paired: bool = True, fused: bool = True):
         check_sizes(d, m, paired)
         if not gain > 0:
             raise ValueError(f"gain = {gain}: the recurrent gain g must be a positive number")
         self.d, self.m, self.width, self.paired, self.gain = d, m, m, paired, float(gain)
+        self.fused = fused
         self.activation_name = activation_name
         self.sigma, self.sigma_prime = activation(activation_name)
 
@@ -116,6 +124,14 @@ class IndRNN(Model):
         if self.paired:
             W_in, u, c = torch.cat([W_in, W_in]), torch.cat([u, u]), torch.cat([c, -c])
         return {k: v.to(dtype=dtype, device=device) for k, v in {"W_in": W_in, "u": u, "c": c}.items()}
+
+    def _use_fused(self, params: Params, *tensors: torch.Tensor) -> bool:
+        return self.fused and fused_kernel.supports([*params.values(), *tensors], self.activation_name, self.d)
+
+    def _unit_groups(self) -> int:
+        """Unit groups of the fused kernel: the two halves for even m, summed apart in the read-out
+        like `readout` pairs them (a paired initialisation then cancels exactly)."""
+        return 2 if self.m % 2 == 0 else 1
 
     def final_state(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         """h_T (B, m) for X (B, T, d); differentiable (autograd traces the loop) when a parameter or
@@ -149,6 +165,8 @@ class IndRNN(Model):
 
     def forward(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         """f(X) (B,) for X (B, T, d)."""
+        if self._use_fused(params, X):
+            return fused_kernel.forward(params, X, self._unit_groups(), self.activation_name)
         return readout(self.final_state(params, X), params["c"])
 
     def pre_activations(self, params: Params, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,6 +192,9 @@ class IndRNN(Model):
         """Loss and its exact gradient for X (B, T, d), y (B,) by hand-written backpropagation through
         time (no autograd): grads W_in (m, d), u (m,), c (m,). The backward runs from t = T down,
         carrying dL/dh_t (B, m) and multiplying in one factor u * D_t per step (module docstring)."""
+        if self._use_fused(params, X, y):
+            return fused_kernel.loss_and_grad(params, X, y, loss_scale(loss, X.shape[0]), self._unit_groups(),
+                                              self.activation_name)
         with torch.no_grad():
             u, c = params["u"], params["c"]
             tanh = self.activation_name == "tanh"
