@@ -91,7 +91,12 @@ ModelConfig = Annotated[Union[KernelTransformerConfig, ShallowEncoderConfig, Ind
 
 # ----------------------------------------------------------------------------------------- data
 class TeacherDataConfig(Strict):
-    """Teacher-student data of spec kernel-regime-transformer.md, section 5."""
+    """Teacher-student data of spec kernel-regime-transformer.md, section 5.
+
+    attention: "full" computes the teacher's attention logits x_t^T W_k x_T (the paper's equations);
+    "diagonal" uses only diag(W_k), as the published code of Arda et al. does (its einsum
+    "kdd,bd->bkd" takes the diagonal of W_k), so its figures can be reproduced.
+    """
 
     name: Literal["teacher"] = "teacher"
     n: Annotated[int, Field(ge=2)] = 5000
@@ -103,6 +108,7 @@ class TeacherDataConfig(Strict):
     nu_u: Annotated[float, Field(ge=0)] = 3.0
     nu_w: Annotated[float, Field(ge=0)] = 3.0
     activation: Literal["tanh", "erf"] = "tanh"
+    attention: Literal["full", "diagonal"] = "full"
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
     noise: Annotated[float, Field(ge=0)] = 0.0
     seed: int | None = None
@@ -158,18 +164,51 @@ class MnistConfig(Strict):
     seed: int | None = None
 
 
+FIXED_CONTEXT = 128
+
+
 class ArLagDataConfig(Strict):
-    """Autoregressive lag-L task of spec recurrent-baseline.md, section 2 (windows of T = L + 1 tokens)."""
+    """Autoregressive lag-L task of spec recurrent-baseline.md, section 2.
+
+    context: "matched" windows hold T = L + 1 tokens (the informative token is the first one);
+    "fixed" windows hold T tokens for every lag (default 128, the published gradient panel's), so
+    the lag only moves the informative token inside the window (needs L <= T). T is null under
+    "matched". standardise_targets: z-score the targets (the published MSE run does, its
+    gradient-norm run does not).
+    """
 
     name: Literal["ar-lag"] = "ar-lag"
     L: PositiveInt = 4
+    context: Literal["matched", "fixed"] = "matched"
+    T: PositiveInt | None = Field(default=None, validate_default=True)
     n: Annotated[int, Field(ge=2)] = 5000
     coefficient: Annotated[float, Field(gt=-1, lt=1)] = 0.9
     noise_variance: PositiveFloat = 0.1
     burn_in: Annotated[int, Field(ge=0)] = 800
     clip_tokens: bool = False
+    standardise_targets: bool = True
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
     seed: int | None = None
+
+    @field_validator("T")
+    @classmethod
+    def _window_length(cls, T: int | None, info: Any) -> int | None:
+        context, L = info.data.get("context"), info.data.get("L")
+        if context == "matched":
+            if T is not None:
+                raise ValueError("only with context 'fixed' (context 'matched' uses T = L + 1); "
+                                 "leave it unset or set data.context: fixed")
+            return None
+        T = FIXED_CONTEXT if T is None else T
+        if L is not None and L > T:
+            raise ValueError(f"must be >= data.L = {L} under context 'fixed' (the token at lag L "
+                             "must lie inside the window)")
+        return T
+
+    @property
+    def window(self) -> int:
+        """The number of tokens per window: T under context 'fixed', L + 1 under 'matched'."""
+        return self.T if self.context == "fixed" else self.L + 1
 
 
 class SeriesDataConfig(Strict):

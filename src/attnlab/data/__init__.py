@@ -30,7 +30,8 @@ def build_teacher(config, seed: int) -> tuple:
         return _teachers[key]
     problem = teacher_problem(config.n, config.T, config.d, data_seed(config, seed), K=config.K,
                               anchors=config.anchors, nu=(config.nu_c, config.nu_u, config.nu_w),
-                              activation_name=config.activation, noise=config.noise)
+                              activation_name=config.activation, noise=config.noise,
+                              attention=config.attention)
     _teachers[key] = problem
     while sum(X.nbytes for X, _, _ in _teachers.values()) > TEACHER_CACHE_BYTES and len(_teachers) > 1:
         _teachers.popitem(last=False)
@@ -54,7 +55,8 @@ def build_data(config, seed: int) -> Dataset:
     if config.name == "ar-lag":
         return ar_lag_data(config.L, data_seed(config, seed), n=config.n, coefficient=config.coefficient,
                            noise_variance=config.noise_variance, burn_in=config.burn_in,
-                           val_fraction=config.val_fraction, clip_tokens=config.clip_tokens)
+                           val_fraction=config.val_fraction, clip_tokens=config.clip_tokens,
+                           T=config.window, standardise_targets=config.standardise_targets)
     if config.name == "series":
         return series_data(config.recording, config.L, data_seed(config, seed), n=config.n, val_fraction=config.val_fraction,
                            clip_tokens=config.clip_tokens)

@@ -1,8 +1,10 @@
 """Next-value prediction from windows of a scalar series (spec recurrent-baseline.md, sections 2 and 4).
 
-A window of T = L + 1 consecutive values x[s : s+T] is the input and x[s+T] the target. Each token
-is the value followed by 8 fixed sin/cos pairs of its position t = 0..T-1 in the window,
-sin and cos of 2 pi t / (32 * 2^k) for k = 0..7, so d = 17. Targets are standardised (z-score).
+A window of T consecutive values x[s : s+T] is the input and x[s+T] the target: T = L + 1 by
+default, or a fixed T >= L for every lag (the lag then moves the informative token inside the
+window). Each token is the value followed by 8 fixed sin/cos pairs of its position t = 0..T-1 in
+the window, sin and cos of 2 pi t / (32 * 2^k) for k = 0..7, so d = 17. Targets are standardised
+(z-score) unless asked otherwise.
 
 Two series: the synthetic autoregression x_t = a x_{t-L} + e_t (only the token at lag L is
 informative), and recorded series shipped with statsmodels (atmospheric CO2, yearly sunspots).
@@ -59,8 +61,9 @@ def ar_lag_best_mse(coefficient: float = 0.9, noise_variance: float = 0.1) -> fl
 
 
 def window_dataset(series: torch.Tensor, T: int, n: int | None, seed: int, val_fraction: float = 0.2,
-                   clip_tokens: bool = False) -> Dataset:
-    """n windows with consecutive starts s = 0..n-1: inputs (n, T, 17), standardised targets x[s+T].
+                   clip_tokens: bool = False, standardise_targets: bool = True) -> Dataset:
+    """n windows with consecutive starts s = 0..n-1: inputs (n, T, 17), targets x[s+T] (z-scored
+    over the n windows when standardise_targets).
 
     n = None takes every window the series holds (len(series) - T)."""
     available = series.shape[0] - T
@@ -75,16 +78,21 @@ def window_dataset(series: torch.Tensor, T: int, n: int | None, seed: int, val_f
     if clip_tokens:
         X = clip_token_norms(X)
     y = series[T:T + n]
-    y = (y - y.mean()) / y.std(correction=0)
+    if standardise_targets:
+        y = (y - y.mean()) / y.std(correction=0)
     return split(X, y, val_fraction, seed)
 
 
 def ar_lag_data(L: int, seed: int, n: int = 5000, coefficient: float = 0.9, noise_variance: float = 0.1,
-                burn_in: int = 800, val_fraction: float = 0.2, clip_tokens: bool = False) -> Dataset:
-    """The lag-L task: n windows of T = L + 1 tokens of the AR series, split train/validation."""
-    T = L + 1
+                burn_in: int = 800, val_fraction: float = 0.2, clip_tokens: bool = False,
+                T: int | None = None, standardise_targets: bool = True) -> Dataset:
+    """The lag-L task: n windows of T tokens of the AR series (T = None: L + 1), split
+    train/validation. A fixed T must hold the token at lag L (L <= T)."""
+    T = L + 1 if T is None else T
+    if L > T:
+        raise ValueError(f"T = {T}: a window must hold the token at lag L = {L} (need L <= T)")
     series = ar_lag_series(n + T, L, seed, coefficient, noise_variance, burn_in)
-    return window_dataset(series, T, n, seed, val_fraction, clip_tokens)
+    return window_dataset(series, T, n, seed, val_fraction, clip_tokens, standardise_targets)
 
 
 def recorded_series(name: str) -> torch.Tensor:

@@ -5,6 +5,10 @@ phi = (U, W) follows the initialisation law, psi(X; phi) = (sigma(s), sigma'(s) 
 is the per-head gradient feature (c = 1), and the transport map v is built from R anchor sequences
 and bounded by (nu_c, nu_u, nu_w). Labels are Monte-Carlo averages over K draws of phi, computed in
 chunks; the W-block inner products use <g x_T^T, V> = g^T V x_T and never form a d x d feature.
+
+attention "diagonal" reproduces the published code of Arda et al., whose teacher computes the
+attention logits with einsum("kdd,bd->bkd", W, x_T): the repeated index takes the diagonal, so its
+logits are x_t^T diag(W_k) x_T. Everything else (draws, transport, features) is unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from attnlab.data.dataset import Dataset, clip_token_norms, split
 from attnlab.models.activations import activation
 from attnlab.models.kernel_transformer import covariance_times_readout, head_features
 from attnlab.seeding import generator
+
+ATTENTION = ("full", "diagonal")
 
 
 def random_sequences(n: int, T: int, d: int, seed: int, stream: str = "inputs") -> torch.Tensor:
@@ -27,9 +33,12 @@ class Teacher:
     """The transport-map teacher: draws phi_k and evaluates f* by Monte Carlo over K of them."""
 
     def __init__(self, anchors: torch.Tensor, seed: int, nu: tuple[float, float, float] = (3.0, 3.0, 3.0),
-                 activation_name: str = "tanh"):
-        """anchors (R, T, d): the sequences the transport map is built on."""
-        self.anchors = anchors
+                 activation_name: str = "tanh", attention: str = "full"):
+        """anchors (R, T, d): the sequences the transport map is built on; attention: "full" or
+        "diagonal" (logits with diag(W_k) only, as the published code computes them)."""
+        if attention not in ATTENTION:
+            raise ValueError(f"attention = {attention!r}: allowed are {', '.join(ATTENTION)}")
+        self.anchors, self.attention = anchors, attention
         self.nu_c, self.nu_u, self.nu_w = nu
         self.sigma, self.sigma_prime = activation(activation_name)
         g = torch.randn(anchors.shape[0], generator=generator(seed, "teacher-weights"), dtype=torch.float64)
@@ -44,10 +53,14 @@ class Teacher:
         U = torch.randn(K, d, generator=gen, dtype=torch.float64)
         return U, W
 
+    def attention_weights(self, W: torch.Tensor) -> torch.Tensor:
+        """The matrices (K, d, d) that form the attention logits: W itself, or diag(W_k)."""
+        return W if self.attention == "full" else torch.diag_embed(W.diagonal(dim1=-2, dim2=-1))
+
     def transport(self, U: torch.Tensor, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """v(phi_k) for each draw: v_c (K,), v_u (K, d), v_w (K, d, d) (one d x d per draw, not per sample)."""
         anchors, alpha = self.anchors.to(U.dtype), self.alpha.to(U.dtype)
-        h = head_features(W, U, anchors)                                    # over R anchors, K heads
+        h = head_features(self.attention_weights(W), U, anchors)            # over R anchors, K heads
         ds = self.sigma_prime(h.s)                                          # (R, K)
         v_c = self.nu_c * (alpha @ self.sigma(h.s))
         v_u = self.nu_u * torch.einsum("r,rk,rkd->kd", alpha, ds, h.a)
@@ -60,7 +73,7 @@ class Teacher:
     def features_dot_transport(self, X: torch.Tensor, U: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
         """<psi(X_j; phi_k), v(phi_k)> for every sample and draw: (n, K)."""
         v_c, v_u, v_w = self.transport(U, W)
-        h = head_features(W, U, X)
+        h = head_features(self.attention_weights(W), U, X)
         ds = self.sigma_prime(h.s)
         g = covariance_times_readout(X, h)
         w_term = torch.einsum("jkd,kde,je->jk", g, v_w, h.xT)
@@ -90,11 +103,11 @@ class Teacher:
 
 def teacher_problem(n: int, T: int, d: int, seed: int, K: int = 8192, anchors: int = 16,
                     nu: tuple[float, float, float] = (3.0, 3.0, 3.0), activation_name: str = "tanh",
-                    noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, Teacher]:
+                    noise: float = 0.0, attention: str = "full") -> tuple[torch.Tensor, torch.Tensor, Teacher]:
     """All n sequences X (n, T, d), their labels y (n,) and the teacher that made them."""
     X = random_sequences(n, T, d, seed)
     pick = torch.randperm(n, generator=generator(seed, "anchors"))[:anchors]
-    teacher = Teacher(X[pick], seed, nu, activation_name)
+    teacher = Teacher(X[pick], seed, nu, activation_name, attention)
     y = teacher.labels(X, K)
     if noise > 0:
         y = y + noise * torch.randn(n, generator=generator(seed, "label-noise"), dtype=torch.float64)
@@ -103,7 +116,7 @@ def teacher_problem(n: int, T: int, d: int, seed: int, K: int = 8192, anchors: i
 
 def teacher_data(n: int, T: int, d: int, seed: int, K: int = 8192, anchors: int = 16,
                  nu: tuple[float, float, float] = (3.0, 3.0, 3.0), activation_name: str = "tanh",
-                 val_fraction: float = 0.2, noise: float = 0.0) -> Dataset:
+                 val_fraction: float = 0.2, noise: float = 0.0, attention: str = "full") -> Dataset:
     """n teacher-labelled sequences (T tokens of dimension d, norms <= 1), split train/validation."""
-    X, y, _ = teacher_problem(n, T, d, seed, K, anchors, nu, activation_name, noise)
+    X, y, _ = teacher_problem(n, T, d, seed, K, anchors, nu, activation_name, noise, attention)
     return split(X, y, val_fraction, seed)

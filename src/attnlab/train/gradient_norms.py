@@ -3,6 +3,8 @@
 E4 reports, per run, the full-batch training-loss gradient norm with respect to the weights that
 carry the dependency across positions (the recurrent weights u of the IndRNN, the attention
 weights W of the Transformer): its maximum within each 500-step window, averaged over the windows.
+The published gradient panel (E4g) shows each block's norm and the total norm over all blocks at
+initialisation and averaged over the recorded steps 1..50 (`early_gradient_norms`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,25 @@ def window_max_mean(steps: Sequence[int], values: Sequence[float], window: int =
     windows = steps_a[keep] // window
     maxima = [values_a[keep][windows == k].max() for k in np.unique(windows)]
     return float(np.mean(maxima))
+
+
+EARLY_STEPS = 50
+
+
+def early_gradient_norms(curves, blocks: Sequence[str], last_step: int = EARLY_STEPS) -> dict[str, dict[str, float]]:
+    """Per block and in total (sqrt of the sum of the squared block norms): the gradient norm at
+    initialisation (the row of step 0) and its mean over the recorded steps 1..last_step, from the
+    trainer's curves (columns step, grad_norm_<block>). NaN where no such row was recorded."""
+    columns = {name: f"grad_norm_{name}" for name in blocks}
+    if not all(c in curves for c in columns.values()):
+        return {"init": {}, f"steps_1_{last_step}": {}}
+    table = curves[["step", *columns.values()]].rename(columns={c: n for n, c in columns.items()})
+    table = table.assign(total=np.sqrt((table[list(blocks)] ** 2).sum(axis=1, min_count=len(blocks))))
+    names = [*blocks, "total"]
+    at_init = table.loc[table["step"] == 0, names]
+    early = table.loc[(table["step"] >= 1) & (table["step"] <= last_step), names]
+    return {"init": {n: float(at_init[n].iloc[0]) if len(at_init) else math.nan for n in names},
+            f"steps_1_{last_step}": {n: float(early[n].mean()) if len(early) else math.nan for n in names}}
 
 
 class GradientNormRecorder:

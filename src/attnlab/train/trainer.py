@@ -20,7 +20,7 @@ from attnlab.config import TrainConfig
 from attnlab.data.dataset import Dataset
 from attnlab.models.base import Model, Params
 from attnlab.seeding import generator
-from attnlab.train.gradient_norms import SEQUENCE_BLOCK, window_max_mean
+from attnlab.train.gradient_norms import SEQUENCE_BLOCK, early_gradient_norms, window_max_mean
 from attnlab.train.losses import squared_loss
 from attnlab.train.projection import block_radii, head_distances, project
 from attnlab.train.stacking import Stacked, run_slice, select, stack
@@ -171,6 +171,7 @@ class Trainer:
                        "min_val_loss": float(curves["val_loss"].min()) if "val_loss" in curves else math.nan,
                        "initial": _row_values(curves, 0), "final": _row_values(curves, -1),
                        "sequence_grad_norm": self._sequence_grad_norm(curves),
+                       "grad_norms": early_gradient_norms(curves, self.model.blocks),
                        "head_radius": self._head_radii(),
                        "max_head_distance": {name: head_distance[name][s] for name in self.model.blocks},
                        "wall_time_s": wall_time, "runs_stacked": S}
