@@ -116,27 +116,28 @@ struct Problem {
 // Token dimensions compiled for a runtime d (d = 1, 2, 4, 8, 16 have their own instantiation).
 constexpr int64_t MAX_D = 64;
 
-// Per-thread scratch: one tile's logits, attention and weighted read-outs over the tokens, and the
+// Per-thread scratch, carved from the caller's workspace (so that memory trackers see it): one
+// tile's logits, attention and weighted read-outs over the tokens (T lanes each), and the
 // quantities of every head for one sample, kept for its gradient.
 template <typename F>
 struct Scratch {
-    std::vector<Vec<F>> z, p, pr;
-    std::vector<F> sigma, sigma_prime, a, g;
-    explicit Scratch(const Problem<F>& P)
-        : z(P.T), p(P.T), pr(P.T), sigma(P.G * P.Mp), sigma_prime(P.G * P.Mp), a(P.G * P.d * P.Mp),
-          g(P.G * P.d * P.Mp) {}
+    F *z, *p, *pr, *sigma, *sigma_prime, *a, *g;
+    static int64_t size(const Problem<F>& P) { return 3 * P.T * lanes<F> + 2 * P.G * P.Mp * (1 + P.d); }
+    Scratch(const Problem<F>& P, F* base)
+        : z(base), p(z + P.T * lanes<F>), pr(p + P.T * lanes<F>), sigma(pr + P.T * lanes<F>),
+          sigma_prime(sigma + P.G * P.Mp), a(sigma_prime + P.G * P.Mp), g(a + P.G * P.d * P.Mp) {}
 };
 
 // acc_a[k] = sum_t p_t x_tk and acc_g[k] = sum_t p_t r_t x_tk for k = k0..k0+NB-1 of one tile.
 template <typename F, int NB>
-inline void attend_block(int64_t T, int64_t d, int64_t k0, const F* x, const Vec<F>* p, const Vec<F>* pr,
+inline void attend_block(int64_t T, int64_t d, int64_t k0, const F* x, const F* p, const F* pr,
                          Vec<F>* acc_a, Vec<F>* acc_g) {
     Vec<F> aa[NB] = {}, gg[NB] = {};
     for (int64_t t = 0; t < T; ++t)
         for (int q = 0; q < NB; ++q) {
             const F xv = x[t * d + k0 + q];
-            aa[q] += p[t] * xv;
-            gg[q] += pr[t] * xv;
+            aa[q] += load(p + t * lanes<F>) * xv;
+            gg[q] += load(pr + t * lanes<F>) * xv;
         }
     for (int q = 0; q < NB; ++q) {
         acc_a[k0 + q] = aa[q];
@@ -170,34 +171,34 @@ F sample_forward(const Problem<F>& P, int64_t b, Scratch<F>& w) {
             for (int64_t t = 0; t < T; ++t) {                    // logits z_t = x_t . v
                 V z = {};
                 for (int64_t k = 0; k < d; ++k) z += v[k] * x[t * d + k];
-                w.z[t] = z;
+                store(w.z + t * L, z);
                 top = z > top ? z : top;
             }
             V den = {}, acc_s = {};
             for (int64_t t = 0; t < T; ++t) {                    // p_t (unnormalised) and p_t (x_t . U)
-                const V p = exp_nonpositive<F>(w.z[t] - top);
+                const V p = exp_nonpositive<F>(load(w.z + t * L) - top);
                 V r = {};
                 for (int64_t k = 0; k < d; ++k) r += u[k] * x[t * d + k];
                 r *= p;
                 den += p;
                 acc_s += r;
-                w.p[t] = p;
-                w.pr[t] = r;
+                store(w.p + t * L, p);
+                store(w.pr + t * L, r);
             }
             V acc_a[DC], acc_g[DC];
             int64_t k0 = 0;
-            for (; k0 + 4 <= d; k0 += 4) attend_block<F, 4>(T, d, k0, x, w.p.data(), w.pr.data(), acc_a, acc_g);
-            for (; k0 < d; ++k0) attend_block<F, 1>(T, d, k0, x, w.p.data(), w.pr.data(), acc_a, acc_g);
+            for (; k0 + 4 <= d; k0 += 4) attend_block<F, 4>(T, d, k0, x, w.p, w.pr, acc_a, acc_g);
+            for (; k0 < d; ++k0) attend_block<F, 1>(T, d, k0, x, w.p, w.pr, acc_a, acc_g);
             const V inv = F(1) / den, s = acc_s * inv;
             for (int64_t k = 0; k < d; ++k) {
                 const V ak = acc_a[k] * inv;
-                store(w.a.data() + (grp * d + k) * Mp + h0, ak);
-                store(w.g.data() + (grp * d + k) * Mp + h0, acc_g[k] * inv - s * ak);   // M_i U_i
+                store(w.a + (grp * d + k) * Mp + h0, ak);
+                store(w.g + (grp * d + k) * Mp + h0, acc_g[k] * inv - s * ak);   // M_i U_i
             }
             V sg, sp;
             activate<F>(P.activation, s, sg, sp);
-            store(w.sigma.data() + grp * Mp + h0, sg);
-            store(w.sigma_prime.data() + grp * Mp + h0, sp);
+            store(w.sigma + grp * Mp + h0, sg);
+            store(w.sigma_prime + grp * Mp + h0, sp);
             lane_sum += load(c + h0) * sg;
         }
         F group_sum = 0;
@@ -217,12 +218,12 @@ void sample_backward(const Problem<F>& P, int64_t b, const Scratch<F>& w, F weig
     for (int64_t grp = 0; grp < P.G; ++grp) {
         for (int64_t h0 = 0; h0 < Mp; h0 += L) {
             const int64_t h = grp * Mp + h0;
-            store(gc + h, load(gc + h) + weight * load(w.sigma.data() + h));
-            const V e = weight * load(P.c + h) * load(w.sigma_prime.data() + h);
+            store(gc + h, load(gc + h) + weight * load(w.sigma + h));
+            const V e = weight * load(P.c + h) * load(w.sigma_prime + h);
             for (int64_t k = 0; k < d; ++k) {
                 const int64_t row = (grp * d + k) * Mp + h0;
-                store(gU + row, load(gU + row) + e * load(w.a.data() + row));
-                const V eg = e * load(w.g.data() + row);
+                store(gU + row, load(gU + row) + e * load(w.a + row));
+                const V eg = e * load(w.g + row);
                 F* gw = gW + ((grp * d + k) * d) * Mp + h0;
                 for (int64_t q = 0; q < d; ++q) store(gw + q * Mp, load(gw + q * Mp) + eg * xT[q]);
             }
@@ -230,36 +231,48 @@ void sample_backward(const Problem<F>& P, int64_t b, const Scratch<F>& w, F weig
     }
 }
 
-// Runs `work(chunk)` for every chunk on `threads` threads (chunks are dealt out round-robin).
+int64_t chunk_count(int64_t B) { return (B + CHUNK - 1) / CHUNK; }
+int used_threads(int64_t B, int threads) { return int(std::max<int64_t>(1, std::min<int64_t>(threads, chunk_count(B)))); }
+
+// Runs `work(chunk, thread)` for every chunk on used_threads(B, threads) threads, round-robin.
 template <typename Work>
-void for_each_chunk(int64_t chunks, int threads, Work work) {
-    threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, chunks)));
+void for_each_chunk(int64_t B, int threads, Work work) {
+    const int64_t chunks = chunk_count(B);
+    threads = used_threads(B, threads);
     std::vector<std::thread> pool;
     for (int t = 1; t < threads; ++t)
-        pool.emplace_back([&, t] { for (int64_t ch = t; ch < chunks; ch += threads) work(ch); });
-    for (int64_t ch = 0; ch < chunks; ch += threads) work(ch);
+        pool.emplace_back([&, t] { for (int64_t ch = t; ch < chunks; ch += threads) work(ch, t); });
+    for (int64_t ch = 0; ch < chunks; ch += threads) work(ch, 0);
     for (auto& th : pool) th.join();
 }
 
+// Elements of F the caller provides as workspace: per-thread scratch, and with gradients one
+// partial gradient per chunk.
+template <typename F>
+int64_t workspace_size(const Problem<F>& P, int threads, bool gradients) {
+    const int64_t per = P.G * P.Mp * (P.d * P.d + P.d + 1);
+    return used_threads(P.B, threads) * Scratch<F>::size(P) + (gradients ? chunk_count(P.B) * per : 0);
+}
+
 template <typename F, int D>
-void forward(const Problem<F>& P, F* f, int threads) {
-    const int64_t chunks = (P.B + CHUNK - 1) / CHUNK;
-    for_each_chunk(chunks, threads, [&](int64_t ch) {
-        Scratch<F> w(P);
+void forward(const Problem<F>& P, F* f, F* workspace, int threads) {
+    for_each_chunk(P.B, threads, [&](int64_t ch, int thread) {
+        Scratch<F> w(P, workspace + thread * Scratch<F>::size(P));
         for (int64_t b = ch * CHUNK; b < std::min(P.B, (ch + 1) * CHUNK); ++b) f[b] = sample_forward<F, D>(P, b, w);
     });
 }
 
 // Sum of squared residuals into *loss and the gradient into gW, gU, gc (layouts as the parameters).
 template <typename F, int D>
-void loss_and_grad(const Problem<F>& P, double* loss, F* gW, F* gU, F* gc, int threads) {
-    const int64_t chunks = (P.B + CHUNK - 1) / CHUNK;
+void loss_and_grad(const Problem<F>& P, double* loss, F* gW, F* gU, F* gc, F* workspace, int threads) {
+    const int64_t chunks = chunk_count(P.B);
     const int64_t nW = P.G * P.d * P.d * P.Mp, nU = P.G * P.d * P.Mp, nc = P.G * P.Mp, per = nW + nU + nc;
-    std::vector<F> partial(chunks * per, F(0));
+    F* partial = workspace + used_threads(P.B, threads) * Scratch<F>::size(P);
     std::vector<double> partial_loss(chunks, 0.0);
-    for_each_chunk(chunks, threads, [&](int64_t ch) {
-        Scratch<F> w(P);
-        F* out = partial.data() + ch * per;
+    for_each_chunk(P.B, threads, [&](int64_t ch, int thread) {
+        Scratch<F> w(P, workspace + thread * Scratch<F>::size(P));
+        F* out = partial + ch * per;
+        std::fill(out, out + per, F(0));
         double sum = 0;
         for (int64_t b = ch * CHUNK; b < std::min(P.B, (ch + 1) * CHUNK); ++b) {
             const F residual = sample_forward<F, D>(P, b, w) - P.y[b];
@@ -302,14 +315,14 @@ void dispatch(int64_t d, Body body) {
 
 template <typename F>
 struct ForwardBody {
-    const Problem<F>& P; F* f; int threads;
-    template <int D> void run() { forward<F, D>(P, f, threads); }
+    const Problem<F>& P; F *f, *workspace; int threads;
+    template <int D> void run() { forward<F, D>(P, f, workspace, threads); }
 };
 
 template <typename F>
 struct LossBody {
-    const Problem<F>& P; double* loss; F *gW, *gU, *gc; int threads;
-    template <int D> void run() { loss_and_grad<F, D>(P, loss, gW, gU, gc, threads); }
+    const Problem<F>& P; double* loss; F *gW, *gU, *gc, *workspace; int threads;
+    template <int D> void run() { loss_and_grad<F, D>(P, loss, gW, gU, gc, workspace, threads); }
 };
 
 }  // namespace
@@ -320,18 +333,23 @@ int kt_max_d() { return int(MAX_D); }
 
 #define KT_EXPORT(SUFFIX, F)                                                                            \
     int kt_lanes_##SUFFIX() { return int(lanes<F>); }                                                   \
+    int64_t kt_workspace_##SUFFIX(int64_t B, int64_t T, int64_t d, int64_t G, int64_t Mp, int threads,  \
+                                  int gradients) {                                                      \
+        const auto P = problem<F>(B, T, d, G, Mp, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 0, 0);\
+        return workspace_size(P, threads, gradients != 0);                                              \
+    }                                                                                                   \
     void kt_forward_##SUFFIX(int64_t B, int64_t T, int64_t d, int64_t G, int64_t Mp, const F* X,        \
                              const F* W, const F* U, const F* c, int activation, double out_scale,      \
-                             F* f, int threads) {                                                       \
+                             F* f, F* workspace, int threads) {                                         \
         const auto P = problem<F>(B, T, d, G, Mp, X, nullptr, W, U, c, activation, out_scale, 0.0);     \
-        dispatch(d, ForwardBody<F>{P, f, threads});                                                     \
+        dispatch(d, ForwardBody<F>{P, f, workspace, threads});                                          \
     }                                                                                                   \
     void kt_loss_and_grad_##SUFFIX(int64_t B, int64_t T, int64_t d, int64_t G, int64_t Mp, const F* X,  \
                                    const F* y, const F* W, const F* U, const F* c, int activation,      \
                                    double out_scale, double grad_scale, double* loss, F* gW, F* gU,     \
-                                   F* gc, int threads) {                                                \
+                                   F* gc, F* workspace, int threads) {                                  \
         const auto P = problem<F>(B, T, d, G, Mp, X, y, W, U, c, activation, out_scale, grad_scale);    \
-        dispatch(d, LossBody<F>{P, loss, gW, gU, gc, threads});                                         \
+        dispatch(d, LossBody<F>{P, loss, gW, gU, gc, workspace, threads});                              \
     }
 
 KT_EXPORT(f32, float)
