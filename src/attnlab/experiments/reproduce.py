@@ -20,7 +20,8 @@ import pandas as pd
 
 from attnlab.config import ConfigError, RunConfig
 from attnlab.experiments.spec import Experiment, ExperimentFile, load_experiments, sweeps
-from attnlab.report import ExperimentResult, bound_experiment, ordering_experiment, scaling_experiment, write_report
+from attnlab.report import (ExperimentResult, bound_experiment, every_experiment, ordering_experiment,
+                            scaling_experiment, write_report)
 from attnlab.sweep.grid import expand
 from attnlab.sweep.runner import results_table, run_sweep, write_table
 from attnlab.sweep.store import RunStore
@@ -91,7 +92,10 @@ def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], runs
     """One row per run: run id, status, series, x, seed, every claimed metric, wall time, error."""
     parts = [results_table(cs, runs).assign(series=name) for name, cs in configs.items()]
     table = pd.concat(parts, ignore_index=True)
-    metrics = list(dict.fromkeys(claim.metric for claim in experiment.claims if claim.source == "runs"))
+    metrics = list(dict.fromkeys(
+        [column for claim in experiment.claims if claim.source == "runs"
+         for column in (claim.metric, claim.bound_metric) if column]
+        + [column for panel in experiment.panels for column in panel.metrics.values()]))
     for column in (experiment.x, *metrics):
         if column not in table.columns:
             table[column] = float("nan")   # no run finished, or a metric the runs do not report
@@ -119,16 +123,33 @@ def curves_table(configs: dict[str, list[RunConfig]], table: pd.DataFrame,
     return pd.concat(parts, ignore_index=True)
 
 
+def panel_table(table: pd.DataFrame, metrics: dict[str, str], x: str, hue: str | None) -> pd.DataFrame:
+    """Long table of several metric columns: x, seed, value, and `curve` naming the metric (its label,
+    prefixed by the series when there are several)."""
+    parts = []
+    for label, column in metrics.items():
+        part = table[[x, "seed", *([hue] if hue else [])]].copy()
+        part["value"] = pd.to_numeric(table[column], errors="coerce") if column in table else float("nan")
+        part["curve"] = label if hue is None else table[hue].astype(str) + ": " + label
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
 def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figure_dir: Path, paper: str,
                      preset: str, source: str, configs: dict[str, list[RunConfig]], runs: Path) -> ExperimentResult:
     """Fit and judge every claim of one experiment; one ExperimentResult with all verdicts and figures."""
     hue = "series" if len(configs) > 1 else None
     curves_of = functools.lru_cache(maxsize=None)(RunStore(runs).curves)   # read once for all curve claims
     parts = []
+    full_table = table
     for claim in experiment.claims:
+        table = full_table if claim.series is None else full_table[full_table["series"].isin(claim.series)]
         if claim.kind == "order":
             parts.append(ordering_experiment(key, claim.quantity, table, "series", claim.metric, claim.order,
                                              figure_dir=figure_dir, x=experiment.x, at=claim.at))
+            continue
+        if claim.kind == "every":
+            parts.append(every_experiment(key, claim.quantity, table, claim.metric, claim.every_at_most, hue=hue))
             continue
         if claim.kind == "bound":
             parts.append(bound_experiment(key, claim.quantity, table, experiment.x, claim.metric, at=claim.at,
@@ -138,12 +159,21 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
         data, x, group = table, experiment.x, hue
         if claim.source == "curves":
             group = hue or experiment.x
-            data, x = curves_table(configs, table, curves_of, claim.metric, experiment.x, group), "step"
+            data, x = curves_table(configs, full_table, curves_of, claim.metric, experiment.x, group), "step"
         level = (claim.level.value, claim.level.label) if claim.level else None
         parts.append(scaling_experiment(key, claim.quantity, data, x, claim.metric, figure_dir=figure_dir,
                                         kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
                                         prediction=claim.prediction, hue=group, level=level,
-                                        tolerance=claim.tolerance))
+                                        tolerance=claim.tolerance, does_not=claim.does_not,
+                                        bound_column=claim.bound_metric,
+                                        figure_suffix="_".join(claim.series or [])))
+    table = full_table
+    for panel in experiment.panels:
+        long = panel_table(table, panel.metrics, experiment.x, hue).rename(columns={"value": panel.quantity})
+        figure = scaling_experiment(key, panel.quantity, long, experiment.x, panel.quantity,
+                                    figure_dir=figure_dir, kind=panel.fit, hue="curve")
+        parts.append(ExperimentResult(key=key, title=panel.quantity, table=pd.DataFrame(), verdicts=[],
+                                      figures=figure.figures, config={}, notes=figure.notes))
     failed = int((table["status"] != "done").sum())
     notes = [experiment.notes] if experiment.notes else []
     if failed:
