@@ -199,15 +199,17 @@ class Radii(Strict):
 
 
 class ReferenceConfig(Strict):
-    """The reference run that estimates the best training loss in the projection ball, for the
-    optimisation gap (loss after `steps` minus the reference loss): ProjGD (GD) continued from the
-    last iterate with the same step size, i.e. the same trajectory as a longer run from the same
-    initialisation, until the loss changed by less than `tolerance` (relative) over the last `window`
-    steps, or for at most `max_steps` more steps."""
+    """The reference run that estimates the best training loss in the projection balls, for the
+    optimisation gap (loss after `steps` minus the reference loss): projected gradient descent from
+    the run's last iterate (so from the same initialisation and data) with backtracking, its step
+    starting at `step_factor` times the training step and halved whenever a step would not lower
+    the loss, until the loss changed by less than `tolerance` (relative) over the last `window`
+    steps, or for at most `max_steps` steps."""
 
     max_steps: PositiveInt
     tolerance: PositiveFloat = 1e-3
     window: PositiveInt = 50
+    step_factor: PositiveFloat = 10.0
 
 
 class TrainConfig(Strict):

@@ -188,35 +188,43 @@ class Trainer:
         """The optimisation gap of every run: its training loss after the run minus the lowest loss of
         a reference run (config.reference) in the same ball, with how the reference was obtained.
 
-        The reference continues ProjGD from the last iterate with the same step size (the trajectory
-        of a longer run from the same initialisation) until the relative loss change over `window`
-        steps is below `tolerance` or `max_steps` more steps are taken; its lowest loss, and the
-        run's own best, estimate the minimum in the ball from above, so the gap is a lower estimate."""
-        ref, lr = self.config.reference, self.config.step_size
+        The reference is projected gradient descent onto the same balls (around theta_0) from the last
+        iterate, with backtracking: the step starts at step_factor times the training step, a step
+        that does not lower the loss is refused and the step halved. It stops when the loss changed by
+        less than `tolerance` (relative) over the last `window` steps, or after `max_steps`. Every
+        point it visits lies in the ball, so its lowest loss (and the run's own best) estimates the
+        ball's minimum from above, and the gap from below."""
+        ref = self.config.reference
         final = torch.tensor([losses["last"][s]["train_loss"] for s in range(S)], dtype=torch.float64)
-        lowest = torch.minimum(best_loss, final)
         running = finished.clone() & torch.isfinite(final)
         converged = torch.zeros(S, dtype=torch.bool)
         steps = torch.zeros(S, dtype=torch.long)
-        history = [final.clone()]
+        step = torch.full((S,), self.config.step_size * ref.step_factor, dtype=torch.float64)
         current = params
+        loss, grads = self._loss_and_grad(S, current, X, y, self.loss_kind)
+        loss = loss.detach().to("cpu", torch.float64)
+        history = [loss]
         for _ in range(ref.max_steps):
             if not running.any():
                 break
-            stepped = project({n: current[n] - lr * g for n, g in
-                               self._loss_and_grad(S, current, X, y, self.loss_kind)[1].items()},
-                              theta0, self.radii, self.model.width, batch_dims=1)
-            current = select(running.to(X.device), stepped, current)
+            eta = step.to(X.device, X.dtype)
+            candidate = project({n: current[n] - eta.reshape(-1, *(1,) * (g.dim() - 1)) * g
+                                 for n, g in grads.items()}, theta0, self.radii, self.model.width, batch_dims=1)
+            new_loss, new_grads = self._loss_and_grad(S, candidate, X, y, self.loss_kind)
+            new_loss = new_loss.detach().to("cpu", torch.float64)
+            accept = running & torch.isfinite(new_loss) & (new_loss < loss)
+            current = select(accept.to(X.device), candidate, current)
+            grads = select(accept.to(X.device), new_grads, grads)
+            loss = torch.where(accept, new_loss, loss)
+            step = torch.where(running & ~accept, step / 2, step)
             steps += running.long()
-            loss = self._losses(S, current, X, y).to("cpu", torch.float64)
-            running &= torch.isfinite(loss)
-            lowest = torch.where(running & (loss < lowest), loss, lowest)
             history.append(loss)
             if len(history) > ref.window:
                 before = history[-ref.window - 1]
                 settled = running & ((before - loss).abs() <= ref.tolerance * before.abs())
                 converged |= settled
                 running &= ~settled
+        lowest = torch.minimum(torch.minimum(best_loss, final), loss)
         gaps = []
         for s in range(S):
             zero = float(squared_loss(torch.zeros_like(y[s]), y[s], self.loss_kind))   # loss at init
@@ -225,8 +233,8 @@ class Trainer:
                          "best": float(losses["best"][s]["train_loss"] - lowest[s]) if bool(finished[s]) else math.nan,
                          "reference_loss": float(lowest[s]), "reference_steps": int(steps[s]),
                          "converged": bool(converged[s]), "tolerance": ref.tolerance, "window": ref.window,
-                         "max_steps": ref.max_steps,
-                         "how": "ProjGD continued from the last iterate with the same step size"})
+                         "max_steps": ref.max_steps, "step_factor": ref.step_factor,
+                         "how": "ProjGD with backtracking from the last iterate, in the same balls"})
         return gaps
 
     def _sequence_grad_norm(self, curves: pd.DataFrame) -> float:
