@@ -57,8 +57,7 @@ class Claim(Strict):
     it lies wholly above). `every_at_most` checks every run's value against a number (e.g. a
     measurement over its analytic bound <= 1). `bound_metric` names a column drawn with the fit
     (each run's analytic bound on the metric). `series` restricts the claim to those series (all by
-    default). `level` draws a horizontal reference line
-    ({value, label}) on the figure.
+    default). `level` draws a horizontal reference line ({value, label}) on the figure.
     """
 
     metric: str
