@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
-from pydantic import BeforeValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -237,8 +237,23 @@ class Radii(Strict):
     w: Radius = 3.0
 
 
+class ReferenceConfig(Strict):
+    """The reference run that estimates the best training loss in the projection balls, for the
+    optimisation gap (loss after `steps` minus the reference loss): projected gradient descent from
+    the run's last iterate (so from the same initialisation and data) with backtracking, its step
+    starting at `step_factor` times the training step and halved whenever a step would not lower
+    the loss, until the loss changed by less than `tolerance` (relative) over the last `window`
+    steps, or for at most `max_steps` steps."""
+
+    max_steps: PositiveInt
+    tolerance: PositiveFloat = 1e-3
+    window: PositiveInt = 50
+    step_factor: PositiveFloat = 10.0
+
+
 class TrainConfig(Strict):
-    """Trainer settings (spec kernel-regime-transformer.md, section 3)."""
+    """Trainer settings (spec kernel-regime-transformer.md, section 3). reference: estimate the
+    optimisation gap of every run by a reference run (ReferenceConfig; null: no gap)."""
 
     method: Literal["gd", "projgd", "projsgd"] = "projgd"
     steps: PositiveInt = 4000
@@ -247,6 +262,14 @@ class TrainConfig(Strict):
     radius: Radii = Radii()
     loss: Literal["mse", "half-mse", "half-sum"] | None = None
     record_every: PositiveInt | None = None
+    reference: ReferenceConfig | None = None
+
+    @model_validator(mode="after")
+    def _reference_full_batch(self) -> "TrainConfig":
+        if self.reference is not None and self.method == "projsgd":
+            raise ValueError("reference: the optimisation gap needs a full-batch method (gd or projgd), "
+                             "not projsgd")
+        return self
 
     @field_validator("radius", mode="before")
     @classmethod
@@ -272,12 +295,15 @@ class DiagnosticsConfig(Strict):
 
     every: steps between feature, attention, accuracy and weight-change records (null: off);
     ntk_every: steps between NTK evaluations (smallest eigenvalue, drift; null: off);
-    ntk_samples: evaluate the NTK on the first n training samples only (null: all).
+    ntk_samples: evaluate the NTK on the first n training samples only (null: all);
+    smoothness_every: steps between smoothness records (largest per-sample output-gradient norm and,
+    for the kernel Transformer, its analytic T-free bound; null: off).
     """
 
     every: PositiveInt | None = None
     ntk_every: PositiveInt | None = None
     ntk_samples: PositiveInt | None = None
+    smoothness_every: PositiveInt | None = None
 
 
 class RunConfig(Strict):

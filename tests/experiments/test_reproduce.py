@@ -29,7 +29,8 @@ TINY = {
         "A2": {
             "title": "training against sample size",
             "claim": "flat with log width",
-            "base": {"data": {"T": 3, "d": 3, "K": 32, "anchors": 4}, "train": {"steps": 5}},
+            "base": {"data": {"T": 3, "d": 3, "K": 32, "anchors": 4},
+                     "train": {"steps": 5, "reference": {"max_steps": 5}}, "diagnostics": {"smoothness_every": 5}},
             "x": "data.n",
             "series": {"log-width": {"log_width": 1}, "fixed-width": {"base": {"model": {"m": 2}}}},
             "claims": [{"metric": "best.train_loss", "quantity": "minimum training loss",
@@ -41,7 +42,13 @@ TINY = {
                        {"metric": "last.train_loss", "quantity": "final loss", "between": ["smallest", 80],
                         "at_most": {"log-width": 100.0}},
                        {"metric": "best.train_loss", "quantity": "minimum loss", "at": "largest", "at_least": 0.0,
-                        "level": {"value": 0.5, "label": "half"}}],
+                        "level": {"value": 0.5, "label": "half"}},
+                       {"metric": "gap.relative", "quantity": "optimisation gap", "does_not": {"log-width": "grow"},
+                        "tolerance": 0.05, "prediction": {"log-width": "bound independent of n"}},
+                       {"metric": "max.output_grad_norm", "quantity": "output gradient", "series": ["log-width"],
+                        "does_not": "grow", "tolerance": 0.1, "bound_metric": "max.output_grad_bound"},
+                       {"metric": "max.output_grad_ratio", "quantity": "gradient over bound", "every_at_most": 1.0}],
+            "panels": [{"quantity": "iterates", "metrics": {"best": "best.train_loss", "last": "last.train_loss"}}],
             "presets": {"quick": {"axes": {"data.n": [20, 40, 80]}, "seeds": 2}},
         },
     },
@@ -96,14 +103,18 @@ def test_bad_experiment_files_and_names_are_refused(tmp_path, tiny_file):
                            ({"at_least": 1.0}, "need exactly one of at"),
                            ({"at": 20}, "at: give at_least"),
                            ({"at": 20, "at_least": 1.0, "predicted": 0.5}, "takes no predicted"),
-                           ({"tolerance": 0.1}, "tolerance: needs predicted")]:
+                           ({"tolerance": 0.1}, "tolerance: needs predicted"),
+                           ({"does_not": "grow"}, "does_not: needs a tolerance"),
+                           ({"does_not": "grow", "tolerance": 0.1, "direction": "negative"}, "does_not judges"),
+                           ({"every_at_most": 1.0, "predicted": 0.0}, "every_at_most: a bound on every run")]:
         bad = dict(TINY, experiments={"A1": {**TINY["experiments"]["A1"],
                                              "claims": [{"metric": "e", "quantity": "e", **claim}]}})
         path.write_text(yaml.safe_dump(bad))
         with pytest.raises(ConfigError, match=problem):
             load_experiments(path)
     for claim, problem in [({"at": 48, "at_least": 1.0}, "model.m = 48 is not swept by preset quick"),
-                           ({"predicted": {"wide": 0.5}}, r"\['wide'\] are not series of A1")]:
+                           ({"predicted": {"wide": 0.5}}, r"\['wide'\] are not series of A1"),
+                           ({"series": ["wide"]}, r"series: \['wide'\] are not series of A1")]:
         bad = {**TINY["experiments"]["A1"], "claims": [{"metric": "e", "quantity": "e", **claim}]}
         with pytest.raises(ConfigError, match=problem):
             sweeps("A1", load_experiments(tiny_file).experiments["A1"].model_validate(bad), "quick")
@@ -137,6 +148,16 @@ def test_reproduce_writes_tables_figures_verdicts_and_reuses_runs(tmp_path, tiny
     assert any(t.startswith("A2 minimum loss at n=80 (series=fixed-width): ") and t.endswith("consistent with >= 0")
                for t in texts)
     assert all(f.exists() for r in done.results for f in r.figures)
+    gap = next(v for r in done.results for v in r.verdicts if v.claim == "A2 optimisation gap (series=log-width)")
+    assert gap.prediction == "bound independent of n (slope < +0.05)" and gap.status in {
+        "consistent", "inconsistent", "inconclusive"}
+    assert any(t.startswith("A2 optimisation gap (series=fixed-width) ~ n^") and "with" not in t for t in texts)
+    assert not any(t.startswith("A2 output gradient (series=fixed-width)") for t in texts)   # series: log-width
+    ratio = [v for r in done.results for v in r.verdicts if v.claim.startswith("A2 gradient over bound")]
+    assert [v.status for v in ratio] == ["consistent", "consistent"]
+    names = {f.name for r in done.results for f in r.figures}
+    assert {"A2_iterates_vs_data_n.png", "A2_max_output_grad_norm_vs_data_n_log_width.png"} <= names
+    assert {"gap.relative", "max.output_grad_bound", "last.train_loss"} <= set(a2.columns)
 
     calls = []
     monkeypatch.setattr(attnlab.run, "setup", lambda *a, **k: calls.append(a) or pytest.fail("trained again"))

@@ -287,3 +287,57 @@ def test_fit_trend_dispatches_and_rejects_bad_kinds():
         fit_trend(table, "model.m", "err", "linear")
     with pytest.raises(ValueError, match="log_y = False"):
         fit_trend(table, "model.m", "err", "power", log_y=False)
+
+
+def _fit_with_interval(low: float, high: float, slope: float | None = None, kind: str = "power") -> "Fit":
+    from attnlab.report.fit import Fit
+    return Fit(kind, "data.T", "gap", (low + high) / 2 if slope is None else slope, low, high, 0.0,
+               n_points=7, n_seeds=3)
+
+
+@given(low=st.floats(-3, 3), width=st.floats(0, 3), tol=st.floats(0, 1))
+def test_no_growth_is_judged_one_sided_on_the_interval(low, width, tol):
+    from attnlab.report.fit import judge_no_growth
+    high = low + width
+    grow = judge_no_growth("E5 gap", _fit_with_interval(low, high), "grow", tol)
+    expected = "consistent" if high < tol else "inconsistent" if low > tol else "inconclusive"
+    assert grow.status == expected
+    assert (grow.ci_low, grow.ci_high) == (low, high)
+    fall = judge_no_growth("E5 gap", _fit_with_interval(low, high), "fall", tol)
+    assert fall.status == ("consistent" if low > -tol else "inconsistent" if high < -tol else "inconclusive")
+    # mirror symmetry: "does not fall" on [lo, hi] is "does not grow" on [-hi, -lo]
+    mirrored = judge_no_growth("E5 gap", _fit_with_interval(-high, -low), "grow", tol)
+    assert mirrored.status == fall.status
+
+
+def test_no_growth_allows_a_falling_quantity_and_states_the_tolerance():
+    from attnlab.report.fit import judge_no_growth
+    falling = judge_no_growth("E5 relative loss", _fit_with_interval(-0.14, -0.04, -0.09), "grow", 0.05,
+                              prediction="bound independent of T")
+    assert falling.status == "consistent"
+    assert falling.text == ("E5 relative loss ~ T^-0.09 [-0.14, -0.04]: consistent with bound independent "
+                            "of T (slope < +0.05)")
+    straddling = judge_no_growth("E5 gap", _fit_with_interval(-0.1, 0.2), "grow", 0.05)
+    assert straddling.status == "inconclusive" and "interval contains +0.05" in straddling.text
+    growing = judge_no_growth("E7 gap", _fit_with_interval(0.2, 0.5), "grow", 0.05)
+    assert growing.status == "inconsistent" and "does not grow in T (slope < +0.05)" in growing.text
+    few = judge_no_growth("E5 gap", Fit_one_seed(), "grow", 0.05)
+    assert few.status == "inconclusive"
+    with pytest.raises(ValueError, match="does_not"):
+        judge_no_growth("x", _fit_with_interval(0, 1), "flat", 0.05)
+    with pytest.raises(ValueError, match="tolerance"):
+        judge_no_growth("x", _fit_with_interval(0, 1), "grow", -0.1)
+
+
+def Fit_one_seed():
+    from attnlab.report.fit import Fit
+    return Fit("power", "data.T", "gap", 0.1, math.nan, math.nan, 0.0, n_points=7, n_seeds=1,
+               reason="one run at some x value: no bootstrap interval")
+
+
+def test_every_run_bound():
+    from attnlab.report.fit import judge_every
+    assert judge_every("E5 ratio", [0.2, 0.5, 0.99], 1.0).status == "consistent"
+    above = judge_every("E5 ratio", [0.2, 1.01, math.nan], 1.0)
+    assert above.status == "inconsistent" and "1 above" in above.measured and "1 missing" in above.measured
+    assert judge_every("E5 ratio", [math.nan], 1.0).status == "inconclusive"

@@ -20,10 +20,11 @@ import pandas as pd
 
 from attnlab.config import ConfigError, RunConfig, config_to_dict, parse_config
 from attnlab.experiments.spec import Experiment, ExperimentFile, load_experiments, sweeps
-from attnlab.report import ExperimentResult, bound_experiment, ordering_experiment, scaling_experiment, write_report
+from attnlab.report import (ExperimentResult, bound_experiment, every_experiment, ordering_experiment,
+                            scaling_experiment, write_report)
 from attnlab.sweep.grid import expand
 from attnlab.sweep.runner import flatten, results_table, run_sweep, write_table
-from attnlab.sweep.store import RunStore
+from attnlab.sweep.store import RunStore, run_id
 
 PAPERS = {"arda2026": "arda2026.yaml", "wu2023": "wu2023.yaml"}
 
@@ -179,7 +180,10 @@ def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], runs
     """One row per run: run id, status, series, x, seed, every claimed metric, wall time, error."""
     parts = [results_table(cs, runs).assign(series=name) for name, cs in configs.items()]
     table = pd.concat(parts, ignore_index=True)
-    metrics = list(dict.fromkeys(claim.metric for claim in experiment.claims if claim.source == "runs"))
+    metrics = list(dict.fromkeys(
+        [column for claim in experiment.claims if claim.source == "runs"
+         for column in (claim.metric, claim.bound_metric) if column]
+        + [column for panel in experiment.panels for column in panel.metrics.values()]))
     for column in (experiment.x, *metrics):
         if column not in table.columns:
             table[column] = float("nan")   # no run finished, or a metric the runs do not report
@@ -192,10 +196,11 @@ def curves_table(configs: dict[str, list[RunConfig]], table: pd.DataFrame,
     """Long table of one curve column of every finished run: step (> 0), metric, seed, and `group`
     naming the curve (the value of x; "series, x=value" when there are several series)."""
     parts = []
-    flat = [c for cs in configs.values() for c in cs]
-    for config, (_, row) in zip(flat, table.iterrows()):
+    by_id = {run_id(c): c for cs in configs.values() for c in cs}
+    for _, row in table.iterrows():
         if row["status"] != "done":
             continue
+        config = by_id[row["run_id"]]
         curves = curves_of(config)
         if metric not in curves:
             continue
@@ -207,17 +212,33 @@ def curves_table(configs: dict[str, list[RunConfig]], table: pd.DataFrame,
     return pd.concat(parts, ignore_index=True)
 
 
+def panel_table(table: pd.DataFrame, metrics: dict[str, str], x: str, hue: str | None) -> pd.DataFrame:
+    """Long table of several metric columns: x, seed, value, and `curve` naming the metric (its label,
+    prefixed by the series when there are several)."""
+    parts = []
+    for label, column in metrics.items():
+        part = table[[x, "seed", *([hue] if hue else [])]].copy()
+        part["value"] = pd.to_numeric(table[column], errors="coerce") if column in table else float("nan")
+        part["curve"] = label if hue is None else table[hue].astype(str) + ": " + label
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
 def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figure_dir: Path, paper: str,
                      preset: str, source: str, configs: dict[str, list[RunConfig]], runs: Path) -> ExperimentResult:
     """Fit and judge every claim of one experiment; one ExperimentResult with all verdicts and figures."""
     hue = "series" if len(configs) > 1 else None
-    full, table = table, table[table["status"] == "done"]   # failed and diverged runs are not fitted
+    full, done = table, table[table["status"] == "done"]   # failed and diverged runs are not fitted
     curves_of = functools.lru_cache(maxsize=None)(RunStore(runs).curves)   # read once for all curve claims
     parts = []
     for claim in experiment.claims:
+        table = done if claim.series is None else done[done["series"].isin(claim.series)]
         if claim.kind == "order":
             parts.append(ordering_experiment(key, claim.quantity, table, "series", claim.metric, claim.order,
                                              figure_dir=figure_dir, x=experiment.x, at=claim.at))
+            continue
+        if claim.kind == "every":
+            parts.append(every_experiment(key, claim.quantity, table, claim.metric, claim.every_at_most, hue=hue))
             continue
         if claim.kind == "bound":
             parts.append(bound_experiment(key, claim.quantity, table, experiment.x, claim.metric, at=claim.at,
@@ -232,7 +253,15 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
         parts.append(scaling_experiment(key, claim.quantity, data, x, claim.metric, figure_dir=figure_dir,
                                         kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
                                         prediction=claim.prediction, hue=group, level=level,
-                                        tolerance=claim.tolerance))
+                                        tolerance=claim.tolerance, does_not=claim.does_not,
+                                        bound_column=claim.bound_metric,
+                                        figure_suffix="_".join(claim.series or [])))
+    for panel in experiment.panels:
+        long = panel_table(done, panel.metrics, experiment.x, hue).rename(columns={"value": panel.quantity})
+        figure = scaling_experiment(key, panel.quantity, long, experiment.x, panel.quantity,
+                                    figure_dir=figure_dir, kind=panel.fit, hue="curve")
+        parts.append(ExperimentResult(key=key, title=panel.quantity, table=pd.DataFrame(), verdicts=[],
+                                      figures=figure.figures, config={}, notes=figure.notes))
     notes = [experiment.notes] if experiment.notes else []
     failed = full[full["status"] == "failed"]
     if len(failed):

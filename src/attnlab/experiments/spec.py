@@ -7,8 +7,11 @@ An experiment file (YAML, e.g. arda2026.yaml) holds a paper's experiments. Each 
     series:   optional named variants drawn on one figure (each with its own base, or a width
               rule log_width: k meaning model.m = 2 ceil(k log n / 2) for each data.n)
     claims:   metric (a column of the results table), fit kind, and the prediction: a slope
-              (`predicted`), a sign (`direction`), or nothing (a plain measurement); or an
-              ordering of series (`order`), or a bound on a mean / ratio (`at_least`, `at_most`)
+              (`predicted`), a sign (`direction`), a bound independent of x (`does_not: grow`
+              with a slope `tolerance`, judged one-sided), or nothing (a plain measurement); or an
+              ordering of series (`order`), a bound on a mean / ratio (`at_least`, `at_most`), or
+              a bound on every run (`every_at_most`)
+    panels:   figures without verdicts: several metrics side by side against x
     presets:  per preset (quick, paper): base overrides, axes, seeds, series overrides
 
 `sweeps(experiment, preset)` turns one into validated sweep specs, one per series.
@@ -28,6 +31,7 @@ from attnlab.sweep.grid import SweepSpec, parse_sweep
 
 PRESETS = ("quick", "paper")
 Direction = Literal["negative", "positive"]
+NoChange = Literal["grow", "fall"]
 
 
 class Strict(BaseModel):
@@ -47,8 +51,13 @@ class Claim(Strict):
     `at_least` / `at_most` bound the metric's mean over seeds at x = `at`, or the ratio of its
     means at the two x values of `between` ([x0, x1]: mean at x1 / mean at x0), per series when
     given as mappings. `tolerance` judges `predicted` as a band (predicted +- tolerance: the whole
-    interval inside is consistent, wholly outside inconsistent). `level` draws a horizontal
-    reference line ({value, label}) on the figure.
+    interval inside is consistent, wholly outside inconsistent). `does_not` ("grow" / "fall", per
+    series as a mapping) judges a bound independent of x one-sided on the slope's interval with the
+    slope `tolerance` (grow: consistent when the interval lies below +tolerance, inconsistent when
+    it lies wholly above). `every_at_most` checks every run's value against a number (e.g. a
+    measurement over its analytic bound <= 1). `bound_metric` names a column drawn with the fit
+    (each run's analytic bound on the metric). `series` restricts the claim to those series (all by
+    default). `level` draws a horizontal reference line ({value, label}) on the figure.
     """
 
     metric: str
@@ -64,6 +73,10 @@ class Claim(Strict):
     direction: Union[Direction, dict[str, Direction], None] = None
     prediction: Union[str, dict[str, str], None] = None
     tolerance: Annotated[float, Field(gt=0)] | None = None
+    does_not: Union[NoChange, dict[str, NoChange], None] = None
+    every_at_most: float | None = None
+    bound_metric: str | None = None
+    series: list[str] | None = None
     level: "Level | None" = None
 
     @model_validator(mode="after")
@@ -79,19 +92,33 @@ class Claim(Strict):
             raise ValueError("between: give at_least or at_most (the bound on the ratio)")
         if self.at is not None and not bounded and self.order is None:
             raise ValueError("at: give at_least / at_most (a bound on the mean) or order (an ordering at x)")
-        if (bounded or self.order is not None) and (self.predicted is not None or self.direction is not None):
+        if (bounded or self.order is not None) and (self.predicted is not None or self.direction is not None
+                                                     or self.does_not is not None):
             raise ValueError("a bound or an ordering takes no predicted / direction (those judge a fitted slope)")
-        if self.tolerance is not None and self.predicted is None:
-            raise ValueError("tolerance: needs predicted (the slope it is a band around)")
+        if self.does_not is not None:
+            if self.tolerance is None:
+                raise ValueError("does_not: needs a tolerance (the largest slope the bound allows, e.g. 0.05)")
+            others = [v for v in (self.predicted, self.direction) if v is not None]
+            if others and not all(isinstance(v, dict) for v in (*others, self.does_not)):
+                raise ValueError("does_not judges the slope on its own: give no predicted / direction "
+                                 "(both only as mappings from series to prediction)")
+        if self.tolerance is not None and self.predicted is None and self.does_not is None:
+            raise ValueError("tolerance: needs predicted (the slope it is a band around) or does_not")
+        if self.every_at_most is not None and (bounded or self.order is not None or self.predicted is not None
+                                               or self.direction is not None or self.does_not is not None):
+            raise ValueError("every_at_most: a bound on every run takes no other prediction")
         if bounded and self.order is not None:
             raise ValueError("give order or a bound (at_least / at_most), not both")
         return self
 
     @property
-    def kind(self) -> Literal["order", "bound", "fit"]:
-        """How the claim is judged: an ordering of series, a bound on a mean or ratio, or a fit."""
+    def kind(self) -> Literal["order", "bound", "every", "fit"]:
+        """How the claim is judged: an ordering of series, a bound on a mean or ratio, a bound on
+        every run, or a fit."""
         if self.order is not None:
             return "order"
+        if self.every_at_most is not None:
+            return "every"
         return "bound" if self.at_least is not None or self.at_most is not None else "fit"
 
 
@@ -103,6 +130,15 @@ class Level(Strict):
 
 
 Claim.model_rebuild()
+
+
+class Panel(Strict):
+    """A figure without verdicts: several metrics (label -> column) against the experiment's x,
+    fitted as `fit`, e.g. the averaged, best and last iterates side by side."""
+
+    quantity: str
+    metrics: dict[str, str] = Field(min_length=1)
+    fit: Literal["power", "log", "exp"] = "power"
 
 
 class Series(Strict):
@@ -126,6 +162,7 @@ class Experiment(Strict):
     x: str
     series: dict[str, Series] = {}
     claims: list[Claim] = Field(min_length=1)
+    panels: list[Panel] = []
     notes: str = ""
     presets: dict[Literal["quick", "paper"], Preset]
 
@@ -180,13 +217,17 @@ def _check_claims(key: str, experiment: Experiment, preset: str) -> None:
     """Claims on runs may only name declared series, and only x values the preset sweeps."""
     swept = experiment.presets[preset].axes.get(experiment.x)
     for i, claim in enumerate(experiment.claims):
-        for field in ("predicted", "direction", "prediction", "at_least", "at_most"):
+        for field in ("predicted", "direction", "prediction", "at_least", "at_most", "does_not"):
             mapping = getattr(claim, field)
             by_series = isinstance(mapping, dict) and claim.source == "runs"   # curves: keyed by x values
             unknown = sorted(set(mapping) - set(experiment.series)) if by_series else []
             if unknown:
                 raise ConfigError(f"{key}.claims.{i}.{field}: {unknown} are not series of {key}; "
                                   f"its series are {sorted(experiment.series)}")
+        unknown = sorted(set(claim.series or []) - set(experiment.series))
+        if unknown:
+            raise ConfigError(f"{key}.claims.{i}.series: {unknown} are not series of {key}; "
+                              f"its series are {sorted(experiment.series)}")
         points = [claim.at] if claim.at is not None else list(claim.between or [])
         for point in points:
             if swept is not None and not isinstance(point, str) and not any(

@@ -35,3 +35,10 @@ def activation(name: str) -> Activation:
     except KeyError:
         raise ValueError(f"activation = {name!r}: allowed are {', '.join(ACTIVATIONS)} "
                          "(the theory needs a smooth, bounded activation with bounded derivative)") from None
+
+
+# sup |sigma| and sup |sigma'| (= Lip(sigma)) of each activation; both have sigma(0) = 0.
+ACTIVATION_BOUNDS: dict[str, tuple[float, float]] = {
+    "tanh": (1.0, 1.0),
+    "erf": (1.0, math.sqrt(2 / math.pi)),
+}

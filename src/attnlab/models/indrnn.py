@@ -232,3 +232,25 @@ class IndRNN(Model):
             log_products = torch.log(factors).flip(0).cumsum(0).flip(0)         # sum over s >= t+1
             log_products = torch.cat([log_products, torch.zeros_like(Z[:1])])
             return log_products.amax(-1).exp().mean(-1)
+
+
+def output_gradient_norms(model: IndRNN, params: Params, X: torch.Tensor) -> torch.Tensor:
+    """||grad_theta f(X_b)|| for every sample of X (B, T, d): (B,), by per-sample backpropagation
+    through time without autograd. With D_t = sigma'(z_t) and g_T = c D_T / sqrt(m),
+    g_t = u D_t g_{t+1}: df/dW_in = sum_t g_t x_t^T, df/du = sum_{t>=2} g_t h_{t-1}, df/dc = h_T / sqrt(m).
+    Memory O(T B m + B m d)."""
+    with torch.no_grad():
+        Z, h_T = model.pre_activations(params, X)                 # (T, B, m), (B, m)
+        u = params["u"]
+        r = 1 / math.sqrt(model.m)
+        B, T, d = X.shape
+        grad_W = torch.zeros(B, model.m, d, dtype=X.dtype, device=X.device)
+        grad_u = torch.zeros_like(h_T)
+        carry = (params["c"] * r).expand_as(h_T)                  # df/dh_T
+        for t in range(T - 1, -1, -1):
+            g = carry * model.sigma_prime(Z[t])                   # df/dz_t (B, m)
+            grad_W += g.unsqueeze(-1) * X[:, t].unsqueeze(1)
+            if t > 0:
+                grad_u += g * model.sigma(Z[t - 1])
+            carry = g * u
+        return (grad_W.pow(2).sum((1, 2)) + grad_u.pow(2).sum(1) + (h_T * r).pow(2).sum(1)).sqrt()

@@ -184,3 +184,37 @@ class KernelTransformer(Model):
             raise ValueError(f"chunk_size = {chunk_size}: must be a positive integer")
         parts = [self.ntk_features(params, X[i:i + chunk_size]) for i in range(0, X.shape[0], chunk_size)]
         return NTKFeatures(*(torch.cat([getattr(p, f) for p in parts]) for f in ("c", "u", "g", "xT")))
+
+
+def output_gradient_norms(model: KernelTransformer, params: Params, X: torch.Tensor,
+                          chunk_size: int = 1024) -> torch.Tensor:
+    """||grad_theta f(X_b)|| for every sample of X (B, T, d): (B,), from the structured features,
+    never building a per-sample gradient: ||grad f||^2 = ||Phi_c||^2 + ||Phi_u||^2 + ||Phi_g||^2 ||x_T||^2
+    (the W block of head i is Phi_g,i x_T^T, a rank-one matrix)."""
+    parts = []
+    with torch.no_grad():
+        for i in range(0, X.shape[0], chunk_size):
+            F = model.ntk_features(params, X[i:i + chunk_size])
+            parts.append(F.c.pow(2).sum(1) + F.u.pow(2).sum(1) + F.g.pow(2).sum(1) * F.xT.pow(2).sum(1))
+    return torch.cat(parts).sqrt()
+
+
+def output_gradient_bound(model: KernelTransformer, params: Params, token_norm: float = 1.0) -> float:
+    """A bound on max_X ||grad_theta f(X)|| over all sequences whose tokens have norm <= R = token_norm,
+    whatever their length T; it depends on the parameters c, U only.
+
+    Per head, ||a_i|| <= R (a convex combination of tokens), ||M_i|| <= R^2 (M_i = Cov_p(x) is below
+    E_p[x x^T]), ||x_T|| <= R and |s_i| <= R ||U_i||, so with S = sup|sigma|, L = sup|sigma'|:
+
+        ||grad f||^2 = (1/m) sum_i sigma(s_i)^2 + c_i^2 sigma'(s_i)^2 (||a_i||^2 + ||M_i U_i||^2 ||x_T||^2)
+                    <= (1/m) sum_i min(S, L R ||U_i||)^2 + c_i^2 L^2 (R^2 + R^6 ||U_i||^2).
+    """
+    from attnlab.models.activations import ACTIVATION_BOUNDS
+
+    sup_sigma, lip = ACTIVATION_BOUNDS[model.activation_name]
+    R = float(token_norm)
+    U_norm = params["U"].double().norm(dim=-1)
+    c2 = params["c"].double().pow(2)
+    terms = (torch.clamp(lip * R * U_norm, max=sup_sigma).pow(2)
+             + c2 * lip**2 * (R**2 + R**6 * U_norm.pow(2)))
+    return float(terms.mean().sqrt())

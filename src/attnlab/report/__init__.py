@@ -1,14 +1,14 @@
 """Reports: scaling-law fits with bootstrap intervals, verdicts, figures and the HTML/Markdown report."""
 
-from attnlab.report.experiment import bound_experiment, ordering_experiment, scaling_experiment
+from attnlab.report.experiment import bound_experiment, every_experiment, ordering_experiment, scaling_experiment
 from attnlab.report.figures import (new_figure, plot_curves, plot_groups, plot_scaling, save_figure,
                                     seed_statistics)
 from attnlab.report.fit import (Fit, Verdict, fit_exponential, fit_log_trend, fit_power_law, fit_trend,
-                                interval_verdict, judge, judge_bound, judge_order, judge_sign,
+                                interval_verdict, judge, judge_bound, judge_every, judge_no_growth, judge_order, judge_sign,
                                 measurement)
 from attnlab.report.html import ExperimentResult, write_report
 
-__all__ = ["ExperimentResult", "Fit", "Verdict", "bound_experiment", "fit_exponential", "fit_log_trend",
-           "fit_power_law", "fit_trend", "interval_verdict", "judge", "judge_bound", "judge_order", "judge_sign",
+__all__ = ["ExperimentResult", "Fit", "Verdict", "bound_experiment", "every_experiment", "fit_exponential", "fit_log_trend",
+           "fit_power_law", "fit_trend", "interval_verdict", "judge", "judge_bound", "judge_every", "judge_no_growth", "judge_order", "judge_sign",
            "measurement", "new_figure", "ordering_experiment", "plot_curves", "plot_groups", "plot_scaling",
            "save_figure", "scaling_experiment", "seed_statistics", "write_report"]

@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from attnlab.report.figures import new_figure, plot_groups, plot_scaling, save_figure
-from attnlab.report.fit import (Fit, FitKind, Verdict, fit_trend, judge, judge_bound, judge_order, judge_sign,
-                                measurement, symbol)
+from attnlab.report.figures import PALETTE, new_figure, plot_groups, plot_scaling, save_figure
+from attnlab.report.fit import (Fit, FitKind, Verdict, fit_trend, judge, judge_bound, judge_every,
+                                judge_no_growth, judge_order, judge_sign, measurement, symbol)
 from attnlab.report.html import ExperimentResult
 
 Direction = Literal["negative", "positive"]
@@ -39,7 +39,10 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
                        n_boot: int = 2000, rng_seed: int = 0, max_width: float | None = None,
                        min_points: int = 3, min_seeds: int = 2,
                        level: tuple[float, str] | None = None,
-                       tolerance: float | None = None) -> ExperimentResult:
+                       tolerance: float | None = None,
+                       does_not: Literal["grow", "fall"] | dict[Any, Literal["grow", "fall"]] | None = None,
+                       bound_column: str | None = None, bound_label: str = "analytic bound",
+                       figure_suffix: str = "") -> ExperimentResult:
     """Fit, judge and plot `y` against `x` of a tidy table; return the ExperimentResult.
 
     table: one row per run, columns x, y, seed (and hue when given). quantity: what y is, in words;
@@ -53,13 +56,19 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
     predicted={"transformer": 0.0}); a hue value in neither is a plain measurement.
     level: (value, label) drawn as a horizontal reference line (e.g. a task's best achievable loss).
     tolerance: judge a predicted slope as the band predicted +- tolerance (see fit.judge).
-    The figure is written to FIGURE_DIR/<key>_<y>_vs_<x>.png and .pdf.
+    does_not: "grow" / "fall" (or a dict keyed by hue value): a bound independent of x, judged
+    one-sided on the slope's interval with `tolerance` (see fit.judge_no_growth).
+    bound_column: a column holding each run's analytic bound on y, drawn (median over seeds) as a
+    dashed line of the series' colour.
+    The figure is written to FIGURE_DIR/<key>_<y>_vs_<x>[_<figure_suffix>].png and .pdf.
     """
     if predicted is not None and direction is not None and not (isinstance(predicted, dict)
                                                                 and isinstance(direction, dict)):
         raise ValueError("give either predicted (a slope) or direction ('negative'/'positive'), not both "
                          "(both only as dicts keyed by hue value)")
-    if (isinstance(predicted, dict) or isinstance(direction, dict)) and hue is None:
+    if does_not is not None and tolerance is None:
+        raise ValueError(f"experiment {key}: does_not needs a tolerance (the slope a bound may show)")
+    if any(isinstance(v, dict) for v in (predicted, direction, does_not)) and hue is None:
         raise ValueError("predicted / direction given as a dict need hue (the column its keys are values of)")
     for name in (x, y, seed, *([hue] if hue else [])):
         if name not in table.columns:
@@ -69,7 +78,7 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
         raise ValueError(f"experiment {key}: the table has no rows")
     groups = ([(None, "", table)] if hue is None else
               [(v, f"{symbol(hue)}={_text(v)}", g) for v, g in table.groupby(hue, sort=True)])
-    for spec in (predicted, direction):
+    for spec in (predicted, direction, does_not):
         if isinstance(spec, dict):
             unknown = set(spec) - {value for value, _, _ in groups}
             if unknown:
@@ -87,19 +96,26 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
         slope = predicted.get(value) if isinstance(predicted, dict) else predicted
         sign = direction.get(value) if isinstance(direction, dict) else direction
         text = prediction.get(value) if isinstance(prediction, dict) else prediction
-        if slope is not None:
+        bound = does_not.get(value) if isinstance(does_not, dict) else does_not
+        if bound is not None:
+            verdicts.append(judge_no_growth(name, fit, bound, tolerance, text, min_points, min_seeds))
+        elif slope is not None:
             verdicts.append(judge(name, fit, slope, text, max_width, min_points, min_seeds, tolerance))
         elif sign is not None:
             verdicts.append(judge_sign(name, fit, sign, text, min_points, min_seeds))
         else:
             verdicts.append(measurement(name, fit))
         positive = bool((pd.to_numeric(group[y], errors="coerce").dropna() > 0).all())
+        color = PALETTE[len(ax.collections) % len(PALETTE)]   # the colour plot_scaling gives this series
+        if bound_column is not None:   # drawn first: the series' legend then lists it
+            _plot_bound(ax, group, x, bound_column, bound_label + (f" ({label})" if label else ""), color)
         plot_scaling(group, x, y, fit=fit if math.isfinite(fit.slope) else None, ax=ax,
                      label=label or quantity, logx=kind != "exp",
-                     logy=positive and (kind != "log" or bool(log_y)),
+                     logy=positive and (kind != "log" or bool(log_y)), color=color,
                      reference=slope if kind == "power" and slope is not None and hue is None else None)
     ax.set_title(f"{key}: {quantity}")
-    png, _ = save_figure(fig, Path(figure_dir) / f"{_slug(key)}_{_slug(y)}_vs_{_slug(x)}")
+    suffix = f"_{_slug(figure_suffix)}" if figure_suffix else ""
+    png, _ = save_figure(fig, Path(figure_dir) / f"{_slug(key)}_{_slug(y)}_vs_{_slug(x)}{suffix}")
     fit_table = pd.DataFrame([{"series": label or quantity, **f.to_dict()}
                               for (_, label, _), f in zip(groups, fits)])
     summary = _summary_table(table, x, y, seed, hue)
@@ -107,6 +123,32 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
         key=key, title=title or f"{quantity} against {symbol(x)}", table=summary, verdicts=verdicts,
         figures=[png], config=config if config is not None else {}, command=command, claim=claim,
         paper=paper, notes=(notes + "\n\n" if notes else "") + _fits_note(fit_table))
+
+
+def _plot_bound(ax: Any, group: pd.DataFrame, x: str, column: str, label: str, color: str) -> None:
+    """The median over seeds of each run's bound (`column`) against x, as a long-dashed line."""
+    if column not in group.columns:
+        raise ValueError(f"bound column {column!r} is not in the table; columns are {sorted(map(str, group.columns))}")
+    values = group[[x, column]].apply(pd.to_numeric, errors="coerce").dropna()
+    if values.empty:
+        return
+    medians = values.groupby(x)[column].median()
+    ax.plot(medians.index.to_numpy(dtype=float), medians.to_numpy(dtype=float), linestyle=(0, (6, 2)),
+            color=color, linewidth=1.4, alpha=0.9, label=label)
+
+
+def every_experiment(key: str, quantity: str, table: pd.DataFrame, y: str, at_most: float,
+                     hue: str | None = None) -> ExperimentResult:
+    """Judge "every run's y is at most `at_most`" (fit.judge_every), per hue value; no figure."""
+    if y not in table.columns:
+        raise ValueError(f"experiment {key}: column {y!r} is not in the table; "
+                         f"columns are {sorted(map(str, table.columns))}")
+    groups = [(None, table)] if hue is None else list(table.groupby(hue, sort=True))
+    verdicts = [judge_every(f"{key} {quantity}" + (f" ({symbol(hue)}={_text(v)})" if hue else ""),
+                            pd.to_numeric(g[y], errors="coerce").to_numpy(dtype=float), at_most)
+                for v, g in groups]
+    return ExperimentResult(key=key, title=f"{quantity}", table=pd.DataFrame(), verdicts=verdicts,
+                            figures=[], config={}, notes="")
 
 
 def ordering_experiment(key: str, quantity: str, table: pd.DataFrame, group: str, y: str, order: list, *,

@@ -11,7 +11,9 @@ The interval of the slope is a percentile bootstrap over seeds: the runs at each
 with replacement, the medians recomputed and the line refitted, `n_boot` times.
 
 A Verdict compares a measured interval with a prediction: "consistent" (the interval contains it),
-"inconsistent" (it excludes it), "inconclusive" (too few points or seeds, no finite interval, or an
+"inconsistent" (it excludes it); a bound that does not depend on x ("does not grow") is judged
+one-sided: consistent when the whole interval lies below +tolerance, inconsistent when it lies wholly
+above; "inconclusive" (too few points or seeds, no finite interval, or an
 interval wider than a stated threshold), or "measured" (no prediction: a plain measurement).
 """
 
@@ -337,23 +339,78 @@ def judge_sign(claim: str, fit: Fit, expected: Literal["negative", "positive"],
                             reason=_unreliable(fit, min_points, min_seeds, None), joiner=_joiner(fit))
 
 
+Bound = Literal["grow", "fall"]
+
+
+def judge_no_growth(claim: str, fit: Fit, does_not: Bound, tolerance: float,
+                    prediction: str | None = None, min_points: int = 3, min_seeds: int = 2) -> Verdict:
+    """Judge a bound that does not depend on x, one-sided on the slope's interval [lo, hi].
+
+    does_not = "grow" (an upper bound independent of x allows the quantity to fall, not to grow):
+    consistent when hi < +tolerance, inconsistent when lo > +tolerance, else inconclusive.
+    does_not = "fall": consistent when lo > -tolerance, inconsistent when hi < -tolerance.
+    prediction: how the statement reads (default "does not grow in T (slope < 0.05)").
+    """
+    if does_not not in ("grow", "fall"):
+        raise ValueError(f"does_not = {does_not!r}: use 'grow' (an upper bound) or 'fall' (a lower bound)")
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance = {tolerance!r}: expected a non-negative slope tolerance")
+    sign = "<" if does_not == "grow" else ">"
+    band = f"slope {sign} {'+' if does_not == 'grow' else '-'}{tolerance:g}"
+    prediction = (f"{prediction} ({band})" if prediction
+                  else f"does not {does_not} in {symbol(fit.x)} ({band})")
+    return interval_verdict(claim, fit.slope, fit.ci_low, fit.ci_high, measured=fit.describe(),
+                            prediction=prediction, does_not=does_not, tolerance=tolerance,
+                            reason=_unreliable(fit, min_points, min_seeds, None), joiner=_joiner(fit))
+
+
+def one_sided_status(ci_low: float, ci_high: float, does_not: Bound, tolerance: float) -> str:
+    """"consistent" / "inconsistent" / "inconclusive" of a no-growth (no-fall) bound on [ci_low, ci_high]."""
+    if does_not == "grow":
+        return "consistent" if ci_high < tolerance else "inconsistent" if ci_low > tolerance else "inconclusive"
+    return "consistent" if ci_low > -tolerance else "inconsistent" if ci_high < -tolerance else "inconclusive"
+
+
+def judge_every(claim: str, values: Sequence[float], at_most: float, what: str = "run") -> Verdict:
+    """Judge "every run's value is at most `at_most`" (a deterministic bound, e.g. a measured norm over
+    its analytic bound <= 1): consistent when every finite value is, inconsistent when one exceeds it,
+    inconclusive without finite values. The measured text gives the largest value and the count."""
+    v = np.asarray(values, dtype=float)
+    n_missing = int((~np.isfinite(v)).sum())
+    v = v[np.isfinite(v)]
+    prediction = f"every {what} <= {at_most:g}"
+    if len(v) == 0:
+        return Verdict(claim, prediction, "no finite runs", "inconclusive", reason="no finite runs")
+    above = int((v > at_most).sum())
+    measured = (f"largest {v.max():.3g} over {len(v)} {what}s" + (f", {above} above" if above else "")
+                + (f", {n_missing} missing" if n_missing else ""))
+    status = "inconsistent" if above else "consistent"
+    return Verdict(claim, prediction, measured, status, float(v.max()), float(v.min()), float(v.max()))
+
+
 def interval_verdict(claim: str, estimate: float, ci_low: float, ci_high: float, *, measured: str,
                      prediction: str, predicted: float | None = None,
                      direction: Literal["negative", "positive"] | None = None,
-                     reason: str = "", joiner: str = ": ", tolerance: float | None = None) -> Verdict:
+                     reason: str = "", joiner: str = ": ", tolerance: float | None = None,
+                     does_not: Bound | None = None) -> Verdict:
     """The general verdict on any measured interval: against a point `predicted` (or the band
-    predicted +- tolerance, see judge), or a `direction`.
+    predicted +- tolerance, see judge), a `direction`, or a one-sided bound `does_not` ("grow":
+    the interval below +tolerance, "fall": above -tolerance; see judge_no_growth).
 
     A non-empty `reason` (e.g. "2 seeds") makes it inconclusive; so does a NaN interval.
     Neither predicted nor direction: status "measured". joiner joins claim and measured in the text.
     """
-    if predicted is not None and direction is not None:
-        raise ValueError("give either predicted (a value) or direction (a sign), not both")
+    if sum(v is not None for v in (predicted, direction, does_not)) > 1:
+        raise ValueError("give one of predicted (a value), direction (a sign) or does_not (a bound)")
     finite = all(math.isfinite(v) for v in (estimate, ci_low, ci_high))
-    if predicted is None and direction is None:
+    if predicted is None and direction is None and does_not is None:
         status = "measured"
     elif reason or not finite:
         status, reason = "inconclusive", reason or "no finite interval"
+    elif does_not is not None:
+        status = one_sided_status(ci_low, ci_high, does_not, tolerance or 0.0)
+        edge = f"{'+' if does_not == 'grow' else '-'}{tolerance or 0:g}"
+        reason = f"interval contains {edge}" if status == "inconclusive" else ""
     elif predicted is not None and tolerance is not None:
         low, high = predicted - tolerance, predicted + tolerance
         inside, outside = low <= ci_low and ci_high <= high, ci_high < low or ci_low > high

@@ -23,6 +23,7 @@ import torch
 from attnlab.config import DiagnosticsConfig
 from attnlab.data.dataset import Dataset
 from attnlab.models.base import Model, Params
+from attnlab.train.smoothness import SmoothnessRecorder
 
 
 def _fro(t: torch.Tensor) -> float:
@@ -128,7 +129,7 @@ class NTKRecorder:
 
 
 def build_recorders(config: DiagnosticsConfig, model: Model, params0: Params, data: Dataset) -> list:
-    """The recorders a DiagnosticsConfig asks for (none when every and ntk_every are null)."""
+    """The recorders a DiagnosticsConfig asks for (none when every, ntk_every and smoothness_every are null)."""
     recorders: list = []
     if config.every is not None:
         recorders.append(FeatureRecorder(model, data.X_train, data.y_train, every=config.every))
@@ -136,4 +137,6 @@ def build_recorders(config: DiagnosticsConfig, model: Model, params0: Params, da
     if config.ntk_every is not None:
         X = data.X_train if config.ntk_samples is None else data.X_train[:config.ntk_samples]
         recorders.append(NTKRecorder(model, X, params0, every=config.ntk_every))
+    if config.smoothness_every is not None:
+        recorders.append(SmoothnessRecorder(model, data.X_train, every=config.smoothness_every))
     return recorders

@@ -157,6 +157,8 @@ class Trainer:
             best_step = torch.where(improved, cfg.steps, best_step)
         losses = {name: self._split_losses(S, iterate, X, y, Xv, yv)
                   for name, iterate in (("last", params), ("best", best), ("average", average))}
+        gaps = (self._optimisation_gaps(S, params, theta0, X, y, final, losses, best_loss)
+                if cfg.reference is not None else [None] * S)
         wall_time = (time.perf_counter() - start) / S
         head_distance = {name: head_distances(params, theta0, name, batch_dims=1).max(dim=1).values.tolist()
                          for name in self.model.blocks}
@@ -167,7 +169,8 @@ class Trainer:
             summary = {"method": cfg.method, "steps_run": steps_run, "lr": lr, "loss": self.loss_kind,
                        "last": losses["last"][s], "best": {**losses["best"][s], "step": int(best_step[s])},
                        "average": losses["average"][s], "diverged_at": diverged_at[s],
-                       "max": {c: float(curves[c].max()) for c in curves if c.startswith(("grad_norm_", "dist_"))},
+                       "max": {c: float(curves[c].max()) for c in curves
+                               if c.startswith(("grad_norm", "dist_", "output_grad_"))},
                        "min_val_loss": float(curves["val_loss"].min()) if "val_loss" in curves else math.nan,
                        "initial": _row_values(curves, 0), "final": _row_values(curves, -1),
                        "sequence_grad_norm": self._sequence_grad_norm(curves),
@@ -175,9 +178,66 @@ class Trainer:
                        "head_radius": self._head_radii(),
                        "max_head_distance": {name: head_distance[name][s] for name in self.model.blocks},
                        "wall_time_s": wall_time, "runs_stacked": S}
+            if gaps[s] is not None:
+                summary["gap"] = gaps[s]
             results.append(TrainResult(last=run_slice(params, s), best=run_slice(best, s),
                                        average=run_slice(average, s), curves=curves, summary=summary))
         return results
+
+    def _optimisation_gaps(self, S: int, params: Params, theta0: Params, X: torch.Tensor, y: torch.Tensor,
+                           finished: torch.Tensor, losses: dict[str, list[dict]],
+                           best_loss: torch.Tensor) -> list[dict]:
+        """The optimisation gap of every run: its training loss after the run minus the lowest loss of
+        a reference run (config.reference) in the same ball, with how the reference was obtained.
+
+        The reference is projected gradient descent onto the same balls (around theta_0) from the last
+        iterate, with backtracking: the step starts at step_factor times the training step, a step
+        that does not lower the loss is refused and the step halved. It stops when the loss changed by
+        less than `tolerance` (relative) over the last `window` steps, or after `max_steps`. Every
+        point it visits lies in the ball, so its lowest loss (and the run's own best) estimates the
+        ball's minimum from above, and the gap from below."""
+        ref = self.config.reference
+        final = torch.tensor([losses["last"][s]["train_loss"] for s in range(S)], dtype=torch.float64)
+        running = finished.clone() & torch.isfinite(final)
+        converged = torch.zeros(S, dtype=torch.bool)
+        steps = torch.zeros(S, dtype=torch.long)
+        step = torch.full((S,), self.config.step_size * ref.step_factor, dtype=torch.float64)
+        current = params
+        loss, grads = self._loss_and_grad(S, current, X, y, self.loss_kind)
+        loss = loss.detach().to("cpu", torch.float64)
+        history = [loss]
+        for _ in range(ref.max_steps):
+            if not running.any():
+                break
+            eta = step.to(X.device, X.dtype)
+            candidate = project({n: current[n] - eta.reshape(-1, *(1,) * (g.dim() - 1)) * g
+                                 for n, g in grads.items()}, theta0, self.radii, self.model.width, batch_dims=1)
+            new_loss, new_grads = self._loss_and_grad(S, candidate, X, y, self.loss_kind)
+            new_loss = new_loss.detach().to("cpu", torch.float64)
+            accept = running & torch.isfinite(new_loss) & (new_loss < loss)
+            current = select(accept.to(X.device), candidate, current)
+            grads = select(accept.to(X.device), new_grads, grads)
+            loss = torch.where(accept, new_loss, loss)
+            step = torch.where(running & ~accept, step / 2, step)
+            steps += running.long()
+            history.append(loss)
+            if len(history) > ref.window:
+                before = history[-ref.window - 1]
+                settled = running & ((before - loss).abs() <= ref.tolerance * before.abs())
+                converged |= settled
+                running &= ~settled
+        lowest = torch.minimum(torch.minimum(best_loss, final), loss)
+        gaps = []
+        for s in range(S):
+            zero = float(squared_loss(torch.zeros_like(y[s]), y[s], self.loss_kind))   # loss at init
+            value = float(final[s] - lowest[s]) if bool(finished[s]) else math.nan
+            gaps.append({"value": value, "relative": value / zero if zero > 0 else math.nan,
+                         "best": float(losses["best"][s]["train_loss"] - lowest[s]) if bool(finished[s]) else math.nan,
+                         "reference_loss": float(lowest[s]), "reference_steps": int(steps[s]),
+                         "converged": bool(converged[s]), "tolerance": ref.tolerance, "window": ref.window,
+                         "max_steps": ref.max_steps, "step_factor": ref.step_factor,
+                         "how": "ProjGD with backtracking from the last iterate, in the same balls"})
+        return gaps
 
     def _sequence_grad_norm(self, curves: pd.DataFrame) -> float:
         """The gradient norm of the block that mixes positions (W of the Transformer, u of the
@@ -219,6 +279,8 @@ class Trainer:
             columns[f"grad_norm_{name}"] = (_run_norms(grads[name]) if grads is not None
                                             else torch.full((S,), math.nan))
             columns[f"dist_{name}"] = _run_norms(params[name] - theta0[name])
+        columns["grad_norm"] = sum(columns[f"grad_norm_{name}"].to(torch.float64)**2
+                                   for name in self.model.blocks).sqrt()   # all blocks
         values = {key: value.to("cpu", torch.float64).tolist() for key, value in columns.items()}
         for s in active.nonzero().flatten().tolist():
             rows[s].setdefault(k, {}).update({key: value[s] for key, value in values.items()})
