@@ -47,3 +47,12 @@ def test_labels_equal_the_explicit_feature_transport_inner_products():
     torch.testing.assert_close(teacher.features_dot_transport(X, U, W), explicit, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(teacher.labels(X, 16, chunk=5, compute_dtype=torch.float64),
                                explicit.mean(1), rtol=1e-10, atol=1e-12)
+
+
+def test_labels_split_over_samples_equal_labels_in_one_piece():
+    """Long sequences are labelled a block of samples at a time, with the same values."""
+    X = random_sequences(50, 9, 3, seed=4)
+    teacher = Teacher(X[:4], seed=4)
+    whole = teacher.labels(X, K=96, chunk=32, compute_dtype=torch.float64)
+    split = teacher.labels(X, K=96, chunk=32, compute_dtype=torch.float64, max_elements=7 * 9 * 32)
+    assert torch.allclose(split, whole, rtol=1e-13, atol=1e-15)
