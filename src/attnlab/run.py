@@ -163,12 +163,17 @@ def stack_size(config: RunConfig, runs: int, memory_bytes: int = STACK_MEMORY_BY
     return runs if per_run <= CPU_STACK_BYTES else 1
 
 
+def _tokens(data) -> int:
+    """Tokens per sequence of a data config: T, or L + 1 for lag-L windows matched to the lag."""
+    return getattr(data, "T", None) or getattr(data, "L", 0) + 1
+
+
 def _activation_bytes(config: RunConfig) -> int:
     """Bytes of one (n_train, T, width) activation array of a training run."""
     data = config.data
     n_train = round((getattr(data, "n", None) or 1) * (1 - getattr(data, "val_fraction", 0.0)))   # series: n None
-    width = getattr(config.model, "m", getattr(config.model, "d_m", 1))
-    return max(1, n_train * getattr(data, "T", 1) * width * DTYPES[config.dtype].itemsize)
+    width = getattr(config.model, "m", None) or getattr(config.model, "d_m", 1)
+    return max(1, n_train * _tokens(data) * width * DTYPES[config.dtype].itemsize)
 
 
 class RunTooLarge(ValueError):
@@ -179,9 +184,7 @@ def estimated_bytes(config: RunConfig) -> int:
     """A lower estimate of the memory one run of `config` needs: its data (n, T, d), 8 activation
     arrays (n_train, T, width) and the parameters (width x the token features)."""
     data, model = config.data, config.model
-    n, T, d = getattr(data, "n", None) or 1, getattr(data, "T", None), getattr(data, "d", None)
-    T = T or (getattr(data, "L", 0) + 1)
-    d = d or 1
+    n, T, d = getattr(data, "n", None) or 1, _tokens(data), getattr(data, "d", None) or 1
     width = getattr(model, "m", None) or getattr(model, "d_m", 1)
     itemsize = DTYPES[config.dtype].itemsize
     return itemsize * (n * T * d + 8 * _activation_bytes(config) // itemsize + width * (T * d + d + 2))
