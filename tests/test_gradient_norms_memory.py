@@ -102,4 +102,5 @@ def test_peak_memory_task_rnn_forward_is_flat_in_T():
     assert rows["indrnn", 32]["forward_bytes"] == rows["indrnn", 4]["forward_bytes"]
     # the fused kernel's tile over the tokens: 3 T x (SIMD lanes) floats per thread
     assert rows["kernel-transformer", 32]["forward_bytes"] > rows["kernel-transformer", 4]["forward_bytes"]
-    assert rows["indrnn", 32]["train_step_bytes"] > 4 * rows["indrnn", 4]["train_step_bytes"]
+    # BPTT keeps every state of (at least) one group of 4 samples x 4 units: >= 64 bytes per token
+    assert rows["indrnn", 32]["train_step_bytes"] >= rows["indrnn", 4]["train_step_bytes"] + 28 * 64
