@@ -2,7 +2,8 @@
 
 The library is compiled with the system C++ compiler (`$CXX`, else g++, else c++) for the CPU it
 runs on (-march=native), and cached under `$ATTNLAB_CACHE` (default ~/.cache/attnlab) by a hash of
-the source, the flags, the compiler's version and the CPU: later processes load it in milliseconds,
+the source and this folder's headers, the flags, the compiler's version and the CPU: later
+processes load it in milliseconds,
 and concurrent first uses are safe (each compiles to a private name, then renames atomically).
 `ATTNLAB_NATIVE=0` turns every compiled kernel off; callers then use their PyTorch path.
 """
@@ -60,7 +61,8 @@ def load(name: str) -> ctypes.CDLL | None:
         return None
     source = SOURCE_DIR / f"{name}.cpp"
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256("\0".join([source.read_text(), " ".join(FLAGS), version, _cpu_identity(),
+    headers = [h.read_text() for h in sorted(SOURCE_DIR.glob("*.h"))]
+    key = hashlib.sha256("\0".join([source.read_text(), *headers, " ".join(FLAGS), version, _cpu_identity(),
                                     platform.machine()]).encode()).hexdigest()[:16]
     target = cache_dir() / f"{name}-{key}.so"
     if not target.exists():

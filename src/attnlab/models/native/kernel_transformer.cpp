@@ -23,80 +23,13 @@ namespace {
 
 constexpr int64_t CHUNK = 256;
 
-// taylor[n] = 1 / n!, the coefficients of the exponential series.
-struct Taylor {
-    double c[16];
-    constexpr Taylor() : c{} {
-        c[0] = 1;
-        for (int n = 1; n < 16; ++n) c[n] = c[n - 1] / n;
-    }
-    constexpr double operator[](int n) const { return c[n]; }
-};
-constexpr Taylor taylor;
-
-// A SIMD register of F (GCC/Clang vector extension: one instruction per operation on every lane).
-#ifndef KT_VECTOR_BYTES
-#if defined(__AVX512F__)
-#define KT_VECTOR_BYTES 64
-#else
-#define KT_VECTOR_BYTES 32
-#endif
-#endif
-template <typename F> struct Simd;
-template <> struct Simd<float> {
-    typedef float V __attribute__((vector_size(KT_VECTOR_BYTES)));
-    typedef int32_t I __attribute__((vector_size(KT_VECTOR_BYTES)));
-    static constexpr float lo = -87.0f, ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187e-06f;
-    static constexpr float shifter = 12582912.0f;           // 1.5 * 2^23: adding it rounds to an integer
-    static constexpr int degree = 7, expm1_degree = 8, bias = 127, mantissa = 23, min_k = -126;
-};
-template <> struct Simd<double> {
-    typedef double V __attribute__((vector_size(KT_VECTOR_BYTES)));
-    typedef int64_t I __attribute__((vector_size(KT_VECTOR_BYTES)));
-    static constexpr double lo = -707.0, ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
-    static constexpr double shifter = 6755399441055744.0;   // 1.5 * 2^52
-    static constexpr int degree = 13, expm1_degree = 14, bias = 1023, mantissa = 52, min_k = -1022;
-};
-template <typename F> using Vec = typename Simd<F>::V;
-template <typename F> constexpr int64_t lanes = KT_VECTOR_BYTES / sizeof(F);
-
-template <typename F> inline Vec<F> load(const F* p) { Vec<F> v; __builtin_memcpy(&v, p, sizeof v); return v; }
-template <typename F> inline void store(F* p, Vec<F> v) { __builtin_memcpy(p, &v, sizeof v); }
-template <typename F> inline Vec<F> splat(F x) { return Vec<F>{} + x; }
-
-// exp(x) for x <= 0 on every lane, to about one ulp; NaN stays NaN.
-template <typename F>
-inline Vec<F> exp_nonpositive(Vec<F> x) {
-    using S = Simd<F>;
-    using V = Vec<F>;
-    x = x < S::lo ? splat<F>(S::lo) : x;
-    const V k = (x * F(1.4426950408889634) + S::shifter) - S::shifter;
-    const V r = (x - k * S::ln2_hi) - k * S::ln2_lo;        // |r| <= ln2 / 2
-    V p = splat<F>(F(taylor[S::degree]));
-    for (int n = S::degree - 1; n >= 0; --n) p = p * r + F(taylor[n]);
-    const V kc = k >= F(S::min_k) ? k : splat<F>(F(S::min_k));   // a NaN k gives a finite scale
-    const typename S::I bits = (__builtin_convertvector(kc, typename S::I) + S::bias) << S::mantissa;
-    V scale;
-    __builtin_memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
-// exp(y) - 1 for y <= 0 with full relative accuracy near 0 (Taylor series below ln2 / 2).
-template <typename F>
-inline Vec<F> expm1_nonpositive(Vec<F> y) {
-    Vec<F> p = splat<F>(F(taylor[Simd<F>::expm1_degree]));
-    for (int n = Simd<F>::expm1_degree - 1; n >= 1; --n) p = p * y + F(taylor[n]);
-    return y > F(-0.34657359027997264) ? y * p : exp_nonpositive<F>(y) - F(1);
-}
+#include "simd_math.h"
 
 // sigma and sigma' of a tile of read-outs: tanh (activation 0) or erf(x / sqrt 2) (activation 1).
 template <typename F>
 inline void activate(int activation, Vec<F> s, Vec<F>& sigma, Vec<F>& sigma_prime) {
     if (activation == 0) {
-        const Vec<F> magnitude = s < 0 ? -s : s;
-        const Vec<F> u = expm1_nonpositive<F>(F(-2) * magnitude);
-        const Vec<F> t = -u / (F(2) + u);
-        sigma = s < 0 ? -t : t;
+        sigma = tanh<F>(s);
         sigma_prime = F(1) - sigma * sigma;
     } else {
         for (int64_t j = 0; j < lanes<F>; ++j) sigma[j] = std::erf(s[j] * F(0.70710678118654752440));

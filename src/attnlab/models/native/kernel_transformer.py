@@ -14,6 +14,7 @@ import math
 import torch
 
 from attnlab.models.native.build import load
+from attnlab.models.native.layout import Layout, kernel_can_take
 
 ACTIVATION_CODES = {"tanh": 0, "erf": 1}
 _i64, _int, _dbl, _ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_double, ctypes.c_void_p
@@ -33,37 +34,16 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
+def _lanes(dtype: torch.dtype) -> int:
+    lib = _library()
+    return lib.kt_lanes_f32() if dtype == torch.float32 else lib.kt_lanes_f64()
+
+
 def supports(tensors: list[torch.Tensor], activation: str, d: int) -> bool:
     """Whether the fused kernel can take these tensors: plain CPU float32/float64 tensors that no
     autograd or torch.func transform tracks, a supported activation and token dimension d."""
-    return (activation in ACTIVATION_CODES and all(_plain(t) for t in tensors)
-            and len({t.dtype for t in tensors}) == 1 and _library() is not None
+    return (activation in ACTIVATION_CODES and kernel_can_take(tensors) and _library() is not None
             and d <= _library().kt_max_d())
-
-
-def _plain(t: torch.Tensor) -> bool:
-    return (t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and not t.requires_grad
-            and not torch._C._functorch.is_functorch_wrapped_tensor(t))
-
-
-class Layout:
-    """The kernel's parameter layout for m heads in `groups` groups, each padded to `padded` heads."""
-
-    def __init__(self, m: int, groups: int, dtype: torch.dtype):
-        self.m, self.groups, self.per_group = m, groups, m // groups
-        lanes = _library().kt_lanes_f32() if dtype == torch.float32 else _library().kt_lanes_f64()
-        self.padded = -(-self.per_group // lanes) * lanes
-
-    def pack(self, t: torch.Tensor) -> torch.Tensor:
-        """(m, *rest) -> (G, *rest, Mp), contiguous, zero-padded."""
-        grouped = t.reshape(self.groups, self.per_group, *t.shape[1:]).movedim(1, -1)
-        out = t.new_zeros(*grouped.shape[:-1], self.padded)
-        out[..., :self.per_group] = grouped
-        return out
-
-    def unpack(self, t: torch.Tensor) -> torch.Tensor:
-        """(G, *rest, Mp) -> (m, *rest)."""
-        return t[..., :self.per_group].movedim(-1, 1).reshape(self.m, *t.shape[1:-1])
 
 
 def _pointer(t: torch.Tensor) -> int:
@@ -89,7 +69,7 @@ def _workspace(sizes: list, dtype: torch.dtype, threads: int, gradients: bool) -
 
 def forward(params: dict, X: torch.Tensor, groups: int, activation: str) -> torch.Tensor:
     """f(X) (B,) for X (B, T, d)."""
-    layout = Layout(params["c"].shape[0], groups, X.dtype)
+    layout = Layout(params["c"].shape[0], groups, _lanes(X.dtype))
     sizes, (X, W, U, c) = _call_args(layout, params, X)
     threads = torch.get_num_threads()
     f = torch.empty(X.shape[0], dtype=X.dtype)
@@ -103,7 +83,7 @@ def forward(params: dict, X: torch.Tensor, groups: int, activation: str) -> torc
 def loss_and_grad(params: dict, X: torch.Tensor, y: torch.Tensor, scale: float, groups: int,
                   activation: str) -> tuple[torch.Tensor, dict]:
     """scale * sum_b (f(X_b) - y_b)^2 and its gradient {"W" (m,d,d), "U" (m,d), "c" (m,)}."""
-    layout = Layout(params["c"].shape[0], groups, X.dtype)
+    layout = Layout(params["c"].shape[0], groups, _lanes(X.dtype))
     sizes, (X, W, U, c) = _call_args(layout, params, X)
     threads = torch.get_num_threads()
     y = y.contiguous()
