@@ -405,18 +405,24 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read a YAML config file, apply dotted overrides (`{"model.m": 64}`) and validate."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {yaml_error_line(error)}") from None
+    raw = read_yaml(path, "config file")
     if raw is None:
         raise ConfigError(f"config file {str(path)!r} is empty: give the fields to set, or leave out "
                           "--config to run the defaults")
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping, not {type(raw).__name__}")
     return parse_config(apply_overrides(raw, overrides or {}))
+
+
+def read_yaml(path: Path, kind: str) -> Any:
+    """The parsed YAML of `path` (None when empty); a ConfigError naming the `kind` of file when it
+    cannot be read or parsed (no tag is ever executed: safe_load)."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read {kind} {str(path)!r}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{kind} {str(path)!r} is not valid YAML: {yaml_error_line(error)}") from None
 
 
 def yaml_error_line(error: yaml.YAMLError) -> str:

@@ -20,10 +20,9 @@ import itertools
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from attnlab.config import ConfigError, RunConfig, apply_overrides, parse_config, yaml_error_line
+from attnlab.config import ConfigError, RunConfig, apply_overrides, parse_config, read_yaml
 
 
 Axis = Annotated[list[Any], Field(min_length=1)]
@@ -104,12 +103,7 @@ def parse_sweep(raw: Any, name: str = "sweep") -> SweepSpec:
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep YAML file (its name defaults to the file's stem)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read sweep file {str(path)!r}: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"sweep file {str(path)!r} is not valid YAML: {yaml_error_line(error)}") from None
+    raw = read_yaml(path, "sweep file")
     if raw is None:
         raise ConfigError(f"sweep file {str(path)!r} is empty: give at least base or axes")
     return parse_sweep(raw, name=path.stem)

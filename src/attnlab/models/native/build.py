@@ -3,8 +3,8 @@
 The library is compiled with the system C++ compiler (`$CXX`, else g++, else c++) for the CPU it
 runs on (-march=native), and cached under `$ATTNLAB_CACHE` (default ~/.cache/attnlab) by a hash of
 the source and this folder's headers, the flags, the compiler's version and the CPU: later
-processes load it in milliseconds,
-and concurrent first uses are safe (each compiles to a private name, then renames atomically).
+processes load it in milliseconds, and concurrent first uses are safe (each compiles to a private
+name, then renames atomically).
 `ATTNLAB_NATIVE=0` turns every compiled kernel off; callers then use their PyTorch path.
 """
 
