@@ -25,6 +25,7 @@ import torch
 
 from attnlab import run as run_module
 from attnlab.sweep.grid import expand, parse_sweep
+from attnlab.run import open_store, run_many
 from attnlab.sweep.runner import run_sweep
 
 BASE = {"model": {"name": "kernel-transformer", "m": 16},
@@ -49,13 +50,13 @@ def fresh() -> Path:
 
 def overhead(runs: int, repeats: int = 3) -> None:
     cs = configs(runs)
-    run_sweep(cs[:1], fresh(), workers=1, progress=False)  # warm imports and caches
+    run_sweep(cs[:1], open_store(fresh()), run_many, workers=1, progress=False)  # warm imports and caches
     direct, swept = [], []
     for _ in range(repeats):  # alternate, keep the best of each (the machine may be shared)
         direct.append(timed(lambda: [run_module.run(c, fresh()) for c in cs]))
         root = fresh()
-        swept.append(timed(lambda: run_sweep(cs, root, workers=1, progress=False)))
-    bookkeeping = timed(lambda: run_sweep(cs, root, workers=1, progress=False)) / runs  # plan + table only
+        swept.append(timed(lambda: run_sweep(cs, open_store(root), run_many, workers=1, progress=False)))
+    bookkeeping = timed(lambda: run_sweep(cs, open_store(root), run_many, workers=1, progress=False)) / runs  # plan + table only
     d, s = min(direct), min(swept)
     print(f"[overhead] {runs} runs, {d / runs:.3f} s per run direct (best of {repeats}); sweep/direct = "
           f"{s / d:.3f}; overhead per run = {(s - d) / runs * 1000:.1f} ms = {(s - d) / d:+.1%} of a run; "
@@ -66,8 +67,8 @@ def pool(runs: int) -> None:
     from attnlab.sweep.executors import LocalExecutor
 
     cs = configs(runs, offset=1000)
-    inline = timed(lambda: run_sweep(cs, fresh(), workers=1, progress=False))
-    pooled = timed(lambda: run_sweep(cs, fresh(), workers=2, threads=1, progress=False))
+    inline = timed(lambda: run_sweep(cs, open_store(fresh()), run_many, workers=1, progress=False))
+    pooled = timed(lambda: run_sweep(cs, open_store(fresh()), run_many, workers=2, threads=1, progress=False))
     start_up = timed(lambda: list(LocalExecutor(workers=2, threads=1).map([[], []], fresh())))
     print(f"[pool] {runs} runs: in-process {inline:.2f} s, pool of 2 {pooled:.2f} s, throughput ratio "
           f"{inline / pooled:.2f}x; of which starting the pool (once per sweep) {start_up:.2f} s")
@@ -85,7 +86,7 @@ def dask(runs: int) -> None:
             executor = DaskExecutor(client)
             list(executor.map([[c] for c in configs(workers, offset=2000)], fresh()))  # warm every worker
             cs = configs(runs, offset=3000 + 100 * workers)
-            times[workers] = timed(lambda: run_sweep(cs, fresh(), executor=executor, progress=False))
+            times[workers] = timed(lambda: run_sweep(cs, open_store(fresh()), run_many, executor=executor, progress=False))
     print(f"[dask] {runs} runs: 1 worker {times[1]:.2f} s, 2 workers {times[2]:.2f} s, "
           f"throughput ratio {times[1] / times[2]:.2f}x")
 

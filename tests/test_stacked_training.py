@@ -11,7 +11,7 @@ from attnlab.data.dataset import Dataset
 from attnlab.data.teacher import teacher_data
 from attnlab.models.kernel_transformer import KernelTransformer
 from attnlab.run import run, run_many, stack_size, train, train_many
-from attnlab.sweep.store import RunStore
+from attnlab.run import open_store, run_id
 from attnlab.train.stacking import Stacked, run_slice, stack
 from attnlab.train.trainer import Trainer
 
@@ -84,7 +84,7 @@ def test_run_many_writes_every_run_and_reuses_them(tmp_path):
     assert run_many(configs, tmp_path) == paths
     assert [(p / "summary.json").stat().st_mtime_ns for p in paths] == stamps
     alone = train(configs[2]).curves
-    stored = pd.read_parquet(RunStore(tmp_path).path(configs[2]) / "curves.parquet")
+    stored = pd.read_parquet(open_store(tmp_path).path(configs[2]) / "curves.parquet")
     pd.testing.assert_frame_equal(stored, alone, rtol=1e-5, atol=1e-7)
 
 

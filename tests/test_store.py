@@ -4,7 +4,7 @@ import torch
 
 from attnlab.config import parse_config
 from attnlab.run import run, train
-from attnlab.sweep.store import RunStore, run_id
+from attnlab.run import open_store, run_id, run_many
 
 TINY = {"model": {"m": 4}, "data": {"n": 40, "K": 64, "T": 4, "d": 3}, "train": {"steps": 15, "record_every": 1}}
 
@@ -39,7 +39,7 @@ def test_interrupted_training_leaves_nothing_that_looks_complete(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run(parse_config(TINY), root=tmp_path, progress=interrupt)
-    assert not RunStore(tmp_path).is_complete(parse_config(TINY))
+    assert not open_store(tmp_path).is_complete(parse_config(TINY))
     assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")] if tmp_path.exists() else True
 
 

@@ -116,11 +116,10 @@ def train(
                  record_every=record_every, seed=seed, device=device, dtype=dtype)
     cfg = resolve_config(config, flags, set_)
     from attnlab.progress import training_progress
-    from attnlab.run import run
+    from attnlab.run import open_store, run
     from attnlab.sweep.runner import StoreNotWritable, check_writable
-    from attnlab.sweep.store import RunStore
 
-    if force or not RunStore(out).is_complete(cfg):
+    if force or not open_store(out).is_complete(cfg):
         try:
             check_writable(out)
         except StoreNotWritable as error:
@@ -134,7 +133,7 @@ def train(
         fail(f"{error.filename or ''}: {error.strerror or error}".lstrip(": "))
     except (RuntimeError, OSError) as error:
         fail(str(error).splitlines()[0], code=1)
-    from attnlab.sweep.store import read_summary
+    from attnlab.store import read_summary
 
     typer.echo(format_summary(read_summary(path)))
     typer.echo(f"run directory: {path}")
@@ -248,6 +247,7 @@ def sweep(
 ) -> None:
     """Run a grid of trainings (what the store lacks) and write the results table."""
     from attnlab.sweep.grid import expand, load_sweep
+    from attnlab.run import open_store, run_many
     from attnlab.sweep.runner import StoreNotWritable, plan, run_sweep, write_table
 
     try:
@@ -258,7 +258,7 @@ def sweep(
     if executor not in ("local", "dask", "slurm"):
         fail(f"--executor {executor!r}: expected local, dask or slurm")
     if dry_run:
-        typer.echo(format_plan(plan(configs, root, retry_failed), configs))
+        typer.echo(format_plan(plan(configs, open_store(root), retry_failed), configs))
         return
     options: dict[str, Any] = {"retries": retries}
     if executor == "local":
@@ -272,7 +272,7 @@ def sweep(
         if array_parallelism is not None:
             options["array_parallelism"] = array_parallelism
     try:
-        table = run_sweep(configs, root, executor=executor, workers=workers, retry_failed=retry_failed,
+        table = run_sweep(configs, open_store(root), run_many, executor=executor, workers=workers, retry_failed=retry_failed,
                           progress=not quiet, **options)
     except StoreNotWritable as error:
         fail(str(error))
@@ -297,9 +297,8 @@ def sweep(
 
 def format_plan(p: Any, configs: list[Any]) -> str:
     """What a sweep would do: one line per run with the fields that vary across the sweep."""
-    from attnlab.config import config_to_dict
-    from attnlab.sweep.runner import flatten
-    from attnlab.sweep.store import run_id
+    from attnlab.config import config_to_dict, flatten
+    from attnlab.run import run_id
 
     flat = [flatten(config_to_dict(c)) for c in configs]
     varying = [k for k in flat[0] if len({repr(f.get(k)) for f in flat}) > 1] if flat else []

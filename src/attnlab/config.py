@@ -461,3 +461,15 @@ def _deep_copy(value: Any) -> Any:
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
     """The resolved config as plain JSON-compatible data (every default filled in)."""
     return config.model_dump(mode="json")
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings to one level with dotted keys: {"model": {"m": 4}} -> {"model.m": 4}; every
+    value that is not a mapping (lists included) is kept as it is."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

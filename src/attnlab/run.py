@@ -20,7 +20,8 @@ import torch
 from attnlab.config import RunConfig, config_to_dict
 from attnlab.data import Dataset, build_data, build_teacher
 from attnlab.models import Model, Params, build_model
-from attnlab.sweep.store import RunStore, run_id
+from attnlab.store import RunStore, identity
+from attnlab.train import RESULTS_VERSION
 from attnlab.train.projection import block_radii
 from attnlab.train.diagnostics import build_recorders
 from attnlab.train.memory import peak_memory_bytes, training_step_peak_memory
@@ -39,6 +40,16 @@ class Setup:
     model: Model
     params0: Params
     data: Dataset
+
+
+def open_store(root: str | Path) -> RunStore:
+    """The run store at `root`, for results of this code (attnlab.train.RESULTS_VERSION)."""
+    return RunStore(root, RESULTS_VERSION)
+
+
+def run_id(config: RunConfig) -> str:
+    """The id of the run of `config` in any store of this code."""
+    return identity.run_id(config, RESULTS_VERSION)
 
 
 def setup(config: RunConfig) -> Setup:
@@ -90,12 +101,12 @@ def measure(config: RunConfig) -> dict:
     if config.task == "approximation-error":
         value = approximation_error(teacher, X, y, config.model.m)
     else:
-        radii = block_radii({"W": "w", "U": "u", "c": "c"}, config.train.radius.model_dump())
+        model = build_model(config.model, d=X.shape[-1])
+        radii = block_radii(model.radius_keys, config.train.radius.model_dump())
         if None in radii.values():
             raise ValueError(f"train.radius = {config.train.radius.model_dump()}: the linearisation-error "
                              "task needs a number for every block, not 'none'")
         dtype = DTYPES[config.dtype]
-        model = build_model(config.model, d=X.shape[-1])
         params0 = model.init(config.seed, dtype=dtype, device=config.device)
         value = linearisation_error(model, params0, X.to(dtype=dtype, device=config.device), radii)
     return {"task": config.task, config.task.replace("-", "_"): value,
@@ -122,7 +133,7 @@ def peak_memory(config: RunConfig) -> dict[str, int]:
 def run(config: RunConfig, root: str | Path = "runs", force: bool = False,
         progress: Callable[[int, float], None] | None = None) -> Path:
     """Run `config` unless the store already holds it; return the run directory."""
-    store = RunStore(root)
+    store = open_store(root)
     if store.is_complete(config) and not force:
         return store.path(config)
     if config.task != "train":
@@ -136,7 +147,7 @@ def run_many(configs: list[RunConfig], root: str | Path = "runs", force: bool = 
              progress: Callable[[int, float], None] | None = None) -> list[Path]:
     """Run configs that differ only by seed; runs the store already holds are reused. Returns the
     run directories in order. Runs are trained stacked where that is faster (stack_size)."""
-    store = RunStore(root)
+    store = open_store(root)
     todo = [c for c in configs if force or not store.is_complete(c)]
     if todo and todo[0].task == "train":
         size = stack_size(todo[0], len(todo), memory_bytes)
@@ -215,18 +226,6 @@ def _check_same_but_seed(configs: list[RunConfig]) -> None:
             for c in configs}
     if len(keys) > 1:
         raise ValueError("configs trained together must differ only by seed")
-
-
-def curves(config: RunConfig, root: str | Path | None = None,
-           force: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Per-step curves (one row per recorded step) and summary of `config`: trained in memory when
-    `root` is None, else read from the run store under `root` (training first if it is missing)."""
-    if root is None:
-        result = train(config)
-        return result.curves, result.summary
-    run(config, root, force=force)
-    store = RunStore(root)
-    return store.curves(config), store.summary(config)
 
 
 def _check_device(device: str) -> None:

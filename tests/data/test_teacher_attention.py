@@ -69,7 +69,7 @@ def test_diagonal_teacher_differs_from_full_and_ignores_off_diagonal_weights():
 
 
 def test_attention_option_reaches_the_data_and_the_run_identity():
-    from attnlab.sweep.store import run_id
+    from attnlab.run import run_id
 
     base = {"task": "approximation-error", "data": {"n": 40, "T": 4, "d": 3, "K": 64}, "model": {"m": 8}}
     full = parse_config(base)

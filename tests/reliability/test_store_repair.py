@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 import attnlab.run
 from attnlab.cli import app
 from attnlab.config import parse_config
-from attnlab.sweep.store import COMPLETE, CURVES, SUMMARY, RunStore, read_summary
+from attnlab.run import open_store
+from attnlab.store import COMPLETE, CURVES, SUMMARY, read_summary
 
 TINY = {"model": {"m": 4}, "data": {"n": 40, "K": 64, "T": 4, "d": 3}, "train": {"steps": 10}}
 TRAIN = ["train", "--m", "4", "--n", "40", "--K", "64", "--T", "4", "--d", "3", "--steps", "10", "--quiet"]
@@ -50,7 +51,7 @@ def test_train_force_replaces_the_result(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "wall time 12345.00 s" in result.output
     assert read_summary(run_dir)["wall_time_s"] == 12345.0
-    assert RunStore(tmp_path / "runs").is_complete(parse_config(yaml.safe_load((run_dir / "config.yaml").read_text())))
+    assert open_store(tmp_path / "runs").is_complete(parse_config(yaml.safe_load((run_dir / "config.yaml").read_text())))
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [run_dir.name]   # no temporary left
 
 
@@ -117,7 +118,7 @@ def test_stale_temporary_folders_of_dead_writers_are_removed(tmp_path):
 
 
 def test_summary_is_strict_json_and_reads_back_non_finite_numbers(tmp_path):
-    store = RunStore(tmp_path)
+    store = open_store(tmp_path)
     config = parse_config(TINY)
     store.write(config, pd.DataFrame({"step": [0]}), {"a": float("nan"), "b": {"c": float("inf")}, "d": None})
     text = (store.path(config) / SUMMARY).read_text()

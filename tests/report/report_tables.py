@@ -6,10 +6,12 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from attnlab.config import config_to_dict, parse_config
-from attnlab.sweep.store import CONFIG, SUMMARY, run_id
+from attnlab.run import run_id
+from attnlab.store import CONFIG, CURVES, SUMMARY
 
 
 def power_rows(rng: np.random.Generator, alpha: float, widths=(8, 16, 32, 64, 128), seeds: int = 4,
@@ -32,6 +34,7 @@ def write_runs(root, widths=(4, 8, 16), seeds=(0, 1, 2), Ts=(8,)) -> None:
                 run_dir = root / run_id(config)
                 run_dir.mkdir(parents=True)
                 (run_dir / CONFIG).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+                pd.DataFrame({"step": [0, 10], "train_loss": [1.0, loss]}).to_parquet(run_dir / CURVES)
                 (run_dir / SUMMARY).write_text(json.dumps(
                     {"last": it, "best": {**it, "step": 10}, "average": it, "wall_time_s": 0.1,
                      "diverged_at": None, "versions": {"torch": "x"}}))

@@ -32,7 +32,7 @@ def test_sweep_report_from_results_parquet_groups_other_axes(tmp_path):
              "best.train_loss": T / m * (1 + 0.01 * s)} for m in (4, 8, 16) for T in (2, 4) for s in range(2)]
     (tmp_path / "sweep").mkdir()
     pd.DataFrame(rows).to_parquet(tmp_path / "sweep" / "results.parquet")
-    path = report_sweep(tmp_path / "sweep", out_dir=tmp_path / "rep", x=["model.m"], n_boot=100)
+    path = report_sweep(tmp_path / "sweep" / "results.parquet", out_dir=tmp_path / "rep", x=["model.m"], n_boot=100)
     text = path.read_text()
     assert "best.train_loss against m (T=2)" in text and "best.train_loss against m (T=4)" in text
     assert "Runs by status: 12 complete." in text

@@ -10,7 +10,7 @@ import attnlab.run
 from attnlab.cli import app
 from attnlab.sweep.executors import LocalExecutor, available_cpus, make_executor
 from attnlab.sweep.grid import expand, load_sweep
-from attnlab.sweep.store import run_id
+from attnlab.run import run_id
 
 from sweeptools import run_dirs, tiny_sweep, write_sweep
 

@@ -11,7 +11,8 @@ import pytest
 
 from attnlab.sweep.executors import DaskExecutor, LocalExecutor, SlurmExecutor, make_executor
 from attnlab.sweep.grid import expand, parse_sweep
-from attnlab.sweep.runner import results_table, run_sweep
+from attnlab.run import open_store, run_many
+from attnlab.sweep.runner import run_sweep
 
 from sweeptools import comparable, run_dirs, subprocess_env, tiny_sweep
 
@@ -26,7 +27,7 @@ def child_env(monkeypatch):
 
 
 def reference_table(configs, root):
-    return comparable(run_sweep(configs, root, workers=1, progress=False))
+    return comparable(run_sweep(configs, open_store(root), run_many, workers=1, progress=False))
 
 
 def test_dask_cluster_with_a_killed_worker_gives_the_local_table(tmp_path, child_env):
@@ -39,7 +40,7 @@ def test_dask_cluster_with_a_killed_worker_gives_the_local_table(tmp_path, child
         executor = DaskExecutor(client)
         assert executor.parallelism == 2
         root = tmp_path / "dask"
-        outcomes = executor.map([[c] for c in configs], root)
+        outcomes = executor.map([[c] for c in configs], open_store(root), run_many)
         seen = [next(outcomes)]  # one task finished: the other worker is busy, kill it midway
         victim = next(iter(client.run(os.getpid).values()))
         assert len(run_dirs(root)) < len(configs)  # the kill comes midway
@@ -47,7 +48,7 @@ def test_dask_cluster_with_a_killed_worker_gives_the_local_table(tmp_path, child
         seen.extend(outcomes)
         assert sum(len(task) for task in seen) == len(configs)
         assert all(o.status == "done" for task in seen for o in task)
-        table = comparable(run_sweep(configs, root, executor=executor, progress=False))
+        table = comparable(run_sweep(configs, open_store(root), run_many, executor=executor, progress=False))
     assert len(run_dirs(root)) == len(configs)
     pd.testing.assert_frame_equal(table, reference_table(configs, tmp_path / "local"))
 
@@ -64,7 +65,7 @@ def test_slurm_path_through_submitit_gives_the_local_table(tmp_path, child_env, 
     root = tmp_path / "slurm"
     executor = make_executor("slurm", root, workers=2, cluster=cluster, time_min=5, mem_gb=1)
     assert isinstance(executor, SlurmExecutor) and executor.parallelism == 2
-    table = comparable(run_sweep(configs, root, executor=executor, progress=False))
+    table = comparable(run_sweep(configs, open_store(root), run_many, executor=executor, progress=False))
     assert (table["status"] == "done").all()
     assert (root / ".submitit").is_dir()  # job logs went to ROOT/.submitit
     pd.testing.assert_frame_equal(table, reference_table(configs, tmp_path / "local"))
@@ -89,7 +90,7 @@ def test_submitit_job_that_dies_is_resubmitted_a_bounded_number_of_times(tmp_pat
 
     engine.map_array = map_array_then_kill
     engine.submit = lambda *args: resubmitted.append(args) or real_submit(*args)
-    table = run_sweep(configs, root, executor=executor, progress=False)
+    table = run_sweep(configs, open_store(root), run_many, executor=executor, progress=False)
     assert len(resubmitted) == retries
     assert list(table["status"]) == [status]
     if status == "failed":
@@ -115,7 +116,7 @@ def pool_workers() -> list[int]:
 def test_local_pool_worker_that_dies_is_retried_a_bounded_number_of_times(tmp_path, child_env, retries, status):
     configs = expand(parse_sweep(tiny_sweep(m_values=(4, 6, 8), seeds=2)))
     root = tmp_path / "pool"
-    outcomes = LocalExecutor(workers=2, threads=1, retries=retries).map([[c] for c in configs], root)
+    outcomes = LocalExecutor(workers=2, threads=1, retries=retries).map([[c] for c in configs], open_store(root), run_many)
     seen = [next(outcomes)]
     victims = pool_workers()
     assert victims and len(run_dirs(root)) < len(configs)
@@ -125,11 +126,11 @@ def test_local_pool_worker_that_dies_is_retried_a_bounded_number_of_times(tmp_pa
     assert len(statuses) == len(configs)
     if status == "done":
         assert set(statuses) == {"done"}
-        pd.testing.assert_frame_equal(comparable(results_table(configs, root)),
+        pd.testing.assert_frame_equal(comparable(open_store(root).table(configs)),
                                       reference_table(configs, tmp_path / "local"))
     else:  # only the task of the killed worker is charged; every other run finishes
         assert statuses.count("failed") == 1
-        table = results_table(configs, root)
+        table = open_store(root).table(configs)
         (error,) = table.loc[table["status"] == "failed", "error"]
         assert error == "RuntimeError: the worker running this task died (exit code -9; tried 1 times, retries = 0)"
         assert (table["status"] == "done").sum() == len(configs) - 1

@@ -11,7 +11,7 @@ from attnlab.cli import app
 
 from attnlab.config import ConfigError
 from attnlab.sweep.grid import expand, load_sweep, parse_sweep
-from attnlab.sweep.store import run_id
+from attnlab.run import run_id
 
 from sweeptools import TINY_BASE, tiny_sweep, write_sweep
 

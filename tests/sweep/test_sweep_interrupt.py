@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from attnlab.sweep.grid import load_sweep, expand
+from attnlab.run import open_store, run_many
 from attnlab.sweep.runner import run_sweep
 
 from sweeptools import comparable, run_dirs, subprocess_env, tiny_sweep, write_sweep
@@ -46,7 +47,7 @@ def test_killed_driver_then_rerun_completes_with_the_same_numbers(tmp_path, one_
     assert (table["status"] == "done").all()
     assert sorted(p.name for p in run_dirs(root)) == sorted(table["run_id"])
 
-    uninterrupted = run_sweep(configs, tmp_path / "straight", workers=1, progress=False)
+    uninterrupted = run_sweep(configs, open_store(tmp_path / "straight"), run_many, workers=1, progress=False)
     expected = comparable(uninterrupted)
     got = comparable(table)[expected.columns]
     for column in expected.columns:  # Parquet stores mixed/None columns its own way: compare values

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from attnlab.config import RunConfig
 from attnlab.experiments.reproduce import experiment_configs, experiment_file
-from attnlab.sweep.store import RunStore
+from attnlab.run import open_store
 
 PROBE_STEPS = (2, 12)
 
@@ -98,7 +98,7 @@ def plan(paper: str, experiments: list[str] | None, preset: str, out: str | Path
          device: str | None = None, probe: bool = True) -> list[ExperimentPlan]:
     """The plan of `attnlab reproduce PAPER` with these arguments; nothing is written."""
     declared = experiment_file(paper)
-    store = RunStore(Path(out) / "runs")
+    store = open_store(Path(out) / "runs")
     plans = []
     for key in experiments or list(declared.experiments):
         configs = [c for cs in experiment_configs(key, declared.experiments[key], preset, device).values() for c in cs]

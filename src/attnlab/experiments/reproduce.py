@@ -18,13 +18,14 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from attnlab.config import ConfigError, RunConfig, config_to_dict, parse_config
+from attnlab.config import ConfigError, RunConfig, config_to_dict, flatten, parse_config
 from attnlab.experiments.spec import Experiment, ExperimentFile, load_experiments, sweeps
 from attnlab.report import (ExperimentResult, bound_experiment, every_experiment, ordering_experiment,
                             scaling_experiment, write_report)
+from attnlab.run import measure, open_store, run_many, train
+from attnlab.store import RunStore
 from attnlab.sweep.grid import expand
-from attnlab.sweep.runner import flatten, results_table, run_sweep, write_table
-from attnlab.sweep.store import RunStore, run_id
+from attnlab.sweep.runner import run_sweep, write_table
 
 PAPERS = {"arda2026": "arda2026.yaml", "wu2023": "wu2023.yaml"}
 
@@ -79,28 +80,28 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
         raise ConfigError(f"experiment = {unknown[0]!r}: {paper} has {', '.join(declared.experiments)}")
     out = Path(out)
     name = Path(paper).stem if paper.endswith((".yaml", ".yml")) else paper
-    runs, folder = out / "runs", out / name / preset
+    store, folder = open_store(out / "runs"), out / name / preset
     all_configs = {key: experiment_configs(key, declared.experiments[key], preset, device) for key in keys}
     for key in keys:   # refuse a claim the runs cannot answer before any run is trained
-        check_claims_against_runs(key, declared.experiments[key], all_configs[key], runs)
+        check_claims_against_runs(key, declared.experiments[key], all_configs[key], store)
     results, failures, total = [], {}, 0
     for key in keys:
         experiment, configs = declared.experiments[key], all_configs[key]
-        run_sweep([c for cs in configs.values() for c in cs], runs, executor=executor, workers=workers,
+        run_sweep([c for cs in configs.values() for c in cs], store, run_many, executor=executor, workers=workers,
                   progress=progress, **({"threads": threads} if threads and executor != "slurm" else {}))
-        table = tidy_table(experiment, configs, runs)
+        table = tidy_table(experiment, configs, store)
         total += len(table)
         for reason in table.loc[table["status"] == "failed", "error"].fillna("no reason recorded"):
             failures[reason] = failures.get(reason, 0) + 1
         write_table(table, folder / key / "results")
         results.append(judge_experiment(key, experiment, table, folder / "figures", name, preset,
-                                        declared.paper, configs, runs))
+                                        declared.paper, configs, store))
     report = write_report(results, folder, title=f"{declared.title}: {preset} preset", name="report")
     return Reproduction(name, preset, results, report, total, failures)
 
 
 def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[str, list[RunConfig]],
-                              runs: Path) -> None:
+                              store: RunStore) -> None:
     """Raise ConfigError (naming the field) unless every claim can be judged from these runs: x is a
     config field, swept where a fit or ratio needs it; each metric is recorded by the runs (their
     summary for claims on runs, their curves for claims on curves); an order names declared series."""
@@ -109,7 +110,7 @@ def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[st
     if experiment.x not in fields:
         raise ConfigError(f"{key}.x = {experiment.x!r}: not a config field; fields are {', '.join(fields)}")
     x_values = {repr(flatten(config_to_dict(c)).get(experiment.x)) for c in flat}
-    summary_metrics, curve_metrics = recorded_metrics(flat, runs)
+    summary_metrics, curve_metrics = recorded_metrics(flat, store)
     for i, claim in enumerate(experiment.claims):
         if claim.order is not None:
             unknown = [name for name in claim.order if name not in experiment.series]
@@ -128,14 +129,11 @@ def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[st
                               f"record; they record {', '.join(sorted(known))}")
 
 
-def recorded_metrics(configs: list[RunConfig], runs: Path) -> tuple[set[str] | None, set[str] | None]:
+def recorded_metrics(configs: list[RunConfig], store: RunStore) -> tuple[set[str] | None, set[str] | None]:
     """(results-table metrics, curve columns) that runs of `configs` record: read from a finished
     run in the store, else found by a two-step run of the first config's model and task on a few
     samples (None when that probe cannot run, e.g. a missing data file: the runs then fail and are
     reported as failed)."""
-    from attnlab.run import measure, train
-
-    store = RunStore(runs)
     finished = next((c for c in configs if store.path(c).exists() and store.is_complete(c)), None)
     if finished is not None:
         return set(flatten(store.summary(finished))), set(store.curves(finished).columns)
@@ -176,9 +174,9 @@ def _probe_config(config: RunConfig, steps: int) -> RunConfig:
     return parse_config(raw)
 
 
-def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], runs: Path) -> pd.DataFrame:
+def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], store: RunStore) -> pd.DataFrame:
     """One row per run: run id, status, series, x, seed, every claimed metric, wall time, error."""
-    parts = [results_table(cs, runs).assign(series=name) for name, cs in configs.items()]
+    parts = [store.table(cs).assign(series=name) for name, cs in configs.items()]
     table = pd.concat(parts, ignore_index=True)
     metrics = list(dict.fromkeys(
         [column for claim in experiment.claims if claim.source == "runs"
@@ -192,7 +190,8 @@ def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], runs
 
 
 def curves_table(configs: dict[str, list[RunConfig]], table: pd.DataFrame,
-                 curves_of: Callable[[RunConfig], pd.DataFrame], metric: str, x: str, group: str) -> pd.DataFrame:
+                 curves_of: Callable[[RunConfig], pd.DataFrame], metric: str, x: str, group: str,
+                 run_id: Callable[[RunConfig], str]) -> pd.DataFrame:
     """Long table of one curve column of every finished run: step (> 0), metric, seed, and `group`
     naming the curve (the value of x; "series, x=value" when there are several series)."""
     parts = []
@@ -225,11 +224,11 @@ def panel_table(table: pd.DataFrame, metrics: dict[str, str], x: str, hue: str |
 
 
 def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figure_dir: Path, paper: str,
-                     preset: str, source: str, configs: dict[str, list[RunConfig]], runs: Path) -> ExperimentResult:
+                     preset: str, source: str, configs: dict[str, list[RunConfig]], store: RunStore) -> ExperimentResult:
     """Fit and judge every claim of one experiment; one ExperimentResult with all verdicts and figures."""
     hue = "series" if len(configs) > 1 else None
     full, done = table, table[table["status"] == "done"]   # failed and diverged runs are not fitted
-    curves_of = functools.lru_cache(maxsize=None)(RunStore(runs).curves)   # read once for all curve claims
+    curves_of = functools.lru_cache(maxsize=None)(store.curves)   # read once for all curve claims
     parts = []
     for claim in experiment.claims:
         table = done if claim.series is None else done[done["series"].isin(claim.series)]
@@ -248,7 +247,7 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
         data, x, group = table, experiment.x, hue
         if claim.source == "curves":
             group = hue or experiment.x
-            data, x = curves_table(configs, table, curves_of, claim.metric, experiment.x, group), "step"
+            data, x = curves_table(configs, table, curves_of, claim.metric, experiment.x, group, store.run_id), "step"
         level = (claim.level.value, claim.level.label) if claim.level else None
         parts.append(scaling_experiment(key, claim.quantity, data, x, claim.metric, figure_dir=figure_dir,
                                         kind=claim.fit, predicted=claim.predicted, direction=claim.direction,

@@ -6,7 +6,8 @@ from attnlab.report.figures import (new_figure, plot_curves, plot_groups, plot_s
 from attnlab.report.fit import (Fit, Verdict, fit_exponential, fit_log_trend, fit_power_law, fit_trend,
                                 interval_verdict, judge, judge_bound, judge_every, judge_no_growth, judge_order, judge_sign,
                                 measurement)
-from attnlab.report.html import ExperimentResult, write_report
+from attnlab.report.html import write_report
+from attnlab.report.result import ExperimentResult
 
 __all__ = ["ExperimentResult", "Fit", "Verdict", "bound_experiment", "every_experiment", "fit_exponential", "fit_log_trend",
            "fit_power_law", "fit_trend", "interval_verdict", "judge", "judge_bound", "judge_every", "judge_no_growth", "judge_order", "judge_sign",

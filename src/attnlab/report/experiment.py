@@ -24,7 +24,7 @@ import pandas as pd
 from attnlab.report.figures import PALETTE, new_figure, plot_groups, plot_scaling, save_figure
 from attnlab.report.fit import (Fit, FitKind, Verdict, fit_trend, judge, judge_bound, judge_every,
                                 judge_no_growth, judge_order, judge_sign, measurement, symbol)
-from attnlab.report.html import ExperimentResult
+from attnlab.report.result import ExperimentResult
 
 Direction = Literal["negative", "positive"]
 

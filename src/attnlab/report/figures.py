@@ -11,8 +11,6 @@ applied with a context around each drawing call, so importing this module change
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +23,7 @@ from matplotlib.ticker import NullLocator
 
 from attnlab.report.fit import Fit, fraction_text, symbol
 from attnlab.seeding import stream_seed
+from attnlab.store import atomic_write
 
 STYLE: dict[str, Any] = {
     "font.size": 9,
@@ -259,18 +258,10 @@ def save_figure(fig: Figure, path_stem: str | Path) -> tuple[Path, Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in (".png", ".pdf"):
-        final = stem.with_name(stem.name + suffix)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
-        try:
-            os.chmod(tmp, 0o644)
-            with os.fdopen(fd, "wb") as handle:
-                with matplotlib.rc_context(STYLE):
-                    fig.savefig(handle, format=suffix[1:], dpi=DPI, metadata=_metadata(suffix))
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        written.append(final)
+        def draw(tmp: Path, suffix: str = suffix) -> None:
+            with matplotlib.rc_context(STYLE):
+                fig.savefig(tmp, format=suffix[1:], dpi=DPI, metadata=_metadata(suffix))
+        written.append(atomic_write(stem.with_name(stem.name + suffix), draw))
     return written[0], written[1]
 
 

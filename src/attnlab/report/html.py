@@ -14,9 +14,7 @@ import html
 import math
 import mimetypes
 import os
-import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,43 +23,12 @@ import pandas as pd
 import yaml
 
 from attnlab.report.fit import Verdict
+from attnlab.report.result import ExperimentResult
+from attnlab.store import atomic_write_text
 from attnlab.versions import library_versions
 
 MAX_TABLE_ROWS = 500
 STATUS_ORDER = ("inconsistent", "inconclusive", "consistent", "measured")
-
-
-@dataclass
-class ExperimentResult:
-    """Everything the report shows of one experiment.
-
-    key: short id ("E1"), used in the verdict table and as the section anchor; title: one line;
-    claim: the paper's statement being tested; paper: the source (e.g. "Arda et al. 2026, Thm 1");
-    table: the tidy results (one row per run or per x value); figures: PNG/JPEG/SVG paths (a PDF
-    beside a PNG of the same stem is linked from the Markdown); verdicts: judged claims, in order;
-    config: the config that produced it (a dict, or anything with model_dump); command: how to rerun.
-    """
-
-    key: str
-    title: str
-    table: pd.DataFrame
-    verdicts: list[Verdict] = field(default_factory=list)
-    figures: list[Path] = field(default_factory=list)
-    config: Any = field(default_factory=dict)
-    command: str = ""
-    claim: str = ""
-    paper: str = ""
-    notes: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.table, pd.DataFrame):
-            raise TypeError(f"experiment {self.key}: table is a {type(self.table).__name__}; expected a pandas DataFrame")
-        self.figures = [Path(f) for f in self.figures]
-        self.verdicts = list(self.verdicts)
-        for v in self.verdicts:
-            if not isinstance(v, Verdict):
-                raise TypeError(f"experiment {self.key}: verdicts must be Verdict objects (from judge, "
-                                f"judge_sign, judge_order, interval_verdict or measurement); got {type(v).__name__}")
 
 
 def write_report(results: list[ExperimentResult], out_dir: str | Path, title: str, name: str = "report",
@@ -88,20 +55,6 @@ def write_report(results: list[ExperimentResult], out_dir: str | Path, title: st
     atomic_write_text(out_dir / f"{name}.md", render_markdown(results, title, versions, generated, out_dir))
     atomic_write_text(out_dir / f"{name}_verdicts.csv", verdict_frame(results).to_csv(index=False))
     return html_path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------------------- HTML

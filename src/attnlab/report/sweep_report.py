@@ -1,11 +1,12 @@
-"""`attnlab report SWEEP_DIR`: a report of any sweep, with measured scaling exponents.
+"""`attnlab report SWEEP`: a report of any sweep, with measured scaling exponents.
 
-The sweep's results table is SWEEP_DIR/results.parquet (one row per run: run_id, status, the config
-flattened to dotted columns such as model.m, data.T, seed, and the summary flattened such as
-best.train_loss, average.val_loss); without it the table is built from the run directories
-(config.yaml + summary.json) in SWEEP_DIR. The varied config columns are the axes; for each numeric
-axis and each metric the report plots the metric across seeds and fits a power law (one series and one
-fit per combination of the other axes), listing the measured exponents without predictions.
+SWEEP is a results table (the `<name>.parquet` that `attnlab sweep` writes: one row per run with
+run_id, status, the config flattened to dotted columns such as model.m, data.T, seed, and the summary
+flattened such as best.train_loss, average.val_loss) or a run store directory, whose whole runs (and
+those of the stores one level below) are read through RunStore.table. The varied config columns are
+the axes; for each numeric axis and each metric the report plots the metric across seeds and fits
+a power law (one series and one fit per combination of the other axes), listing the measured
+exponents without predictions.
 """
 
 from __future__ import annotations
@@ -16,69 +17,42 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from attnlab.config import RunConfig
 from attnlab.report.figures import new_figure, plot_scaling, save_figure
 from attnlab.report.fit import fit_power_law, measurement, symbol
-from attnlab.report.html import ExperimentResult, atomic_write_text, write_report
-from attnlab.sweep.store import COMPLETE, CONFIG, SUMMARY, check_run_dir, log, read_summary
+from attnlab.report.html import write_report
+from attnlab.report.result import ExperimentResult
+from attnlab.run import open_store
+from attnlab.store import CONFIG, DIVERGED, FAILED, PENDING, SUMMARY, atomic_write_text
 
-RESULTS = "results.parquet"
 DEFAULT_METRICS = ("best.train_loss", "average.train_loss", "average.val_loss", "last.val_loss")
 NOT_METRICS = ("run_id", "status", "wall_time_s", "steps_run", "diverged_at", "best.step", "lr")
 SEED = "seed"
-UNFIT = ("diverged", "failed", "pending")   # statuses whose values are not fitted
+UNFIT = (DIVERGED, FAILED, PENDING)   # statuses whose values are not fitted
 
 
 class NoRunsError(ValueError):
     """The sweep directory holds no finished runs."""
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"model": {"m": 4}} -> {"model.m": 4} (lists kept as values)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def load_sweep_table(sweep_dir: str | Path) -> pd.DataFrame:
-    """The sweep's results table: SWEEP_DIR/results.parquet, or one row per run directory found in
-    SWEEP_DIR (or one level below) holding config.yaml and summary.json. Raises NoRunsError if empty."""
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise NoRunsError(f"{sweep_dir} is not a directory")
-    if (sweep_dir / RESULTS).is_file():
-        table = pd.read_parquet(sweep_dir / RESULTS)
+def load_sweep_table(sweep: str | Path) -> pd.DataFrame:
+    """The sweep's results table: the Parquet file `sweep`, or one row per whole run directory of the
+    store `sweep` and of the stores one level below it. Raises NoRunsError if there is none."""
+    sweep = Path(sweep)
+    if sweep.is_file() and sweep.suffix == ".parquet":
+        table = pd.read_parquet(sweep)
+    elif sweep.is_dir():
+        stores = [sweep, *sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))]
+        parts = [open_store(root).table() for root in stores]
+        table = pd.concat([t for t in parts if not t.empty] or [pd.DataFrame()], ignore_index=True)
+        table = table.drop(columns=[c for c in table.columns if c.startswith("versions.")
+                                    or (c == "error" and table[c].isna().all())])
     else:
-        rows = []
-        for summary_path in sorted([*sweep_dir.glob(f"*/{SUMMARY}"), *sweep_dir.glob(f"*/*/{SUMMARY}")]):
-            run_dir = summary_path.parent
-            if run_dir.name.startswith(".") or not (run_dir / CONFIG).is_file():
-                continue
-            problem = check_run_dir(run_dir) if (run_dir / COMPLETE).is_file() else None
-            try:
-                config = flatten(yaml.safe_load((run_dir / CONFIG).read_text()) or {})
-                summary = read_summary(run_dir)
-            except (OSError, ValueError, yaml.YAMLError, AttributeError) as error:
-                problem = problem or str(error).splitlines()[0]
-            if problem is not None:   # damaged: named, left out of the report
-                log.warning("warning: run directory %s: %s; left out of the report", run_dir, problem)
-                continue
-            summary.pop("versions", None)
-            status = "diverged" if summary.get("diverged_at") is not None else "complete"
-            row = {"run_id": run_dir.name, "status": status, **config}
-            row.update({k: v for k, v in flatten(summary).items() if k not in row})
-            rows.append(row)
-        table = pd.DataFrame(rows)
+        raise NoRunsError(f"{sweep} is neither a directory nor a results table (.parquet)")
     if table.empty:
-        raise NoRunsError(f"{sweep_dir} holds no runs: expected {RESULTS} or run directories with "
-                          f"{CONFIG} and {SUMMARY} (written by `attnlab train --out {sweep_dir}` or a sweep)")
+        raise NoRunsError(f"{sweep} holds no runs: expected a results table (.parquet) or run directories "
+                          f"with {CONFIG} and {SUMMARY} (written by `attnlab train --out {sweep}` or a sweep)")
     return table
 
 
@@ -113,7 +87,7 @@ def report_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None, x: Se
     metrics: the summary columns to plot (default: the standard losses present)."""
     sweep_dir = Path(sweep_dir)
     table = load_sweep_table(sweep_dir)
-    out_dir = Path(out_dir) if out_dir is not None else sweep_dir / "report"
+    out_dir = Path(out_dir) if out_dir is not None else (sweep_dir if sweep_dir.is_dir() else sweep_dir.parent) / "report"
     axes = varied_axes(table)
     available = metric_columns(table)
     xs = list(x) if x else [a for a in axes if _is_numeric_axis(table, a)]
@@ -177,7 +151,7 @@ def report_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None, x: Se
     atomic_write_text(out_dir / "results.csv", table.to_csv(index=False))
     if fit_rows:
         atomic_write_text(out_dir / "fits.csv", pd.DataFrame(fit_rows).to_csv(index=False))
-    return write_report(results, out_dir, title or f"Sweep report: {sweep_dir.name}")
+    return write_report(results, out_dir, title or f"Sweep report: {sweep_dir.stem}")
 
 
 def _groups(table: pd.DataFrame, others: list[str]):

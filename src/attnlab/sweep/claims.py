@@ -16,23 +16,24 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from attnlab.config import RunConfig
-from attnlab.sweep.store import pid_alive, run_id
+from attnlab.store.runs import pid_alive
 
 CLAIMS_DIR = ".claims"
 CLAIM_EXPIRY_S = 12 * 3600
 
 
 class Claims:
-    """The claims on the runs under `root`, taken by this process."""
+    """The claims on the runs under `root` (named by `run_id`, the store's), taken by this process."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, run_id: Callable[[RunConfig], str]):
         self.folder = Path(root) / CLAIMS_DIR
+        self.run_id = run_id
 
     def path(self, config: RunConfig) -> Path:
-        return self.folder / f"{run_id(config)}.lock"
+        return self.folder / f"{self.run_id(config)}.lock"
 
     def take(self, config: RunConfig) -> bool:
         """Claim `config` for this process; False when another live claim holds it."""

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from attnlab.config import RunConfig
-from attnlab.sweep.tasks import Outcome, engine_failure, run_batch, run_group, set_threads, torch_threads
+from attnlab.store import RunStore
+from attnlab.sweep.tasks import Outcome, Work, engine_failure, run_batch, run_group, set_threads, torch_threads
 
 Task = list[RunConfig]
 
@@ -39,7 +40,7 @@ class Executor(Protocol):
 
     parallelism: int  # how many tasks can run at once (used to split seed groups)
 
-    def map(self, tasks: list[Task], root: Path) -> Iterator[list[Outcome]]: ...
+    def map(self, tasks: list[Task], store: RunStore, work: Work) -> Iterator[list[Outcome]]: ...
 
     def close(self) -> None: ...
 
@@ -80,11 +81,11 @@ class LocalExecutor:
         self.retries = retries
         self.parallelism = self.workers
 
-    def map(self, tasks: list[Task], root: Path) -> Iterator[list[Outcome]]:
+    def map(self, tasks: list[Task], store: RunStore, work: Work) -> Iterator[list[Outcome]]:
         if self.workers == 1:
             for task in tasks:
                 with torch_threads(self.in_process_threads):
-                    outcomes = run_batch(task, root)
+                    outcomes = run_batch(task, store, work)
                 yield outcomes
             return
         queue, deaths = list(range(len(tasks))), [0] * len(tasks)
@@ -98,7 +99,7 @@ class LocalExecutor:
                     workers.append(_Worker(context, self.threads))
                 for worker in workers:
                     if worker.task is None and queue:
-                        worker.start(queue.pop(0), tasks, root)
+                        worker.start(queue.pop(0), tasks, store, work)
                 busy = [w for w in workers if w.task is not None]
                 ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
                 for worker in busy:
@@ -106,13 +107,13 @@ class LocalExecutor:
                         i, reply = worker.task, worker.receive()
                         if reply is not None:
                             yield (reply[1] if reply[0] == "ok"
-                                   else engine_failure(tasks[i], root, RuntimeError(reply[1])))
+                                   else engine_failure(tasks[i], store, RuntimeError(reply[1])))
                             continue
                         # the worker died running task i: charge i only, the others never ran there
                         deaths[i] += 1
                         code = worker.process.exitcode
                         if deaths[i] > self.retries:
-                            yield engine_failure(tasks[i], root, RuntimeError(
+                            yield engine_failure(tasks[i], store, RuntimeError(
                                 f"the worker running this task died (exit code {code}; tried {deaths[i]} "
                                 f"times, retries = {self.retries})"))
                         else:
@@ -136,10 +137,10 @@ class _Worker:
         child.close()
         self.task: int | None = None
 
-    def start(self, i: int, tasks: list[Task], root: Path) -> None:
+    def start(self, i: int, tasks: list[Task], store: RunStore, work: Work) -> None:
         self.task = i
         try:
-            self.conn.send((tasks[i], str(root)))
+            self.conn.send((tasks[i], store, work))
         except OSError:   # died before taking it: receive() reports the death
             pass
 
@@ -168,9 +169,9 @@ def _worker_loop(conn: Any, parent_pid: int, threads: int) -> None:
     """Worker process: run the tasks that come through `conn` until it sends None."""
     _init_local_worker(parent_pid, threads)
     while (message := conn.recv()) is not None:
-        task, root = message
+        task, store, work = message
         try:
-            conn.send(("ok", run_group(task, root, threads)))
+            conn.send(("ok", run_group(task, store, work, threads)))
         except Exception as error:   # not a run's failure (run_batch records those): a task-level error
             conn.send(("error", f"{type(error).__name__}: {error}".splitlines()[0]))
 
@@ -194,10 +195,10 @@ class DaskExecutor:
         self.retries, self.threads = retries, threads
         self.parallelism = max(1, sum(self.client.nthreads().values()))
 
-    def map(self, tasks: list[Task], root: Path) -> Iterator[list[Outcome]]:
+    def map(self, tasks: list[Task], store: RunStore, work: Work) -> Iterator[list[Outcome]]:
         from distributed import as_completed as dask_completed
 
-        futures = {self.client.submit(run_group, task, str(root), self.threads, retries=self.retries,
+        futures = {self.client.submit(run_group, task, store, work, self.threads, retries=self.retries,
                                       pure=False): i for i, task in enumerate(tasks)}
         try:
             for future in dask_completed(list(futures)):
@@ -205,7 +206,7 @@ class DaskExecutor:
                 try:
                     yield future.result()
                 except Exception as error:  # KilledWorker after too many deaths, lost data, ...
-                    yield engine_failure(tasks[i], root, error)
+                    yield engine_failure(tasks[i], store, error)
         finally:
             self.client.cancel([f for f in futures if not f.done()])
 
@@ -234,11 +235,11 @@ class SlurmExecutor:
         self.poll_s = poll_s if poll_s is not None else (0.2 if self.executor.cluster != "slurm" else 5.0)
         self.parallelism = array_parallelism
 
-    def map(self, tasks: list[Task], root: Path) -> Iterator[list[Outcome]]:
+    def map(self, tasks: list[Task], store: RunStore, work: Work) -> Iterator[list[Outcome]]:
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
-        root_text = str(root)
-        jobs = self.executor.map_array(run_group, tasks, [root_text] * len(tasks), [self.threads] * len(tasks))
+        n = len(tasks)
+        jobs = self.executor.map_array(run_group, tasks, [store] * n, [work] * n, [self.threads] * n)
         active = {job: (i, 0) for i, job in enumerate(jobs)}
         try:
             while active:
@@ -250,12 +251,12 @@ class SlurmExecutor:
                     try:
                         yield job.result()
                     except FailedJobError as error:  # the task itself raised
-                        yield engine_failure(tasks[i], root, error)
+                        yield engine_failure(tasks[i], store, error)
                     except UncompletedJobError as error:  # killed, timed out, preempted
                         if attempt >= self.retries:
-                            yield engine_failure(tasks[i], root, error)
+                            yield engine_failure(tasks[i], store, error)
                         else:
-                            retry = self.executor.submit(run_group, tasks[i], root_text, self.threads)
+                            retry = self.executor.submit(run_group, tasks[i], store, work, self.threads)
                             active[retry] = (i, attempt + 1)
         finally:
             for job in active:

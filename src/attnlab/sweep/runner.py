@@ -9,15 +9,14 @@ Policy (what a rerun of the same sweep does):
   A driver killed midway loses only the runs in flight: finished runs
   are whole in the store (atomic writes), so the rerun executes exactly what is missing.
 
-The table is always built from the store (results_table), so it is the same whichever executor ran
-the runs, and the same on a rerun that executes nothing.
+The table is always built from the store (RunStore.table), so it is the same whichever executor ran
+the runs, and the same on a rerun that executes nothing. The sweep does not know how a run is
+computed: `work` (attnlab.run.run_many) is handed in by the caller.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +25,10 @@ from typing import Any
 import pandas as pd
 
 from attnlab.config import RunConfig, config_to_dict
+from attnlab.store import RunStore, atomic_write
 from attnlab.sweep.executors import Executor, make_executor, split_tasks
-from attnlab.sweep.failures import FailureLog
 from attnlab.sweep.progress import sweep_progress
-from attnlab.sweep.store import RunStore, run_id
-from attnlab.sweep.tasks import CLAIMED, DONE, FAILED, run_batch, wait_for_claimed  # noqa: F401  (run_batch: the seed-batch hook)
-
-PENDING, DIVERGED = "pending", "diverged"
+from attnlab.sweep.tasks import CLAIMED, Work, wait_for_claimed
 
 
 class StoreNotWritable(OSError):
@@ -59,16 +55,16 @@ class Plan:
     failed: list[RunConfig] = field(default_factory=list)
 
 
-def plan(configs: list[RunConfig], root: str | Path, retry_failed: bool = False) -> Plan:
+def plan(configs: list[RunConfig], store: RunStore, retry_failed: bool = False) -> Plan:
     """Sort configs into to-run / reused / previously-failed (skipped unless retry_failed).
 
     A config listed twice is planned once.
     """
-    store, failures, result = RunStore(root), FailureLog(root), Plan()
-    for config in _unique(configs):
+    result = Plan()
+    for config in _unique(configs, store):
         if store.is_complete(config):
             result.reuse.append(config)
-        elif failures.has(config) and not retry_failed:
+        elif store.failures.has(config) and not retry_failed:
             result.failed.append(config)
         else:
             result.run.append(config)
@@ -84,75 +80,37 @@ def group_by_seed(configs: list[RunConfig]) -> list[list[RunConfig]]:
     return list(groups.values())
 
 
-def run_sweep(configs: list[RunConfig], root: str | Path, executor: str | Executor = "local",
+def run_sweep(configs: list[RunConfig], store: RunStore, work: Work, executor: str | Executor = "local",
               workers: int | None = None, retry_failed: bool = False, progress: bool = True,
               **executor_options: Any) -> pd.DataFrame:
-    """Execute what is missing from the store, then return the results table (see results_table).
+    """Execute what is missing from `store` through `work`, then return store.table(configs).
 
-    `executor` is "local", "dask" or "slurm" (or an Executor instance); `executor_options` go to it
-    (dask: scheduler=...; slurm: partition=..., time_min=..., mem_gb=..., array_parallelism=...,
-    cluster=...). Runs that differ only by seed are handed to one task (attnlab.run.run_many).
+    `work(configs, root)` runs configs that differ only by seed into the store at root
+    (attnlab.run.run_many). `executor` is "local", "dask" or "slurm" (or an Executor instance);
+    `executor_options` go to it (dask: scheduler=...; slurm: partition=..., time_min=...,
+    mem_gb=..., array_parallelism=..., cluster=...).
     """
-    root = Path(root).resolve()
-    todo = plan(configs, root, retry_failed).run
+    store = RunStore(Path(store.root).resolve(), store.results_version)
+    todo = plan(configs, store, retry_failed).run
     if todo:
-        check_writable(root)
-        RunStore(root).clean_stale()
-        engine = (make_executor(executor, root, workers=workers, **executor_options)
+        check_writable(store.root)
+        store.clean_stale()
+        engine = (make_executor(executor, store.root, workers=workers, **executor_options)
                   if isinstance(executor, str) else executor)
         tasks = split_tasks(group_by_seed(todo), engine.parallelism)
         try:
             with sweep_progress(len(todo), enabled=progress) as advance:
                 claimed = []
-                for outcomes in engine.map(tasks, root):
+                for outcomes in engine.map(tasks, store, work):
                     advance(outcomes)
                     claimed += [o.run_id for o in outcomes if o.status == CLAIMED]
-                by_id = {run_id(config): config for config in todo}
+                by_id = {store.run_id(config): config for config in todo}
                 for key in claimed:   # runs another driver was training when this one reached them
-                    advance([wait_for_claimed(by_id[key], root)])
+                    advance([wait_for_claimed(by_id[key], store, work)])
         finally:
             if isinstance(executor, str):
                 engine.close()
-    return results_table(configs, root)
-
-
-def results_table(configs: list[RunConfig], root: str | Path) -> pd.DataFrame:
-    """One row per config (input order) from the store, running nothing.
-
-    Columns: run_id, status ("done", "diverged" (finished, the loss left the finite numbers),
-    "failed" or "pending"), the config flattened to dotted names
-    (model.m, data.T, train.radius.c, seed, ...), every scalar of the run's summary flattened the
-    same way (last.train_loss, best.step, average.val_loss, wall_time_s, versions.torch, ...), and
-    error (the one-line reason of a failed run).
-    """
-    store, failures = RunStore(root), FailureLog(root)
-    rows, config_columns, summary_columns = [], {}, {}
-    for config in configs:
-        flat_config = flatten(config_to_dict(config))
-        config_columns.update(dict.fromkeys(flat_config))
-        row: dict[str, Any] = {"run_id": run_id(config), "status": PENDING, **flat_config, "error": None}
-        if store.is_complete(config):
-            summary = {k: v for k, v in flatten(store.summary(config)).items() if k != "run_id"}
-            summary = {(f"summary.{k}" if k in flat_config else k): v for k, v in summary.items()}
-            summary_columns.update(dict.fromkeys(summary))
-            row.update(summary, status=DIVERGED if summary.get("diverged_at") is not None else DONE)
-        elif (record := failures.read(config)) is not None:
-            row.update(status=FAILED, error=record.get("error"))
-        rows.append(row)
-    columns = ["run_id", "status", *config_columns, *summary_columns, "error"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts to one level with dotted keys; entries that are not scalars (lists) are dropped."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, prefix=f"{name}."))
-        elif value is None or isinstance(value, (bool, int, float, str)):
-            flat[name] = value
-    return flat
+    return store.table(configs)
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> tuple[Path, Path]:
@@ -164,8 +122,8 @@ def write_table(table: pd.DataFrame, path: str | Path) -> tuple[Path, Path]:
     parquet = Path(path).with_suffix(".parquet")
     csv = parquet.with_suffix(".csv")
     parquet.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(parquet, lambda tmp: _parquet_safe(table).to_parquet(tmp, index=False))
-    _atomic(csv, lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(parquet, lambda tmp: _parquet_safe(table).to_parquet(tmp, index=False))
+    atomic_write(csv, lambda tmp: table.to_csv(tmp, index=False))
     return parquet, csv
 
 
@@ -183,20 +141,8 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and value != value
 
 
-def _atomic(final: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}-", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _unique(configs: list[RunConfig]) -> list[RunConfig]:
+def _unique(configs: list[RunConfig], store: RunStore) -> list[RunConfig]:
     unique: dict[str, RunConfig] = {}
     for config in configs:
-        unique.setdefault(run_id(config), config)
+        unique.setdefault(store.run_id(config), config)
     return list(unique.values())

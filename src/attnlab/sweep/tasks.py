@@ -1,7 +1,9 @@
 """The work one executor task does: run a group of configs into the store, recording failures.
 
-This module is what executors ship to worker processes (by reference), so it imports torch and the
-trainer only inside functions: a worker sets its thread count before torch is loaded.
+The sweep does not know how a run is computed: it is handed a work function, `work(configs, root)`
+(attnlab.run.run_many), which runs configs that differ only by seed into the store at `root`.
+This module is what executors ship to worker processes (by reference); it does not import torch,
+so a worker sets its thread count before torch is loaded.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from attnlab.config import RunConfig
+from attnlab.store import DONE, FAILED, RunStore
 from attnlab.sweep.claims import Claims
-from attnlab.sweep.failures import FailureLog
-from attnlab.sweep.store import RunStore, run_id
 
-DONE, FAILED, CLAIMED = "done", "failed", "claimed"   # claimed: another driver is running it
+Work = Callable[[list[RunConfig], Path], object]   # runs configs (equal but for the seed) into the store at root
+
+CLAIMED = "claimed"   # another driver is running it
 CLAIM_POLL_S = 0.5   # how often a driver looks at a run another driver is training
 
 
@@ -60,91 +63,86 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def run_group(configs: list[RunConfig], root: str | Path, threads: int | None = None) -> list[Outcome]:
+def run_group(configs: list[RunConfig], store: RunStore, work: Work, threads: int | None = None) -> list[Outcome]:
     """Executor entry point: set the thread count, then :func:`run_batch`. Never raises for a run."""
     set_threads(threads)
-    return run_batch(configs, root)
+    return run_batch(configs, store, work)
 
 
-def run_batch(configs: list[RunConfig], root: str | Path) -> list[Outcome]:
-    """Run configs that differ only by seed, batched through `attnlab.run.run_many` when there is one.
+def run_batch(configs: list[RunConfig], store: RunStore, work: Work) -> list[Outcome]:
+    """Run configs that differ only by seed through one call of `work`.
 
     Runs already in the store are reused. Each run is claimed first (claims.py): a run another
-    driver is training is not trained twice: its outcome is "claimed". If the batched call raises, the runs are retried one by
-    one so that only the run that fails is recorded as failed (in ROOT/.failed/<run_id>.json, with
-    its traceback and config) and the others still finish. Returns one Outcome per config, in order.
+    driver is training is not trained twice: its outcome is "claimed". If the batched call raises,
+    the runs are retried one by one so that only the run that fails is recorded as failed (in
+    ROOT/.failed/<run_id>.json, with its traceback and config) and the others still finish.
+    Returns one Outcome per config, in order.
     """
-    from attnlab import run as run_module
-
-    store, claims = RunStore(root), Claims(root)
+    claims, key = Claims(store.root, store.run_id), store.run_id
     pending = [config for config in configs if not store.is_complete(config)]
-    mine = {run_id(config) for config in pending if claims.take(config)}
+    mine = {key(config) for config in pending if claims.take(config)}
     try:
-        run_many = getattr(run_module, "run_many", None)
-        batch = [config for config in pending if run_id(config) in mine]
-        if len(batch) > 1 and run_many is not None:
+        batch = [config for config in pending if key(config) in mine]
+        if len(batch) > 1:
             try:
-                run_many(batch, root)
+                work(batch, store.root)
             except Exception:  # find the culprit below, one run at a time
                 pass
         outcomes: dict[str, Outcome] = {}
         for config in configs:   # runs claimed by another driver wait below
-            if run_id(config) in mine or run_id(config) not in {run_id(c) for c in pending}:
-                outcomes[run_id(config)] = _run_one(config, root)
+            if key(config) in mine or key(config) not in {key(c) for c in pending}:
+                outcomes[key(config)] = _run_one(config, store, work)
         for config in configs:   # the driver waits for these once its own work is done
-            outcomes.setdefault(run_id(config), Outcome(run_id(config), CLAIMED))
+            outcomes.setdefault(key(config), Outcome(key(config), CLAIMED))
     finally:
         for config in pending:
-            if run_id(config) in mine:
+            if key(config) in mine:
                 claims.release(config)
-    return [outcomes[run_id(config)] for config in configs]
+    return [outcomes[key(config)] for config in configs]
 
 
-def _run_one(config: RunConfig, root: str | Path) -> Outcome:
+def _run_one(config: RunConfig, store: RunStore, work: Work) -> Outcome:
     """Run (or reuse) one config, recording its failure."""
-    from attnlab import run as run_module
-
-    failures = FailureLog(root)
     try:
-        run_module.run(config, root)
+        if not store.is_complete(config):
+            work([config], store.root)
     except Exception as error:
         message = f"{type(error).__name__}: {error}".splitlines()[0]
-        failures.record(config, message, traceback.format_exc())
-        return Outcome(run_id(config), FAILED, message)
-    failures.clear(config)
-    return Outcome(run_id(config), DONE)
+        store.failures.record(config, message, traceback.format_exc())
+        return Outcome(store.run_id(config), FAILED, message)
+    store.failures.clear(config)
+    return Outcome(store.run_id(config), DONE)
 
 
-def wait_for_claimed(config: RunConfig, root: str | Path) -> Outcome:
+def wait_for_claimed(config: RunConfig, store: RunStore, work: Work) -> Outcome:
     """The outcome of a run another driver claimed: its result once it is stored, the failure it
     recorded when it gave up its claim, or this process's own run when the claim went stale."""
-    store, failures, claims, since = RunStore(root), FailureLog(root), Claims(root), time.time()
+    failures, claims, since = store.failures, Claims(store.root, store.run_id), time.time()
     while True:
         if store.is_complete(config):
-            return Outcome(run_id(config), DONE)
+            return Outcome(store.run_id(config), DONE)
         if not claims.held_elsewhere(config):
             record = failures.path(config)
             if record.is_file() and record.stat().st_mtime >= since - 1:   # it failed there
                 error = (failures.read(config) or {}).get("error")
-                return Outcome(run_id(config), FAILED, error)
+                return Outcome(store.run_id(config), FAILED, error)
             if claims.take(config):
                 try:
-                    return _run_one(config, root)
+                    return _run_one(config, store, work)
                 finally:
                     claims.release(config)
         time.sleep(CLAIM_POLL_S)
 
 
-def engine_failure(configs: list[RunConfig], root: str | Path, error: BaseException) -> list[Outcome]:
+def engine_failure(configs: list[RunConfig], store: RunStore, error: BaseException) -> list[Outcome]:
     """Record every unfinished run of a task the engine gave up on (worker died too often, ...)."""
-    store, failures = RunStore(root), FailureLog(root)
     message = f"{type(error).__name__}: {error}".splitlines()[0]
     details = "".join(traceback.format_exception(error))
     outcomes = []
     for config in configs:
         if store.is_complete(config):
-            outcomes.append(Outcome(run_id(config), DONE))
+            outcomes.append(Outcome(store.run_id(config), DONE))
         else:
-            failures.record(config, message, details)
-            outcomes.append(Outcome(run_id(config), FAILED, message))
+            store.failures.record(config, message, details)
+            outcomes.append(Outcome(store.run_id(config), FAILED, message))
     return outcomes

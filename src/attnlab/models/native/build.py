@@ -17,9 +17,10 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
+
+from attnlab.store import atomic_write
 
 SOURCE_DIR = Path(__file__).parent
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno", "-pthread")
@@ -78,11 +79,5 @@ def load(name: str) -> ctypes.CDLL | None:
 
 def _compile(compiler: str, source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, scratch = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=".so")
-    os.close(fd)
-    try:
-        subprocess.run([compiler, *FLAGS, str(source), "-o", scratch], check=True, capture_output=True, text=True)
-        os.replace(scratch, target)
-    finally:
-        if os.path.exists(scratch):
-            os.unlink(scratch)
+    atomic_write(target, lambda scratch: subprocess.run([compiler, *FLAGS, str(source), "-o", str(scratch)],
+                                                        check=True, capture_output=True, text=True), mode=0o755)

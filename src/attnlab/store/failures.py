@@ -9,27 +9,27 @@ wins over the record: once a run is complete its failure record is stale and is 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from attnlab.config import RunConfig, config_to_dict
-from attnlab.sweep.store import run_id
+from attnlab.store.atomic import atomic_write_text
 
 FAILED_DIR = ".failed"
 
 
 class FailureLog:
-    """Failure records of the runs under `root`, addressed by config."""
+    """Failure records of the runs under `root`, addressed by config through `run_id` (the run
+    store's identity: RunStore.failures is the log of its runs)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, run_id: Callable[[RunConfig], str]):
         self.folder = Path(root) / FAILED_DIR
+        self.run_id = run_id
 
     def path(self, config: RunConfig) -> Path:
-        return self.folder / f"{run_id(config)}.json"
+        return self.folder / f"{self.run_id(config)}.json"
 
     def has(self, config: RunConfig) -> bool:
         return self.path(config).is_file()
@@ -44,19 +44,10 @@ class FailureLog:
     def record(self, config: RunConfig, error: str, traceback: str) -> Path:
         """Write (atomically) that `config` raised `error` with `traceback`."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        entry = {"run_id": run_id(config), "error": error, "traceback": traceback,
+        entry = {"run_id": self.run_id(config), "error": error, "traceback": traceback,
                  "config": config_to_dict(config), "host": socket.gethostname(),
                  "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        final = self.path(config)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}-", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(entry, handle, indent=2)
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return final
+        return atomic_write_text(self.path(config), json.dumps(entry, indent=2))
 
     def clear(self, config: RunConfig) -> None:
         """Forget the failure of `config` (it was retried successfully)."""

@@ -6,8 +6,8 @@
                                   non-finite numbers are stored as "NaN", "Infinity", "-Infinity")
     ROOT/<run_id>/complete.json   written last: the SHA-256 of each file above
 
-The run id also covers RESULTS_VERSION, the version of what runs record. A run directory is
-written under a temporary name (`.incomplete-<run_id>-<pid>@<host>-*`) and renamed into place when
+The run id (identity.py) also covers the results version, the version of what runs record. A run
+directory is written under a temporary name (`.incomplete-<run_id>-<pid>@<host>-*`) and renamed into place when
 complete. A run counts as complete only when its marker is there and every checksum matches; a
 directory that is damaged (a file changed, truncated or deleted) is named in a warning and
 recomputed. A directory written before markers existed is checked by parsing its files, and
@@ -35,37 +35,34 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from attnlab.config import ConfigError, RunConfig, config_to_dict, parse_config
+from attnlab.config import ConfigError, RunConfig, config_to_dict, flatten, parse_config
+from attnlab.store.atomic import atomic_write_text
+from attnlab.store.failures import FailureLog
+from attnlab.store.identity import run_id
 
 SUMMARY, CURVES, CONFIG, COMPLETE = "summary.json", "curves.parquet", "config.yaml", "complete.json"
 CHECKED = (CONFIG, CURVES, SUMMARY)
+DONE, DIVERGED, FAILED, PENDING = "done", "diverged", "failed", "pending"   # statuses of a run
 STALE_AFTER_S = 24 * 3600   # a temporary folder of another host is left alone this long
 
 log = logging.getLogger("attnlab.store")
 _warned: set[tuple[str, str]] = set()
 
 
-# What a run records (summary metrics, curve columns). Bump it when a change of the code adds or
-# redefines recorded quantities: runs stored before then get other ids, so they are never reused
-# with a metric missing (they stay on disk, untouched).
-RESULTS_VERSION = 2
-
-
-def run_id(config: RunConfig) -> str:
-    """16 hex digits of the SHA-256 of the resolved config's canonical JSON and RESULTS_VERSION."""
-    canonical = json.dumps({"config": config_to_dict(config), "results_version": RESULTS_VERSION},
-                           sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
 class RunStore:
-    """Finished runs under `root`, addressed by config."""
+    """Finished runs under `root`, addressed by config; `results_version` (part of every run id) is
+    the version of what the code records (attnlab.train.RESULTS_VERSION)."""
 
-    def __init__(self, root: str | Path = "runs"):
+    def __init__(self, root: str | Path, results_version: str):
         self.root = Path(root)
+        self.results_version = results_version
+        self.failures = FailureLog(self.root, self.run_id)
+
+    def run_id(self, config: RunConfig) -> str:
+        return run_id(config, self.results_version)
 
     def path(self, config: RunConfig) -> Path:
-        return self.root / run_id(config)
+        return self.root / self.run_id(config)
 
     def is_complete(self, config: RunConfig) -> bool:
         """Whether the run's directory is whole; a damaged one is named in a warning (once)."""
@@ -114,17 +111,46 @@ class RunStore:
     def curves(self, config: RunConfig) -> pd.DataFrame:
         return pd.read_parquet(self.path(config) / CURVES)
 
-    def configs(self) -> list[RunConfig]:
-        """Configs of every complete run under root (damaged directories are named in a warning)."""
-        found = []
+    def table(self, configs: list[RunConfig] | None = None) -> pd.DataFrame:
+        """One row per config (input order), running nothing; without configs, one row per whole run
+        directory under root (whatever results version wrote it).
+
+        Columns: run_id, status ("done"; "diverged": finished, the loss left the finite numbers;
+        "failed"; "pending": neither stored nor failed), the config flattened to dotted names
+        (model.m, data.T, train.radius.c, seed, ...), every entry of the run's summary flattened the
+        same way (last.train_loss, best.step, wall_time_s, versions.torch, ...; a summary key equal
+        to a config column is prefixed "summary."), and error (the one-line reason of a failure).
+        """
+        if configs is None:
+            runs = [(path, yaml.safe_load((path / CONFIG).read_text()), None) for path in self._whole_dirs()]
+        else:
+            runs = [(self.path(c), config_to_dict(c), c) for c in configs]
+        rows, config_columns, summary_columns = [], {}, {}
+        for path, config, validated in runs:
+            flat_config = flatten(config)
+            config_columns.update(dict.fromkeys(flat_config))
+            row: dict[str, Any] = {"run_id": path.name, "status": PENDING, **flat_config, "error": None}
+            if validated is None or self.is_complete(validated):
+                summary = {k: v for k, v in flatten(read_summary(path)).items() if k != "run_id"}
+                summary = {(f"summary.{k}" if k in flat_config else k): v for k, v in summary.items()}
+                summary_columns.update(dict.fromkeys(summary))
+                row.update(summary, status=DIVERGED if summary.get("diverged_at") is not None else DONE)
+            elif (record := self.failures.read(validated)) is not None:
+                row.update(status=FAILED, error=record.get("error"))
+            rows.append(row)
+        return pd.DataFrame(rows, columns=["run_id", "status", *config_columns, *summary_columns, "error"])
+
+    def _whole_dirs(self) -> list[Path]:
+        """Every whole run directory under root, by name (damaged ones are named in a warning)."""
         folders = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+        whole = []
         for path in (p for p in folders if not p.name.startswith(".")):
             problem = check_run_dir(path)
             if problem is None:
-                found.append(parse_config(yaml.safe_load((path / CONFIG).read_text())))
+                whole.append(path)
             elif (path / CONFIG).exists() or (path / SUMMARY).exists():
                 _warn_once(path, f"run directory {path}: {problem}; skipped")
-        return found
+        return whole
 
     def clean_stale(self) -> list[Path]:
         """Remove the temporary folders of writers that are gone: a process of this host that no
@@ -188,10 +214,7 @@ def _adopt_legacy(path: Path) -> str | None:
 
 def _write_marker(folder: Path) -> None:
     sums = {name: _sha256(folder / name) for name in CHECKED}
-    fd, tmp = tempfile.mkstemp(prefix=".complete-", dir=folder)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"sha256": sums}, handle, indent=2)
-    os.replace(tmp, folder / COMPLETE)
+    atomic_write_text(folder / COMPLETE, json.dumps({"sha256": sums}, indent=2))
 
 
 def _sha256(path: Path) -> str:

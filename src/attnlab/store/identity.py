@@ -1,0 +1,16 @@
+"""Run identity: a run is named by the hash of its resolved config and of the version of what the
+code records (the results version, derived from the recorder registry: attnlab.train.recorders)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from attnlab.config import RunConfig, config_to_dict
+
+
+def run_id(config: RunConfig, results_version: str) -> str:
+    """16 hex digits of the SHA-256 of the resolved config's canonical JSON and `results_version`."""
+    canonical = json.dumps({"config": config_to_dict(config), "results_version": results_version},
+                           sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
