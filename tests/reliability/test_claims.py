@@ -43,7 +43,7 @@ def test_a_run_claimed_by_a_live_driver_is_waited_for_not_trained_twice(tmp_path
             store = open_store(root)
             while not store.is_complete(second):
                 threading.Event().wait(0.05)
-            result = original(first)
+            result = original([first])[0]
             store.write(first, result.curves, result.summary)
             Claims(root, run_id).path(first).unlink()
 
