@@ -18,9 +18,6 @@ from attnlab.config import (ConfigError, FieldFacts, PositiveFloat, PositiveInt,
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="attnlab: training dynamics of shallow attention networks.")
 
-Executor = Literal["local", "dask", "slurm"]
-
-
 @app.callback()
 def _group() -> None:
     """attnlab: training dynamics of shallow attention networks."""
@@ -267,6 +264,7 @@ def sweep(
     quiet: bool = typer.Option(False, help="No progress display."),
 ) -> None:
     """Run a grid of trainings (what the store lacks) and write the results table."""
+    from attnlab.sweep.executors import EXECUTORS
     from attnlab.sweep.grid import expand, load_sweep
     from attnlab.sweep.runner import StoreNotWritable, plan, run_sweep, write_table
 
@@ -275,7 +273,7 @@ def sweep(
         configs = expand(spec)
     except ConfigError as error:
         fail(f"invalid sweep file {str(file)!r}: {error}")
-    check_option("--executor", executor, Executor)
+    check_option("--executor", executor, Literal[EXECUTORS])
     if dry_run:
         typer.echo(format_plan(plan(configs, root, retry_failed), configs))
         return
@@ -351,10 +349,11 @@ def reproduce(
     """Reproduce a paper's experiments: run (reusing finished runs), fit, judge, plot and report."""
     from attnlab.experiments.reproduce import PAPERS, reproduce as run_reproduction
     from attnlab.experiments.spec import PRESETS
+    from attnlab.sweep.executors import EXECUTORS
     from attnlab.sweep.runner import StoreNotWritable
 
     check_option("--preset", preset, Literal[PRESETS])
-    check_option("--executor", executor, Executor)
+    check_option("--executor", executor, Literal[EXECUTORS])
     papers = list(PAPERS) if paper == "all" else [paper]
     if experiment and len(papers) > 1:
         fail("--experiment needs one paper, not all")
