@@ -7,8 +7,10 @@ default is filled in on load, so the dumped config is the *resolved* config that
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BeforeValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -29,9 +31,11 @@ Radius = Annotated[Union[float, Literal["none"]], BeforeValidator(_check_radius)
 
 
 class Strict(BaseModel):
-    """Base for every config section: unknown fields are errors, instances are immutable."""
+    """Base for every validated section (run configs, experiment files): unknown fields are errors,
+    instances are immutable, and the docstring under a field is its description (the help of its
+    command-line option)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True)
 
 
 # --------------------------------------------------------------------------------------- models
@@ -46,13 +50,21 @@ class KernelTransformerConfig(Strict):
 
     name: Literal["kernel-transformer"] = "kernel-transformer"
     paired: bool = True
+    """Paired initialisation (f = 0 at initialisation; needs an even width)."""
     m: PositiveInt = 64
+    """Width: the number of heads."""
     activation: Literal["tanh", "erf"] = "tanh"
+    """Activation sigma of the read-out."""
 
     @field_validator("m")
     @classmethod
     def _even_width(cls, m: int, info: Any) -> int:
         return _even_if_paired(m, info)
+
+    @property
+    def width(self) -> int:
+        """The width: m heads."""
+        return self.m
 
 
 class ShallowEncoderConfig(Strict):
@@ -65,10 +77,16 @@ class ShallowEncoderConfig(Strict):
 
     name: Literal["shallow-encoder"] = "shallow-encoder"
     d_m: PositiveInt = 128
+    """Width: the embedding dimension d_m."""
     phi: Literal["flatten", "mean"] = "flatten"
     scaling: Union[Literal["sqrt", "linear"], Annotated[float, Field(ge=0)]] = "sqrt"
     init: Literal["lecun", "he", "ntk"] = "lecun"
     outputs: Union[PositiveInt, Literal["auto"]] = "auto"
+
+    @property
+    def width(self) -> int:
+        """The width: the embedding dimension d_m."""
+        return self.d_m
 
 
 class IndRNNConfig(Strict):
@@ -76,14 +94,23 @@ class IndRNNConfig(Strict):
 
     name: Literal["indrnn"] = "indrnn"
     paired: bool = True
+    """Paired initialisation (f = 0 at initialisation; needs an even width)."""
     m: PositiveInt = 64
+    """Width: the number of recurrent units."""
     activation: Literal["tanh", "erf"] = "tanh"
+    """Activation sigma of the recurrence."""
     gain: PositiveFloat = 1.5
+    """Recurrent gain g of the initialisation (u uniform on {-g, +g})."""
 
     @field_validator("m")
     @classmethod
     def _even_width(cls, m: int, info: Any) -> int:
         return _even_if_paired(m, info)
+
+    @property
+    def width(self) -> int:
+        """The width: m units."""
+        return self.m
 
 
 ModelConfig = Annotated[Union[KernelTransformerConfig, ShallowEncoderConfig, IndRNNConfig], Field(discriminator="name")]
@@ -100,18 +127,42 @@ class TeacherDataConfig(Strict):
 
     name: Literal["teacher"] = "teacher"
     n: Annotated[int, Field(ge=2)] = 5000
+    """Number of samples (train + validation)."""
     T: PositiveInt = 16
+    """Sequence length."""
     d: PositiveInt = 8
+    """Token dimension."""
     K: PositiveInt = 8192
+    """Monte-Carlo draws of the teacher."""
     anchors: PositiveInt = 16
     nu_c: Annotated[float, Field(ge=0)] = 3.0
     nu_u: Annotated[float, Field(ge=0)] = 3.0
     nu_w: Annotated[float, Field(ge=0)] = 3.0
     activation: Literal["tanh", "erf"] = "tanh"
+    """The teacher's activation; unless given, the student's (model.activation), see RunConfig."""
     attention: Literal["full", "diagonal"] = "full"
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
     noise: Annotated[float, Field(ge=0)] = 0.0
     seed: int | None = None
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per sequence: T."""
+        return self.T
+
+    @property
+    def n_samples(self) -> int:
+        """Samples generated (train + validation)."""
+        return self.n
+
+    @property
+    def n_train(self) -> int:
+        """Training samples after the validation split."""
+        return _train_share(self.n, self.val_fraction)
+
+
+def _train_share(n: int, val_fraction: float) -> int:
+    return round(n * (1 - val_fraction))
 
 
 TokenNorm = Literal["none", "token", "sequence"]
@@ -128,22 +179,69 @@ class RandomSequencesConfig(Strict):
 
     name: Literal["random-sequences"] = "random-sequences"
     n: PositiveInt = 100
+    """Number of samples (train + validation)."""
     T: PositiveInt = 10
+    """Sequence length."""
     d: PositiveInt = 100
+    """Token dimension."""
     token_norm: TokenNorm = "token"
     norm: NormTarget = 1.0
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
     seed: int | None = None
 
+    @property
+    def tokens(self) -> int:
+        """Tokens per sequence: T."""
+        return self.T
 
-class DigitsConfig(Strict):
+    @property
+    def n_samples(self) -> int:
+        """Samples generated (train + validation)."""
+        return self.n
+
+    @property
+    def n_train(self) -> int:
+        """Training samples after the validation split."""
+        return _train_share(self.n, self.val_fraction)
+
+
+class _Images:
+    """Shapes of image data cut into patches: `patch` = k gives (side / k)^2 tokens of k^2 pixels,
+    "rows" one token of `side` pixels per row (side: the image's, IMAGE_SIDE)."""
+
+    IMAGE_SIDE: ClassVar[int]   # the subclass's fields: patch, n, n_val
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per sequence (patches or rows of an image)."""
+        return self.IMAGE_SIDE if self.patch == "rows" else (self.IMAGE_SIDE // self.patch) ** 2
+
+    @property
+    def d(self) -> int:
+        """Token dimension (pixels per patch or row)."""
+        return self.IMAGE_SIDE if self.patch == "rows" else self.patch**2
+
+    @property
+    def n_samples(self) -> int:
+        """Images drawn (train + validation)."""
+        return self.n + self.n_val
+
+    @property
+    def n_train(self) -> int:
+        """Training images."""
+        return self.n
+
+
+class DigitsConfig(_Images, Strict):
     """scikit-learn's 8x8 digits as patch sequences with one-hot targets (spec W5).
 
     patch: k cuts k x k patches (k divides 8: 4 gives T = 4 tokens of d = 16), "rows" one token per row.
     """
 
+    IMAGE_SIDE: ClassVar[int] = 8
     name: Literal["digits"] = "digits"
     n: PositiveInt = 500
+    """Number of training images."""
     n_val: Annotated[int, Field(ge=0)] = 0
     patch: Patch = 4
     token_norm: TokenNorm = "token"
@@ -151,12 +249,14 @@ class DigitsConfig(Strict):
     seed: int | None = None
 
 
-class MnistConfig(Strict):
+class MnistConfig(_Images, Strict):
     """MNIST from the IDX files in directory `path` (train-*, and t10k-* for validation), as patches."""
 
+    IMAGE_SIDE: ClassVar[int] = 28
     name: Literal["mnist"] = "mnist"
     path: str
     n: PositiveInt = 1000
+    """Number of training images."""
     n_val: Annotated[int, Field(ge=0)] = 0
     patch: Patch = 7
     token_norm: TokenNorm = "token"
@@ -165,9 +265,31 @@ class MnistConfig(Strict):
 
 
 FIXED_CONTEXT = 128
+SERIES_TOKEN_DIM = 17   # a window's token: the value and 8 sin/cos pairs of its position (data/sequences.py)
 
 
-class ArLagDataConfig(Strict):
+class _Windows:
+    """Shapes of windows of a scalar series: `window` tokens of SERIES_TOKEN_DIM features."""
+
+    d: ClassVar[int] = SERIES_TOKEN_DIM   # the subclass's fields: n, val_fraction and a `window`
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per window."""
+        return self.window
+
+    @property
+    def n_samples(self) -> int | None:
+        """Windows drawn (train + validation); None: every window of a recording (known once read)."""
+        return self.n
+
+    @property
+    def n_train(self) -> int | None:
+        """Training windows after the validation split (None: unknown before the recording is read)."""
+        return None if self.n is None else _train_share(self.n, self.val_fraction)
+
+
+class ArLagDataConfig(_Windows, Strict):
     """Autoregressive lag-L task of spec recurrent-baseline.md, section 2.
 
     context: "matched" windows hold T = L + 1 tokens (the informative token is the first one);
@@ -179,9 +301,12 @@ class ArLagDataConfig(Strict):
 
     name: Literal["ar-lag"] = "ar-lag"
     L: PositiveInt = 4
+    """Lag L of the series (windows of T = L + 1 tokens under context 'matched')."""
     context: Literal["matched", "fixed"] = "matched"
     T: PositiveInt | None = Field(default=None, validate_default=True)
+    """Window length under context 'fixed' (default 128)."""
     n: Annotated[int, Field(ge=2)] = 5000
+    """Number of windows (train + validation)."""
     coefficient: Annotated[float, Field(gt=-1, lt=1)] = 0.9
     noise_variance: PositiveFloat = 0.1
     burn_in: Annotated[int, Field(ge=0)] = 800
@@ -211,16 +336,23 @@ class ArLagDataConfig(Strict):
         return self.T if self.context == "fixed" else self.L + 1
 
 
-class SeriesDataConfig(Strict):
+class SeriesDataConfig(_Windows, Strict):
     """The same windowing over a recorded series shipped with statsmodels (spec section 4)."""
 
     name: Literal["series"] = "series"
     recording: Literal["co2", "sunspots"] = "co2"
     L: PositiveInt = 4
+    """Lag L: windows of L + 1 tokens."""
     n: Annotated[int, Field(ge=2)] | None = None
+    """Number of windows (train + validation; null: every window of the recording)."""
     clip_tokens: bool = False
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
     seed: int | None = None
+
+    @property
+    def window(self) -> int:
+        """The number of tokens per window: L + 1."""
+        return self.L + 1
 
 
 DataConfig = Annotated[Union[TeacherDataConfig, RandomSequencesConfig, DigitsConfig, MnistConfig,
@@ -256,12 +388,18 @@ class TrainConfig(Strict):
     optimisation gap of every run by a reference run (ReferenceConfig; null: no gap)."""
 
     method: Literal["gd", "projgd", "projsgd"] = "projgd"
+    """Trainer: gradient descent, projected GD or projected SGD."""
     steps: PositiveInt = 4000
+    """Number of steps."""
     lr: PositiveFloat | None = None
+    """Step size (default 1.75/sqrt(steps))."""
     batch_size: PositiveInt = 1
+    """Mini-batch size of projsgd."""
     radius: Radii = Radii()
+    """Projection radius rho of every block (c, u, w), or 'none'; one value sets all three."""
     loss: Literal["mse", "half-mse", "half-sum"] | None = None
     record_every: PositiveInt | None = None
+    """Steps between recorded curve points (default about 500 points per run)."""
     reference: ReferenceConfig | None = None
 
     @model_validator(mode="after")
@@ -316,22 +454,41 @@ class RunConfig(Strict):
 
     task: Literal["train", "approximation-error", "linearisation-error", "peak-memory"] = "train"
     model: ModelConfig = KernelTransformerConfig()
-    data: DataConfig = TeacherDataConfig()
+    """Model family."""
+    data: DataConfig = Field(TeacherDataConfig(), validate_default=True)   # the teacher follows the model
+    """Data generator (series:NAME names a recorded series)."""
     train: TrainConfig = TrainConfig()
     diagnostics: DiagnosticsConfig = DiagnosticsConfig()
     seed: int = 0
+    """Run seed (data, initialisation, batches)."""
     device: str = "cpu"
+    """cpu or cuda[:N]."""
     dtype: Literal["float32", "float64"] = "float32"
+    """Floating-point type of the model and data."""
 
     @field_validator("model", "data", mode="before")
     @classmethod
     def _name_shorthand(cls, value: Any, info: Any) -> Any:
         if isinstance(value, str):
-            name, _, recording = value.partition(":")  # "series:co2" names a recorded series
-            return {"name": name, "recording": recording} if recording else {"name": name}
+            value = {"name": value}
         if isinstance(value, dict) and "name" not in value:
             return {"name": _DEFAULT_NAMES[info.field_name], **value}
+        if isinstance(value, dict) and isinstance(value["name"], str) and ":" in value["name"]:
+            name, _, recording = value["name"].partition(":")  # "series:co2" names a recorded series
+            return {**value, "name": name, "recording": recording}
         return value
+
+    @field_validator("data")
+    @classmethod
+    def _teacher_follows_student(cls, data: Any, info: Any) -> Any:
+        """The teacher uses the student's activation: unless data.activation is given, it is
+        model.activation (for models with an activation), for Python, YAML and the CLI alike."""
+        model = info.data.get("model")   # validated before data (declared first); absent if invalid
+        if (isinstance(data, TeacherDataConfig) and "activation" not in data.model_fields_set
+                and model is not None and "activation" in type(model).model_fields
+                and data.activation != model.activation):
+            return data.model_copy(update={"activation": model.activation})
+        return data
 
     @field_validator("device")
     @classmethod
@@ -348,20 +505,38 @@ class ConfigError(ValueError):
     """An invalid configuration; the message is one line naming field, value and what is allowed."""
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line: `field = value: what is allowed` for each problem, joined by '; '."""
+def describe_validation_error(error: ValidationError, root: type[BaseModel] | None = RunConfig,
+                              name: str | None = "config", wording: dict[str, str] | None = None) -> str:
+    """The one wording of validation errors: `field = value: what is allowed` for each problem,
+    joined by '; ' (duplicates once), for every validated thing (run configs, sweeps, experiment
+    files, command-line options).
+
+    root: the model validated (lists the allowed fields of an unknown one); name: what a problem of
+    the whole input is called (None: its message alone, e.g. a check across fields); wording: a
+    message per pydantic error type (e.g. "too_short"). A name spelled as an option ("--executor")
+    reads the command-line way, `--executor 'spark': expected local, dask or slurm`.
+    """
     lines = []
     for item in error.errors():
         loc = [str(p) for p in item["loc"] if not _is_union_branch(p)]
-        field = ".".join(loc) or "config"
+        field = ".".join(loc) or name
         message, value = item["msg"].removeprefix("Value error, "), item["input"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown field" + _allowed_fields(item["loc"][:-1])
+        if item["type"] in (wording or {}):
+            message = wording[item["type"]]
+        elif item["type"] == "extra_forbidden" and root is not None:
+            message = f"unknown field (allowed: {', '.join(_section_at(root, item['loc'][:-1]).model_fields)})"
         elif item["type"] in ("union_tag_invalid", "union_tag_not_found"):
             field, value = f"{field}.name", value.get("name") if isinstance(value, dict) else value
             message = f"allowed: {', '.join(_tagged_sections(loc[0]))}"
-        lines.append(f"{field} = {value!r}: {message}")
-    return "; ".join(lines)
+        if field is None:
+            lines.append(message)
+        elif field.startswith("--"):
+            if item["type"] == "literal_error":
+                message = f"expected {item['ctx']['expected']}".replace("'", "")
+            lines.append(f"{field} {value!r}: {message}")
+        else:
+            lines.append(f"{field} = {value!r}: {message}")
+    return "; ".join(dict.fromkeys(lines))
 
 
 def _tagged_sections(section: str | None = None) -> dict[str, type[BaseModel]]:
@@ -381,17 +556,96 @@ def _is_union_branch(part: Any) -> bool:
             or part.startswith(("constrained-", "function-")))
 
 
-def _allowed_fields(loc: tuple[Any, ...]) -> str:
-    section: Any = RunConfig
+def _section_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The model class at error location `loc` under `root` (through unions, lists and mappings)."""
+    section, tagged = root, _tagged_sections()
     for part in loc:
-        tagged = _tagged_sections()
         if part in tagged:
             section = tagged[part]
             continue
         info = section.model_fields.get(part) if isinstance(part, str) else None
-        annotation = info.annotation if info else None
-        section = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else section
-    return f" (allowed: {', '.join(section.model_fields)})"
+        inner = _models_in(info.annotation) if info else []
+        section = inner[0] if inner else section   # a key, an index or a union branch: stay
+    return section
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The config classes an annotation holds: itself, the members of a union, list or dict items."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [cls for arg in get_args(annotation) for cls in _models_in(arg)]
+
+
+# ------------------------------------------------------------------------------------ introspection
+@dataclass(frozen=True)
+class FieldFacts:
+    """What a dotted config field accepts, read off the config classes (across the members of the
+    model and data unions that have it): its Literal values, the other types it takes, its help.
+
+    sections: the union members holding it (by name; () outside the unions or in every member);
+    choices: the Literal values; kinds: int / float / bool / str where the field takes any such value.
+    """
+
+    path: str
+    sections: tuple[str, ...]
+    choices: tuple[Any, ...]
+    kinds: tuple[type, ...]
+    help: str
+
+
+def describe_field(path: str) -> FieldFacts:
+    """The facts of RunConfig field `path` ("model.m", "train.radius", "data.name"); KeyError if
+    no config class has it. A section (train.radius) takes what its fields take (its shorthand)."""
+    *parents, leaf = path.split(".")
+    holders: list[type[BaseModel]] = [RunConfig]
+    parent_info = None
+    for part in parents:
+        infos = [cls.model_fields[part] for cls in holders if part in cls.model_fields]
+        parent_info = infos[0] if infos else None
+        holders = [cls for info in infos for cls in _models_in(info.annotation)]
+    found = [(cls, cls.model_fields[leaf]) for cls in holders if leaf in cls.model_fields]
+    if not found:
+        raise KeyError(f"{path}: no config section has this field")
+    choices: dict[Any, None] = {}
+    kinds: dict[type, None] = {}
+    for _, info in found:
+        _accepted(info.annotation, choices, kinds)
+    tags = [cls.model_fields["name"].default for cls, _ in found if "name" in cls.model_fields]
+    if leaf == "name" and parent_info is not None:    # the tag picks the union member: the section's help
+        text = parent_info.description or ""
+    else:
+        described: dict[str, list[str]] = {}
+        for (cls, info), tag in zip(found, tags or [""] * len(found)):
+            described.setdefault(_description(info), []).append(tag)
+        text = (next(iter(described)) if len(described) == 1
+                else "; ".join(f"{', '.join(held)}: {d}" for d, held in described.items() if d))
+    partial = tuple(tags) if tags and leaf != "name" and len(tags) < len(holders) else ()
+    return FieldFacts(path, partial, tuple(choices), tuple(kinds), text)
+
+
+def _description(info: Any) -> str:
+    if info.description:
+        return info.description
+    models = _models_in(info.annotation)
+    return (models[0].__doc__ or "").strip().splitlines()[0] if models else ""
+
+
+def _accepted(annotation: Any, choices: dict[Any, None], kinds: dict[type, None]) -> None:
+    """Collect the Literal values and plain kinds an annotation admits (a config section: those of
+    its fields)."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        choices.update(dict.fromkeys(get_args(annotation)))
+    elif origin is Annotated:
+        _accepted(get_args(annotation)[0], choices, kinds)
+    elif origin is Union or origin is UnionType:
+        for arg in get_args(annotation):
+            _accepted(arg, choices, kinds)
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for info in annotation.model_fields.values():
+            _accepted(info.annotation, choices, kinds)
+    elif annotation in (int, float, bool, str):
+        kinds[annotation] = None
 
 
 def parse_config(raw: dict[str, Any]) -> RunConfig:

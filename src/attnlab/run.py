@@ -174,17 +174,10 @@ def stack_size(config: RunConfig, runs: int, memory_bytes: int = STACK_MEMORY_BY
     return runs if per_run <= CPU_STACK_BYTES else 1
 
 
-def _tokens(data) -> int:
-    """Tokens per sequence of a data config: T, or L + 1 for lag-L windows matched to the lag."""
-    return getattr(data, "T", None) or getattr(data, "L", 0) + 1
-
-
 def _activation_bytes(config: RunConfig) -> int:
     """Bytes of one (n_train, T, width) activation array of a training run."""
-    data = config.data
-    n_train = round((getattr(data, "n", None) or 1) * (1 - getattr(data, "val_fraction", 0.0)))   # series: n None
-    width = getattr(config.model, "m", None) or getattr(config.model, "d_m", 1)
-    return max(1, n_train * _tokens(data) * width * DTYPES[config.dtype].itemsize)
+    n_train = config.data.n_train or 1   # a whole recorded series: unknown before it is read
+    return max(1, n_train * config.data.tokens * config.model.width * DTYPES[config.dtype].itemsize)
 
 
 class RunTooLarge(ValueError):
@@ -194,9 +187,8 @@ class RunTooLarge(ValueError):
 def estimated_bytes(config: RunConfig) -> int:
     """A lower estimate of the memory one run of `config` needs: its data (n, T, d), 8 activation
     arrays (n_train, T, width) and the parameters (width x the token features)."""
-    data, model = config.data, config.model
-    n, T, d = getattr(data, "n", None) or 1, _tokens(data), getattr(data, "d", None) or 1
-    width = getattr(model, "m", None) or getattr(model, "d_m", 1)
+    data, width = config.data, config.model.width
+    n, T, d = data.n_samples or 1, data.tokens, data.d
     itemsize = DTYPES[config.dtype].itemsize
     return itemsize * (n * T * d + 8 * _activation_bytes(config) // itemsize + width * (T * d + d + 2))
 
@@ -213,10 +205,8 @@ def check_memory(config: RunConfig) -> None:
         except (ValueError, OSError, AttributeError):   # pragma: no cover - not POSIX
             return
     if need > have:
-        sizes = ", ".join(f"{k} = {v}" for k, v in (("data.n", getattr(config.data, "n", None)),
-                                                     ("model width", getattr(config.model, "m", None)
-                                                      or getattr(config.model, "d_m", None)))
-                          if v is not None)
+        sizes = ", ".join(f"{k} = {v}" for k, v in (("data.n", config.data.n_samples),
+                                                     ("model width", config.model.width)) if v is not None)
         raise RunTooLarge(f"the run needs at least {need / 2**30:.3g} GiB ({sizes}), {where} "
                           f"{have / 2**30:.3g} GiB: reduce the sizes")
 

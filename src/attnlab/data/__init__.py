@@ -1,9 +1,13 @@
-"""Data generators. `build_data` turns a validated data config and a run seed into a Dataset."""
+"""Data generators. `build_data` turns a validated data config and a run seed into a Dataset, through
+the builder registered for the config's class (`@generates`)."""
 
 from __future__ import annotations
 
 import collections
+from typing import Any, Callable
 
+from attnlab.config import (ArLagDataConfig, DigitsConfig, MnistConfig, RandomSequencesConfig, SeriesDataConfig,
+                            TeacherDataConfig)
 from attnlab.data.dataset import Dataset, split
 from attnlab.data.images import digits_data, mnist_data
 from attnlab.data.random_sequences import random_sequence_data
@@ -38,29 +42,61 @@ def build_teacher(config, seed: int) -> tuple:
     return problem
 
 
+GENERATORS: dict[str, Callable[[Any, int], Dataset]] = {}
+"""Dataset builders by the `name` of their data config class (filled by @generates)."""
+
+
+def generates(config_class: type) -> Callable:
+    """Register the decorated `builder(config, seed) -> Dataset` for configs of `config_class`."""
+    def register(builder: Callable[[Any, int], Dataset]) -> Callable[[Any, int], Dataset]:
+        GENERATORS[config_class.model_fields["name"].default] = builder
+        return builder
+    return register
+
+
 def build_data(config, seed: int) -> Dataset:
     """The dataset described by `config` (a data section of RunConfig); float64 on the CPU."""
-    if config.name == "teacher":
-        X, y, _ = build_teacher(config, seed)
-        return split(X, y, config.val_fraction, data_seed(config, seed))
-    if config.name == "random-sequences":
-        return random_sequence_data(config.n, config.T, config.d, data_seed(config, seed), token_norm=config.token_norm,
-                                    norm=config.norm, val_fraction=config.val_fraction)
-    if config.name == "digits":
-        return digits_data(config.n, data_seed(config, seed), patch=config.patch, token_norm=config.token_norm,
-                           norm=config.norm, n_val=config.n_val)
-    if config.name == "mnist":
-        return mnist_data(config.path, config.n, data_seed(config, seed), patch=config.patch, token_norm=config.token_norm,
-                          norm=config.norm, n_val=config.n_val)
-    if config.name == "ar-lag":
-        return ar_lag_data(config.L, data_seed(config, seed), n=config.n, coefficient=config.coefficient,
-                           noise_variance=config.noise_variance, burn_in=config.burn_in,
-                           val_fraction=config.val_fraction, clip_tokens=config.clip_tokens,
-                           T=config.window, standardise_targets=config.standardise_targets)
-    if config.name == "series":
-        return series_data(config.recording, config.L, data_seed(config, seed), n=config.n, val_fraction=config.val_fraction,
-                           clip_tokens=config.clip_tokens)
-    raise ValueError(f"data.name = {config.name!r}: no generator registered")
+    if config.name not in GENERATORS:
+        raise ValueError(f"data.name = {config.name!r}: no generator registered")
+    return GENERATORS[config.name](config, seed)
 
 
-__all__ = ["Dataset", "Teacher", "build_data", "build_teacher", "data_seed"]
+@generates(TeacherDataConfig)
+def _teacher(config: TeacherDataConfig, seed: int) -> Dataset:
+    X, y, _ = build_teacher(config, seed)
+    return split(X, y, config.val_fraction, data_seed(config, seed))
+
+
+@generates(RandomSequencesConfig)
+def _random_sequences(config: RandomSequencesConfig, seed: int) -> Dataset:
+    return random_sequence_data(config.n, config.T, config.d, data_seed(config, seed), token_norm=config.token_norm,
+                                norm=config.norm, val_fraction=config.val_fraction)
+
+
+@generates(DigitsConfig)
+def _digits(config: DigitsConfig, seed: int) -> Dataset:
+    return digits_data(config.n, data_seed(config, seed), patch=config.patch, token_norm=config.token_norm,
+                       norm=config.norm, n_val=config.n_val)
+
+
+@generates(MnistConfig)
+def _mnist(config: MnistConfig, seed: int) -> Dataset:
+    return mnist_data(config.path, config.n, data_seed(config, seed), patch=config.patch, token_norm=config.token_norm,
+                      norm=config.norm, n_val=config.n_val)
+
+
+@generates(ArLagDataConfig)
+def _ar_lag(config: ArLagDataConfig, seed: int) -> Dataset:
+    return ar_lag_data(config.L, data_seed(config, seed), n=config.n, coefficient=config.coefficient,
+                       noise_variance=config.noise_variance, burn_in=config.burn_in,
+                       val_fraction=config.val_fraction, clip_tokens=config.clip_tokens,
+                       T=config.window, standardise_targets=config.standardise_targets)
+
+
+@generates(SeriesDataConfig)
+def _series(config: SeriesDataConfig, seed: int) -> Dataset:
+    return series_data(config.recording, config.L, data_seed(config, seed), n=config.n,
+                       val_fraction=config.val_fraction, clip_tokens=config.clip_tokens)
+
+
+__all__ = ["GENERATORS", "Dataset", "Teacher", "build_data", "build_teacher", "data_seed", "generates"]

@@ -24,18 +24,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from attnlab.config import ConfigError, apply_overrides, yaml_error_line
+from attnlab.config import ConfigError, Strict, apply_overrides, describe_validation_error, yaml_error_line
 from attnlab.sweep.grid import SweepSpec, parse_sweep
 
 PRESETS = ("quick", "paper")
 Direction = Literal["negative", "positive"]
 NoChange = Literal["grow", "fall"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Bound = Union[float, dict[str, float], None]
@@ -183,7 +179,7 @@ def load_experiments(path: str | Path) -> ExperimentFile:
     except yaml.YAMLError as error:
         raise ConfigError(f"experiment file {path.name} is not valid YAML: {yaml_error_line(error)}") from None
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = describe_validation_error(error, ExperimentFile, name=None)
         raise ConfigError(f"experiment file {path.name}: {problems}") from None
 
 

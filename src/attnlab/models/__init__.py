@@ -1,30 +1,33 @@
-"""Model families. `build_model` turns a validated model config into a model for inputs of dimension d."""
+"""Model families. `build_model` turns a validated model config into a model for inputs of dimension d.
+
+Every module of this package is imported here, and each model class registers itself by its
+config class (`Model.config_class`), so a new model is one file here plus its config class in
+attnlab.config.
+"""
 
 from __future__ import annotations
 
-from attnlab.models.base import Model, Params
-from attnlab.models.indrnn import IndRNN
-from attnlab.models.kernel_transformer import KernelTransformer
-from attnlab.models.shallow_encoder import ShallowEncoder
+import importlib
+import pkgutil
+
+from attnlab.models.base import MODELS, Model, Params
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.ispkg:
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+from attnlab.models.indrnn import IndRNN  # noqa: E402  (re-exported names)
+from attnlab.models.kernel_transformer import KernelTransformer  # noqa: E402
+from attnlab.models.shallow_encoder import ShallowEncoder  # noqa: E402
 
 
 def build_model(config, d: int, T: int | None = None, outputs: int = 1) -> Model:
     """The model described by `config` (a model section of RunConfig) for tokens of dimension d,
     sequences of length T and targets with `outputs` columns (1: scalar targets)."""
-    if config.name == "kernel-transformer":
-        return KernelTransformer(d=d, m=config.m, activation_name=config.activation, paired=config.paired)
-    if config.name == "shallow-encoder":
-        if T is None:
-            raise ValueError("model.name = 'shallow-encoder': build_model needs the sequence length T")
-        if config.outputs != "auto" and config.outputs != outputs:
-            raise ValueError(f"model.outputs = {config.outputs}: the data has {outputs} target column(s); "
-                             "use outputs: auto or match the data")
-        return ShallowEncoder(d=d, T=T, d_m=config.d_m, phi=config.phi, scaling=config.scaling,
-                              init=config.init, outputs=outputs)
-    if config.name == "indrnn":
-        return IndRNN(d=d, m=config.m, activation_name=config.activation, gain=config.gain,
-                      paired=config.paired)
-    raise ValueError(f"model.name = {config.name!r}: no builder registered")
+    if config.name not in MODELS:
+        raise ValueError(f"model.name = {config.name!r}: no model class registered "
+                         f"(registered: {', '.join(MODELS)})")
+    return MODELS[config.name].from_config(config, d=d, T=T, outputs=outputs)
 
 
-__all__ = ["Model", "Params", "KernelTransformer", "ShallowEncoder", "IndRNN", "build_model"]
+__all__ = ["MODELS", "Model", "Params", "KernelTransformer", "ShallowEncoder", "IndRNN", "build_model"]

@@ -8,7 +8,7 @@ can project per head), and the gradient of a squared loss. Models know nothing o
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch.func import grad_and_value
@@ -16,6 +16,10 @@ from torch.func import grad_and_value
 from attnlab.train.losses import squared_loss
 
 Params = dict[str, torch.Tensor]
+
+MODELS: dict[str, type["Model"]] = {}
+"""Model classes by the `name` of their config class; every subclass that sets `config_class`
+registers itself here on definition, so `build_model` needs no list of models."""
 
 
 def check_sizes(d: int, m: int, paired: bool) -> None:
@@ -29,13 +33,28 @@ def check_sizes(d: int, m: int, paired: bool) -> None:
 
 
 class Model:
-    """Base class: subclasses set `blocks`, `radius_keys`, `width` and implement `init`, `forward`."""
+    """Base class: subclasses set `config_class`, `blocks`, `radius_keys`, `width` and implement
+    `from_config`, `init`, `forward`."""
 
+    config_class: ClassVar[type]   # its section of the run config (attnlab.config), tagged by `name`
     name: ClassVar[str]
     blocks: ClassVar[tuple[str, ...]]
     radius_keys: ClassVar[dict[str, str]] = {}  # block -> field of TrainConfig.radius
     default_loss: ClassVar[str] = "mse"
     width: int
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        config_class = cls.__dict__.get("config_class")
+        if config_class is not None:
+            cls.name = config_class.model_fields["name"].default
+            MODELS[cls.name] = cls
+
+    @classmethod
+    def from_config(cls, config: Any, d: int, T: int | None = None, outputs: int = 1) -> "Model":
+        """The model of a validated `config` (an instance of `config_class`) for tokens of
+        dimension d, sequences of length T and targets with `outputs` columns (1: scalar)."""
+        raise NotImplementedError
 
     def init(self, seed: int, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Params:
         raise NotImplementedError

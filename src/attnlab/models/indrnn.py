@@ -39,6 +39,7 @@ from typing import Iterator
 
 import torch
 
+from attnlab.config import IndRNNConfig
 from attnlab.models.activations import activation
 from attnlab.models.base import Model, Params, check_sizes
 from attnlab.models.native import indrnn as fused_kernel
@@ -98,7 +99,7 @@ def readout(h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 class IndRNN(Model):
     """m units with diagonal recurrent weights u, input weights W_in and output weights c."""
 
-    name = "indrnn"
+    config_class = IndRNNConfig
     blocks = ("W_in", "u", "c")
     radius_keys = {"W_in": "w", "u": "u", "c": "c"}
     default_loss = "mse"
@@ -112,6 +113,11 @@ class IndRNN(Model):
         self.fused = fused
         self.activation_name = activation_name
         self.sigma, self.sigma_prime = activation(activation_name)
+
+    @classmethod
+    def from_config(cls, config: IndRNNConfig, d: int, T: int | None = None, outputs: int = 1) -> "IndRNN":
+        """The network of `config` for tokens of dimension d (any T; one scalar output)."""
+        return cls(d=d, m=config.m, activation_name=config.activation, gain=config.gain, paired=config.paired)
 
     def init(self, seed: int, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Params:
         """Paired initialisation: W_in ~ N(0, 1), u uniform on {-g, +g}, c uniform on {-1, +1};

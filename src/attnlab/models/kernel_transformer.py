@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from attnlab.config import KernelTransformerConfig
 from attnlab.models.activations import activation
 from attnlab.models.base import Model, Params, check_sizes
 from attnlab.models.native import kernel_transformer as fused_kernel
@@ -76,7 +77,7 @@ def covariance_times_readout(X: torch.Tensor, h: HeadFeatures) -> torch.Tensor:
 class KernelTransformer(Model):
     """m softmax heads with combined query-key matrices, trained read-outs and output weights."""
 
-    name = "kernel-transformer"
+    config_class = KernelTransformerConfig
     blocks = ("W", "U", "c")
     radius_keys = {"W": "w", "U": "u", "c": "c"}
     default_loss = "mse"
@@ -86,6 +87,12 @@ class KernelTransformer(Model):
         self.d, self.m, self.width, self.paired, self.fused = d, m, m, paired, fused
         self.activation_name = activation_name
         self.sigma, self.sigma_prime = activation(activation_name)
+
+    @classmethod
+    def from_config(cls, config: KernelTransformerConfig, d: int, T: int | None = None,
+                    outputs: int = 1) -> "KernelTransformer":
+        """The model of `config` for tokens of dimension d (any T; one scalar output)."""
+        return cls(d=d, m=config.m, activation_name=config.activation, paired=config.paired)
 
     def init(self, seed: int, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Params:
         """Paired Gaussian initialisation (spec section 2): f(X; theta_0) = 0 exactly."""

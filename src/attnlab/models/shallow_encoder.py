@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from attnlab.config import ShallowEncoderConfig
 from attnlab.models.base import Model, Params
 from attnlab.seeding import generator
 from attnlab.train.losses import loss_scale
@@ -68,7 +69,7 @@ class EncoderState:
 class ShallowEncoder(Model):
     """Self-attention, a ReLU layer W_H on phi(A) and a linear read-out; all five blocks trained."""
 
-    name = "shallow-encoder"
+    config_class = ShallowEncoderConfig
     blocks = ("W_Q", "W_K", "W_V", "W_H", "w_O")
     radius_keys: dict[str, str] = {}
     default_loss = "half-mse"
@@ -93,6 +94,18 @@ class ShallowEncoder(Model):
             "W_H": self.fan_in_H**-0.5 if ntk else 1.0, "w_O": d_m**-0.5 if ntk else 1.0,
         }
         self.tau_1 = self.multipliers["w_O"]
+
+    @classmethod
+    def from_config(cls, config: ShallowEncoderConfig, d: int, T: int | None = None,
+                    outputs: int = 1) -> "ShallowEncoder":
+        """The encoder of `config` for sequences (T, d) and targets with `outputs` columns."""
+        if T is None:
+            raise ValueError("model.name = 'shallow-encoder': the encoder needs the sequence length T")
+        if config.outputs != "auto" and config.outputs != outputs:
+            raise ValueError(f"model.outputs = {config.outputs}: the data has {outputs} target column(s); "
+                             "use outputs: auto or match the data")
+        return cls(d=d, T=T, d_m=config.d_m, phi=config.phi, scaling=config.scaling, init=config.init,
+                   outputs=outputs)
 
     # ------------------------------------------------------------------------------- parameters
     def shapes(self) -> dict[str, tuple[int, ...]]:

@@ -22,7 +22,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from attnlab.config import ConfigError, RunConfig, apply_overrides, parse_config, read_yaml
+from attnlab.config import (ConfigError, RunConfig, apply_overrides, describe_validation_error, parse_config,
+                            read_yaml)
 
 
 Axis = Annotated[list[Any], Field(min_length=1)]
@@ -110,17 +111,8 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 
 def _describe_sweep_error(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        loc = [str(p) for p in item["loc"] if not str(p).startswith(("function-", "int", "list["))]
-        field = ".".join(loc) or "sweep"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = f"unknown field (allowed: {', '.join(SweepSpec.model_fields)})"
-        if item["type"] == "too_short":
-            message = "an axis needs at least one value"
-        lines.append(f"{field} = {item['input']!r}: {message}" if loc else message)
-    return "; ".join(dict.fromkeys(lines))
+    return describe_validation_error(error, SweepSpec, name=None,
+                                     wording={"too_short": "an axis needs at least one value"})
 
 
 def _validate(raw: dict[str, Any], where: str) -> RunConfig:
