@@ -26,6 +26,11 @@ from attnlab.models.base import Model, Params
 from attnlab.train.precision import exact_matmul
 
 
+def switch_off(field: str) -> str:
+    """How to turn off the recorder a config field asks for, for error messages."""
+    return f"remove {field}" if ".record." in field else f"set {field}: null"
+
+
 def _fro(t: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(t))
 
@@ -56,7 +61,7 @@ class FeatureRecorder:
                  field: str = "diagnostics.every"):
         if not hasattr(model, "forward_state"):
             raise ValueError(f"{field}: model {model.name!r} exposes no features/attention "
-                             f"(forward_state); set {field}: null")
+                             f"(forward_state); {switch_off(field)}")
         self.model, self.X, self.y, self.every = model, X, y, every
 
     def __call__(self, step: int, params: Params) -> dict[str, float]:
@@ -114,7 +119,7 @@ class NTKRecorder:
             raise ValueError(f"every = {every}: must be a positive number of steps")
         if kernel is None and not hasattr(model, "ntk_blocks"):
             raise ValueError(f"{field}: model {model.name!r} has no structured NTK (ntk_blocks); "
-                             f"set {field}: null")
+                             f"{switch_off(field)}")
         self.model, self.X, self.every = model, X, every
         self._kernel = kernel or self.structured_kernel
         self.K0 = None if params0 is None else self.kernel(params0)[0]

@@ -71,9 +71,10 @@ class HeadBallRecorder:
         self.radius = head_radii(radii, self.blocks, width)
 
     def summarise(self, finished: Finished) -> list[dict]:
-        distance = {name: head_distances(finished.last, finished.theta0, name, batch_dims=1).max(dim=1).values.tolist()
-                    for name in self.blocks}
-        return [{"head_radius": dict(self.radius), "max_head_distance": {name: distance[name][s] for name in self.blocks}}
+        farthest = {name: head_distances(finished.last, finished.theta0, name, batch_dims=1).max(dim=1).values.tolist()
+                    for name in self.blocks}   # (S,) per block
+        return [{"head_radius": dict(self.radius),
+                 "max_head_distance": {name: farthest[name][s] for name in self.blocks}}
                 for s in range(len(finished.curves))]
 
 

@@ -145,7 +145,8 @@ def results_version(registry: Mapping[str, RecorderEntry] = REGISTRY, core: int 
 RESULTS_VERSION: str = results_version()
 
 
-def requested(config: DiagnosticsConfig, registry: Mapping[str, RecorderEntry] = REGISTRY) -> dict[str, tuple[int, str]]:
+def requested(config: DiagnosticsConfig,
+              registry: Mapping[str, RecorderEntry] = REGISTRY) -> dict[str, tuple[int, str]]:
     """{entry name: (interval, config field that asked)} in registry order, from `record` and the
     older fields; ValueError for an unknown or always-on name, or one asked for twice."""
     asked: dict[str, tuple[int, str]] = {}
