@@ -309,6 +309,10 @@ class DiagnosticsConfig(Strict):
     smoothness_every: PositiveInt | None = None
     record: dict[str, PositiveInt] = {}
 
+    def __hash__(self) -> int:   # configs are hashable (cache keys); `record` is a dict
+        return hash((self.every, self.ntk_every, self.ntk_samples, self.smoothness_every,
+                     tuple(sorted(self.record.items()))))
+
 
 class RunConfig(Strict):
     """Everything that determines one run; its hash is the run's identity.

@@ -126,3 +126,9 @@ def test_one_ntk_drift_implementation_and_the_models_sequence_block():
     assert KernelTransformer.sequence_block == "W" and IndRNN.sequence_block == "u"
     assert ShallowEncoder.sequence_block is None
     assert isinstance(RunConfig().diagnostics.record, dict)
+
+
+def test_configs_asking_for_recorders_by_name_stay_hashable():
+    a = RunConfig(diagnostics=DiagnosticsConfig(record={"ball": 2, "ntk": 3}))
+    b = RunConfig(diagnostics=DiagnosticsConfig(record={"ntk": 3, "ball": 2}))
+    assert a == b and hash(a) == hash(b) and len({a, b, RunConfig()}) == 2

@@ -39,7 +39,8 @@ CORE_VERSION = 1   # the trainer's own columns (train_loss, val_loss) and summar
 
 
 class Recorder(Protocol):
-    """Adds named measurements of one run's current iterate to its curves every `every` steps."""
+    """Adds named measurements of one run's current iterate to its curves every `every` steps; may
+    have `summarise(curves) -> dict` for summary keys."""
 
     every: int
 
@@ -116,17 +117,27 @@ def _ntk(c: RecorderContext) -> NTKRecorder:
 
 
 ENTRIES = [
+    # For every run, stacked (their summary keys follow in this order).
+    # sequence_grad_norm
     RecorderEntry("sequence_gradient", 1, always=True,
                   build=lambda c: SequenceGradientRecorder(getattr(c.model, "sequence_block", None), c.train.steps)),
+    # grad_norm_<block>, dist_<block>, grad_norm; max.grad_norm*, max.dist_*, grad_norms
     RecorderEntry("gradients", 1, lambda c: BlockGradientRecorder(c.model.blocks, c.every), always=True),
+    # head_radius, max_head_distance
     RecorderEntry("heads", 1, always=True,
                   build=lambda c: HeadBallRecorder(projected_radii(c.model, c.train), c.model.blocks, c.model.width)),
+    # On request (diagnostics.record.<name>). alpha, logit_std, attention_*, train_accuracy
     RecorderEntry("attention", 1, lambda c: FeatureRecorder(c.model, c.data.X_train, c.data.y_train, c.every, c.field)),
+    # rel_change_<block>, rel_dist_<block>, rel_change_all, rel_dist_all
     RecorderEntry("weight_change", 1, lambda c: WeightChangeRecorder(c.params0, c.every)),
+    # ntk_lambda_min, ntk_drift, ntk_trace_<block>
     RecorderEntry("ntk", 1, _ntk),
+    # output_grad_norm, output_grad_bound, output_grad_ratio; max.output_grad_*
     RecorderEntry("smoothness", 1, lambda c: SmoothnessRecorder(c.model, c.data.X_train, c.every, c.field)),
+    # grad_full_<sequence block>: the full-batch gradient norm (also under projsgd)
     RecorderEntry("full_gradient", 1, lambda c: GradientNormRecorder(
         c.model, c.data.X_train, c.data.y_train, every=c.every, loss=c.train.loss)),
+    # ball_usage_<block>, ball_boundary_<block>; max.ball_usage_*, max.ball_boundary_*
     RecorderEntry("ball", 1, lambda c: BallUsageRecorder(
         c.params0, block_radii(c.model.radius_keys, c.train.radius.model_dump()), c.model.width, c.every, c.field)),
 ]
