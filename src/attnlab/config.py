@@ -435,13 +435,21 @@ class DiagnosticsConfig(Strict):
     ntk_every: steps between NTK evaluations (smallest eigenvalue, drift; null: off);
     ntk_samples: evaluate the NTK on the first n training samples only (null: all);
     smoothness_every: steps between smoothness records (largest per-sample output-gradient norm and,
-    for the kernel Transformer, its analytic T-free bound; null: off).
+    for the kernel Transformer, its analytic T-free bound; null: off);
+    record: recorders by name and the steps between their records, e.g. {attention: 10, ntk: 10}
+    (the names of attnlab.train.recorders, checked when the recorders are built; every = k is
+    {attention: k, weight_change: k}, ntk_every {ntk: k}, smoothness_every {smoothness: k}).
     """
 
     every: PositiveInt | None = None
     ntk_every: PositiveInt | None = None
     ntk_samples: PositiveInt | None = None
     smoothness_every: PositiveInt | None = None
+    record: dict[str, PositiveInt] = {}
+
+    def __hash__(self) -> int:   # configs are hashable (cache keys); `record` is a dict
+        return hash((self.every, self.ntk_every, self.ntk_samples, self.smoothness_every,
+                     tuple(sorted(self.record.items()))))
 
 
 class RunConfig(Strict):

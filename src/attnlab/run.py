@@ -23,7 +23,7 @@ from attnlab.models import Model, Params, build_model
 from attnlab.store import RunStore, identity
 from attnlab.train import RESULTS_VERSION
 from attnlab.train.projection import block_radii
-from attnlab.train.diagnostics import build_recorders
+from attnlab.train.recorders import build_recorders
 from attnlab.train.memory import peak_memory_bytes, training_step_peak_memory
 from attnlab.train.trainer import Recorder, Trainer, TrainResult
 from attnlab.versions import library_versions
@@ -74,7 +74,7 @@ def train_many(configs: list[RunConfig], recorders: list[list[Recorder]] | None 
     """Train configs that differ only by seed together, in memory; one result per config."""
     _check_same_but_seed(configs)
     setups = [setup(config) for config in configs]
-    recorders = [[*(extra or []), *build_recorders(config.diagnostics, s.model, s.params0, s.data)]
+    recorders = [[*(extra or []), *build_recorders(config.diagnostics, s.model, s.params0, s.data, config.train)]
                  for config, s, extra in zip(configs, setups, recorders or [None] * len(configs))]
     trainer = Trainer(setups[0].model, configs[0].train, progress=progress)
     results = trainer.fit_many([s.params0 for s in setups], [s.data for s in setups],

@@ -13,8 +13,8 @@ from attnlab.data.dataset import Dataset
 from attnlab.models.shallow_encoder import ShallowEncoder
 from attnlab.run import train
 from attnlab.seeding import generator
-from attnlab.train.diagnostics import (FeatureRecorder, NTKRecorder, WeightChangeRecorder,
-                                       attention_statistics, build_recorders)
+from attnlab.train.diagnostics import FeatureRecorder, NTKRecorder, WeightChangeRecorder, attention_statistics
+from attnlab.train.recorders import build_recorders
 
 
 def _inputs(n=6, T=4, d=5):

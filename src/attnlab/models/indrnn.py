@@ -102,6 +102,7 @@ class IndRNN(Model):
     config_class = IndRNNConfig
     blocks = ("W_in", "u", "c")
     radius_keys = {"W_in": "w", "u": "u", "c": "c"}
+    sequence_block = "u"   # the block that mixes positions (E4 reports its gradient norm)
     default_loss = "mse"
 
     def __init__(self, d: int, m: int, activation_name: str = "tanh", gain: float = 1.5,

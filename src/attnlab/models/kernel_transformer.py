@@ -80,6 +80,7 @@ class KernelTransformer(Model):
     config_class = KernelTransformerConfig
     blocks = ("W", "U", "c")
     radius_keys = {"W": "w", "U": "u", "c": "c"}
+    sequence_block = "W"   # the block that mixes positions (E4 reports its gradient norm)
     default_loss = "mse"
 
     def __init__(self, d: int, m: int, activation_name: str = "tanh", paired: bool = True, fused: bool = True):

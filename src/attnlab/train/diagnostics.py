@@ -11,19 +11,24 @@ Each recorder is called with (step, params) on its own schedule and returns extr
     NTKRecorder          ntk_lambda_min, ntk_drift = ||K_t - K_0||_F / ||K_0||_F, and the trace of
                          each block's kernel, from the model's structured `ntk_blocks`
 
-`build_recorders` makes them from a run's DiagnosticsConfig.
+attnlab.train.recorders names them ("attention", "weight_change", "ntk") and builds them from a run's
+DiagnosticsConfig.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
-from attnlab.config import DiagnosticsConfig
-from attnlab.data.dataset import Dataset
 from attnlab.models.base import Model, Params
-from attnlab.train.smoothness import SmoothnessRecorder
+from attnlab.train.precision import exact_matmul
+
+
+def switch_off(field: str) -> str:
+    """How to turn off the recorder a config field asks for, for error messages."""
+    return f"remove {field}" if ".record." in field else f"set {field}: null"
 
 
 def _fro(t: torch.Tensor) -> float:
@@ -52,10 +57,11 @@ def smallest_singular_value(F: torch.Tensor) -> float:
 class FeatureRecorder:
     """Read-out features and attention statistics of the training inputs (models with forward_state)."""
 
-    def __init__(self, model: Model, X: torch.Tensor, y: torch.Tensor, every: int = 1):
+    def __init__(self, model: Model, X: torch.Tensor, y: torch.Tensor, every: int = 1,
+                 field: str = "diagnostics.every"):
         if not hasattr(model, "forward_state"):
-            raise ValueError(f"diagnostics.every: model {model.name!r} exposes no features/attention "
-                             "(forward_state); set diagnostics.every: null")
+            raise ValueError(f"{field}: model {model.name!r} exposes no features/attention "
+                             f"(forward_state); {switch_off(field)}")
         self.model, self.X, self.y, self.every = model, X, y, every
 
     def __call__(self, step: int, params: Params) -> dict[str, float]:
@@ -98,45 +104,44 @@ class WeightChangeRecorder:
 
 
 class NTKRecorder:
-    """Smallest eigenvalue of the empirical NTK on X and its drift from the NTK at params0."""
+    """ntk_lambda_min and ntk_drift = ||K_t - K_0||_F / ||K_0||_F of the empirical NTK on probe inputs
+    X (N, T, d), and ntk_trace_<block> of each block's kernel where the kernel comes in blocks.
 
-    def __init__(self, model: Model, X: torch.Tensor, params0: Params, every: int = 10):
-        if not hasattr(model, "ntk_blocks"):
-            raise ValueError(f"diagnostics.ntk_every: model {model.name!r} has no structured NTK "
-                             "(ntk_blocks); set diagnostics.ntk_every: null")
+    `kernel(params) -> (K (N, N) or None, {block: K_block})` (None: K is the sum of the blocks); by
+    default the model's structured `ntk_blocks`.
+    K_0 is the kernel at params0, or at the first call when params0 is None. Kernels are computed
+    without TF32 (exact_matmul) and compared in float64."""
+
+    def __init__(self, model: Model, X: torch.Tensor, params0: Params | None = None, every: int = 10,
+                 kernel: Callable[[Params], tuple[torch.Tensor | None, dict[str, torch.Tensor]]] | None = None,
+                 field: str = "diagnostics.ntk_every"):
+        if every <= 0:
+            raise ValueError(f"every = {every}: must be a positive number of steps")
+        if kernel is None and not hasattr(model, "ntk_blocks"):
+            raise ValueError(f"{field}: model {model.name!r} has no structured NTK (ntk_blocks); "
+                             f"{switch_off(field)}")
         self.model, self.X, self.every = model, X, every
-        self.K0 = self.kernel(params0)[0]
+        self._kernel = kernel or self.structured_kernel
+        self.K0 = None if params0 is None else self.kernel(params0)[0]
+
+    def structured_kernel(self, params: Params) -> tuple[None, dict[str, torch.Tensor]]:
+        """(None, blocks) on X from the model's `ntk_blocks`."""
+        return None, self.model.ntk_blocks(params, self.X)
 
     def kernel(self, params: Params) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(K, blocks) on X in float64 (TF32 matmuls disabled)."""
-        previous = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False
-        try:
-            blocks = self.model.ntk_blocks(params, self.X)
-        finally:
-            torch.backends.cuda.matmul.allow_tf32 = previous
+        """(K (N, N), {block: K_block}) at `params`, in float64."""
+        with exact_matmul():
+            K, blocks = self._kernel(params)
         blocks = {k: v.double() for k, v in blocks.items()}
-        return sum(blocks.values()), blocks
+        return (sum(blocks.values()) if K is None else K.double()), blocks
 
     def __call__(self, step: int, params: Params) -> dict[str, float]:
         K, blocks = self.kernel(params)
+        if self.K0 is None:
+            self.K0 = K
         if not bool(torch.isfinite(K).all()):
             return {"ntk_lambda_min": math.nan, "ntk_drift": math.nan}
         row = {"ntk_lambda_min": float(torch.linalg.eigvalsh(K).min()),
                "ntk_drift": _fro(K - self.K0) / _fro(self.K0)}
         row.update({f"ntk_trace_{name}": float(b.trace()) for name, b in blocks.items()})
         return row
-
-
-def build_recorders(config: DiagnosticsConfig, model: Model, params0: Params, data: Dataset) -> list:
-    """The recorders a DiagnosticsConfig asks for (none when every, ntk_every and smoothness_every are null)."""
-    recorders: list = []
-    if config.every is not None:
-        recorders.append(FeatureRecorder(model, data.X_train, data.y_train, every=config.every))
-        recorders.append(WeightChangeRecorder(params0, every=config.every))
-    if config.ntk_every is not None:
-        X = data.X_train if config.ntk_samples is None else data.X_train[:config.ntk_samples]
-        recorders.append(NTKRecorder(model, X, params0, every=config.ntk_every))
-    if config.smoothness_every is not None:
-        recorders.append(SmoothnessRecorder(model, data.X_train, every=config.smoothness_every))
-    return recorders

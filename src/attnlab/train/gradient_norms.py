@@ -5,29 +5,33 @@ carry the dependency across positions (the recurrent weights u of the IndRNN, th
 weights W of the Transformer): its maximum within each 500-step window, averaged over the windows.
 The published gradient panel (E4g) shows each block's norm and the total norm over all blocks at
 initialisation and averaged over the recorded steps 1..50 (`early_gradient_norms`).
+
+Two always-on recorders (attnlab.train.recorders) carry them: BlockGradientRecorder (the trainer's
+per-block gradient-norm and distance columns) and SequenceGradientRecorder (E4's summary number).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from attnlab.models.base import Model, Params
 
-# The block whose gradient norm E4 / E7 report, per model family.
-SEQUENCE_BLOCK = {"indrnn": "u", "kernel-transformer": "W"}
+if TYPE_CHECKING:
+    from attnlab.train.recorders import Finished, StepState
 
 
 def sequence_block(model: Model) -> str:
-    """The parameter block that mixes positions: u for the IndRNN, W for the Transformer."""
-    try:
-        return SEQUENCE_BLOCK[model.name]
-    except KeyError:
-        raise ValueError(f"model {model.name!r}: no sequence block known "
-                         f"(known: {', '.join(SEQUENCE_BLOCK)})") from None
+    """The parameter block that mixes positions (the model's `sequence_block`: u for the IndRNN, W
+    for the Transformer); ValueError for a model without one."""
+    block = getattr(model, "sequence_block", None)
+    if block is None:
+        raise ValueError(f"model {model.name!r}: no sequence block (the block that mixes positions)")
+    return block
 
 
 def window_max_mean(steps: Sequence[int], values: Sequence[float], window: int = 500,
@@ -88,3 +92,53 @@ class GradientNormRecorder:
     def __call__(self, step: int, params: Params) -> dict[str, float]:
         _, grads = self.model.loss_and_grad(params, self.X, self.y, self.loss)
         return {f"grad_full_{self.block}": float(grads[self.block].norm())}
+
+
+def _run_norms(t: torch.Tensor) -> torch.Tensor:
+    """Frobenius norm of each run's block: (S, ...) -> (S,)."""
+    return t.reshape(t.shape[0], -1).norm(dim=1)
+
+
+class BlockGradientRecorder:
+    """Stacked recorder: grad_norm_<block> (the gradient of the step taken: a mini-batch one under
+    projsgd; NaN at the final row), dist_<block> = ||theta - theta_0||_F and grad_norm (all blocks)
+    of the S runs; summary max.grad_norm*, max.dist_* and grad_norms (early_gradient_norms)."""
+
+    def __init__(self, blocks: Sequence[str], every: int):
+        self.blocks, self.every = list(blocks), every
+
+    def record(self, state: StepState) -> dict[str, torch.Tensor]:
+        S = next(iter(state.params.values())).shape[0]
+        columns = {}
+        for name in self.blocks:
+            columns[f"grad_norm_{name}"] = (_run_norms(state.grads[name]) if state.grads is not None
+                                            else torch.full((S,), math.nan))
+            columns[f"dist_{name}"] = _run_norms(state.params[name] - state.theta0[name])
+        columns["grad_norm"] = sum(columns[f"grad_norm_{name}"].to(torch.float64)**2
+                                   for name in self.blocks).sqrt()   # all blocks
+        return columns
+
+    def summarise(self, finished: Finished) -> list[dict]:
+        return [{"max": {c: float(curves[c].max()) for c in curves if c.startswith(("grad_norm", "dist_"))},
+                 "grad_norms": early_gradient_norms(curves, self.blocks)} for curves in finished.curves]
+
+
+class SequenceGradientRecorder:
+    """Summary only: sequence_grad_norm, the gradient norm of the block that mixes positions
+    (column grad_norm_<block>), its maximum within each tenth of the run, averaged (E4); NaN for a
+    model without such a block."""
+
+    every = None
+
+    def __init__(self, block: str | None, steps: int):
+        self.block, self.steps = block, steps
+
+    def summarise(self, finished: Finished) -> list[dict]:
+        return [{"sequence_grad_norm": self._value(curves)} for curves in finished.curves]
+
+    def _value(self, curves: pd.DataFrame) -> float:
+        column = f"grad_norm_{self.block}"
+        if column not in curves:
+            return math.nan
+        return window_max_mean(curves["step"], curves[column], window=max(1, self.steps // 10),
+                               total_steps=self.steps)

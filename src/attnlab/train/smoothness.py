@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import torch
 
 from attnlab.models import indrnn, kernel_transformer
@@ -27,10 +28,10 @@ OUTPUT_GRADIENT_BOUNDS = {"kernel-transformer": kernel_transformer.output_gradie
 class SmoothnessRecorder:
     """The largest per-sample output-gradient norm on X and, where the model has one, its bound."""
 
-    def __init__(self, model: Model, X: torch.Tensor, every: int = 1):
+    def __init__(self, model: Model, X: torch.Tensor, every: int = 1, field: str = "diagnostics.smoothness_every"):
         if model.name not in OUTPUT_GRADIENT_NORMS:
-            raise ValueError(f"diagnostics.smoothness_every: model {model.name!r} has no per-sample "
-                             f"gradient norm; allowed for {', '.join(OUTPUT_GRADIENT_NORMS)}")
+            raise ValueError(f"{field}: model {model.name!r} has no per-sample gradient norm; "
+                             f"allowed for {', '.join(OUTPUT_GRADIENT_NORMS)}")
         self.model, self.X, self.every = model, X, every
         self.token_norm = float(X.norm(dim=-1).max()) if X.numel() else 0.0
 
@@ -43,3 +44,7 @@ class SmoothnessRecorder:
             row["output_grad_ratio"] = (row["output_grad_norm"] / row["output_grad_bound"]
                                         if row["output_grad_bound"] > 0 else math.nan)
         return row
+
+    def summarise(self, curves: pd.DataFrame) -> dict:
+        """max.output_grad_*: the largest value of each column along the run."""
+        return {"max": {c: float(curves[c].max()) for c in curves if c.startswith("output_grad_")}}

@@ -2,8 +2,9 @@
 
 theta_{k+1} = Proj(theta_k - eta * grad L(theta_k)). The trainer keeps the last iterate, the best
 iterate (lowest training loss seen) and the averaged iterate, the running mean of theta_0..theta_{tau-1}
-that the kernel-regime theorem speaks of. Curves are recorded every `record_every` steps; recorders
-add their own columns on their own schedules (NTK drift, attention statistics, ...).
+that the kernel-regime theorem speaks of. Curves are recorded every `record_every` steps: the losses,
+and the columns of the recorders (attnlab.train.recorders), each on its own schedule; the summary
+holds the iterates' losses and what each recorder makes of its curves.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -20,20 +21,15 @@ from attnlab.config import TrainConfig
 from attnlab.data.dataset import Dataset
 from attnlab.models.base import Model, Params
 from attnlab.seeding import generator
-from attnlab.train.gradient_norms import SEQUENCE_BLOCK, early_gradient_norms, window_max_mean
 from attnlab.train.losses import squared_loss
-from attnlab.train.projection import block_radii, head_distances, project
+from attnlab.train.projection import project
+from attnlab.train.recorders import (Finished, Recorder, StackedRecorder, StepState, always_on_recorders,
+                                     merge_summary, projected_radii)
 from attnlab.train.stacking import Stacked, run_slice, select, stack
 
+__all__ = ["DIVERGENCE_FACTOR", "Recorder", "TrainResult", "Trainer"]
+
 DIVERGENCE_FACTOR = 1e6
-
-
-class Recorder(Protocol):
-    """Adds named measurements of the current iterate to the curves every `every` steps."""
-
-    every: int
-
-    def __call__(self, step: int, params: Params) -> dict[str, float]: ...
 
 
 @dataclass
@@ -45,6 +41,37 @@ class TrainResult:
     average: Params
     curves: pd.DataFrame
     summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Runs:
+    """S stacked runs while they train: data (S, n, ...), iterates (blocks (S, ...)), which runs are
+    still going (S,), and each run's curve rows {step: {column: value}}."""
+
+    theta0: Params
+    X: torch.Tensor
+    y: torch.Tensor
+    Xv: torch.Tensor
+    yv: torch.Tensor
+    batches: list[torch.Generator] | None      # projsgd: each run's mini-batch generator
+    recorders: list[list[Recorder]]            # each run's own recorders
+    stacked: list[StackedRecorder]             # the recorders of every run, stacked
+    params: Params
+    best: Params
+    average: Params
+    best_loss: torch.Tensor
+    best_step: torch.Tensor
+    active: torch.Tensor
+    rows: list[dict[int, dict[str, float]]]
+    diverged_at: list[int | None]
+    initial_loss: torch.Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+    def on_device(self, mask: torch.Tensor) -> torch.Tensor:
+        return mask.to(self.X.device)
 
 
 def _clone(params: Params) -> Params:
@@ -62,9 +89,9 @@ def _row_values(curves: pd.DataFrame, index: int) -> dict[str, float]:
     return {k: float(v) for k, v in row.items() if math.isfinite(v)}
 
 
-def _run_norms(t: torch.Tensor) -> torch.Tensor:
-    """Frobenius norm of each run's block: (S, ...) -> (S,)."""
-    return t.reshape(t.shape[0], -1).norm(dim=1)
+def _curves(rows: dict[int, dict[str, float]]) -> pd.DataFrame:
+    """One run's rows as a table: a column `step`, then one column per measurement."""
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("step").reset_index()
 
 
 class Trainer:
@@ -82,8 +109,7 @@ class Trainer:
         self.recorders = recorders or []
         self.progress = progress
         self.loss_kind = config.loss or model.default_loss
-        projected = config.method in ("projgd", "projsgd")
-        self.radii = block_radii(model.radius_keys, config.radius.model_dump()) if projected else {}
+        self.radii = projected_radii(model, config)
         loop = lambda params, X, *rest: model.loops_over_runs(params, X)   # noqa: E731
         self._loss_and_grad = Stacked(model.loss_and_grad, shared=(3,), prefer_loop=loop)
         self._loss = Stacked(lambda p, X, y: squared_loss(model(p, X), y, self.loss_kind), prefer_loop=loop)
@@ -99,90 +125,145 @@ class Trainer:
 
     def fit_many(self, params0: list[Params], data: list[Dataset], seeds: list[int],
                  recorders: list[list[Recorder]] | None = None) -> list[TrainResult]:
-        """Train S equally shaped runs together; run s starts at params0[s] on data[s] and draws its
-        mini-batches from seeds[s]. A run that diverges stops there; the others go on."""
-        cfg, S = self.config, len(params0)
-        recorders = recorders or [[] for _ in range(S)]
+        """Train S equally shaped runs together; run s starts at params0[s] on data[s], draws its
+        mini-batches from seeds[s] and is measured by recorders[s] besides the recorders of every
+        run. A run that diverges stops there; the others go on."""
         start = time.perf_counter()
-        lr, every = cfg.step_size, cfg.record_interval
-        theta0 = stack(params0)
-        X, y = stack([d.X_train for d in data]), stack([d.y_train for d in data])
-        Xv, yv = stack([d.X_val for d in data]), stack([d.y_val for d in data])
-        batches = [generator(seed, "batches") for seed in seeds] if cfg.method == "projsgd" else None
-        params, average, best = _clone(theta0), _clone(theta0), _clone(theta0)
-        best_loss = torch.full((S,), math.inf, dtype=torch.float64)
-        best_step = torch.zeros(S, dtype=torch.long)
-        active = torch.ones(S, dtype=torch.bool)
-        rows: list[dict[int, dict[str, float]]] = [{} for _ in range(S)]
-        initial_loss, diverged_at = None, [None] * S
-        for k in range(cfg.steps):
-            evaluated = batches is None or k % every == 0   # SGD sees the full loss only when recording
-            if batches is None:
-                loss, grads = self._loss_and_grad(S, params, X, y, self.loss_kind)
-            else:
-                idx = torch.stack([torch.randint(X.shape[1], (cfg.batch_size,), generator=g)
-                                   for g in batches]).to(X.device)
-                rows_of = torch.arange(S, device=X.device).unsqueeze(1)
-                _, grads = self._loss_and_grad(S, params, X[rows_of, idx], y[rows_of, idx], self.loss_kind)
-                loss = self._losses(S, params, X, y) if evaluated else torch.full((S,), math.nan)
-            loss = loss.detach().to("cpu", torch.float64)
-            initial_loss = loss.clone() if initial_loss is None else initial_loss
-            if evaluated:
-                diverging = active & _diverging(loss, initial_loss)
-                for s in diverging.nonzero().flatten().tolist():
-                    diverged_at[s], rows[s][k] = k, {"train_loss": float(loss[s])}
-                active &= ~diverging
-                if not active.any():
-                    break
-            improved = active & (loss < best_loss)
-            best = select(improved.to(X.device), params, best)
-            best_loss, best_step = torch.where(improved, loss, best_loss), torch.where(improved, k, best_step)
-            average = select(active.to(X.device),
-                             {n: average[n] + (params[n] - average[n]) / (k + 1) for n in average}, average)
-            if k % every == 0:
-                self._record(rows, active, k, params, theta0, grads, loss, Xv, yv)
-            self._call_recorders(rows, recorders, active, k, params)
+        runs = self._start(params0, data, seeds, recorders)
+        for k in range(self.config.steps):
+            loss, grads, evaluated = self._loss_and_gradient(runs, k)
+            if evaluated and self._stop_diverging(runs, k, loss):
+                break
+            self._keep_best(runs, k, loss)
+            self._update_average(runs, k)
+            self._record(runs, k, loss, grads)
             if self.progress is not None:
-                self.progress(k, float(loss[active].mean()))
-            stepped = project({n: params[n] - lr * grads[n] for n in params}, theta0, self.radii,
-                              self.model.width, batch_dims=1)
-            params = select(active.to(X.device), stepped, params)
-        final = active.clone()
-        if final.any():
-            loss = self._losses(S, params, X, y).to("cpu", torch.float64)
-            self._record(rows, final, cfg.steps, params, theta0, None, loss, Xv, yv)
-            self._call_recorders(rows, recorders, final, cfg.steps, params, every=1)
-            improved = final & (loss < best_loss)
-            best = select(improved.to(X.device), params, best)
-            best_step = torch.where(improved, cfg.steps, best_step)
-        losses = {name: self._split_losses(S, iterate, X, y, Xv, yv)
-                  for name, iterate in (("last", params), ("best", best), ("average", average))}
-        gaps = (self._optimisation_gaps(S, params, theta0, X, y, final, losses, best_loss)
-                if cfg.reference is not None else [None] * S)
+                self.progress(k, float(loss[runs.active].mean()))
+            runs.params = select(runs.on_device(runs.active), self._projected_step(runs, grads), runs.params)
+        if runs.active.any():
+            self._record_final(runs)
+        return self._results(runs, start)
+
+    def _start(self, params0: list[Params], data: list[Dataset], seeds: list[int],
+               recorders: list[list[Recorder]] | None) -> _Runs:
+        """The S runs at step 0: stacked data and initialisation, no rows yet."""
+        S, theta0 = len(params0), stack(params0)
+        batches = [generator(seed, "batches") for seed in seeds] if self.config.method == "projsgd" else None
+        return _Runs(theta0=theta0, X=stack([d.X_train for d in data]), y=stack([d.y_train for d in data]),
+                     Xv=stack([d.X_val for d in data]), yv=stack([d.y_val for d in data]), batches=batches,
+                     recorders=recorders or [[] for _ in range(S)],
+                     stacked=always_on_recorders(self.model, theta0, self.config),
+                     params=_clone(theta0), best=_clone(theta0), average=_clone(theta0),
+                     best_loss=torch.full((S,), math.inf, dtype=torch.float64),
+                     best_step=torch.zeros(S, dtype=torch.long), active=torch.ones(S, dtype=torch.bool),
+                     rows=[{} for _ in range(S)], diverged_at=[None] * S)
+
+    def _loss_and_gradient(self, runs: _Runs, k: int) -> tuple[torch.Tensor, Params, bool]:
+        """(loss (S,) on the CPU in float64, gradient of the step, whether the loss is the full one):
+        projsgd steps on a mini-batch and sees the full loss only at record steps (NaN between)."""
+        S = runs.size
+        evaluated = runs.batches is None or k % self.config.record_interval == 0
+        if runs.batches is None:
+            loss, grads = self._loss_and_grad(S, runs.params, runs.X, runs.y, self.loss_kind)
+        else:
+            _, grads = self._loss_and_grad(S, runs.params, *self._mini_batch(runs), self.loss_kind)
+            loss = self._losses(S, runs.params, runs.X, runs.y) if evaluated else torch.full((S,), math.nan)
+        return loss.detach().to("cpu", torch.float64), grads, evaluated
+
+    def _mini_batch(self, runs: _Runs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each run's next mini-batch from its own generator: (S, batch_size, ...) inputs and targets."""
+        X, y = runs.X, runs.y
+        idx = torch.stack([torch.randint(X.shape[1], (self.config.batch_size,), generator=g)
+                           for g in runs.batches]).to(X.device)
+        rows_of = torch.arange(runs.size, device=X.device).unsqueeze(1)
+        return X[rows_of, idx], y[rows_of, idx]
+
+    @staticmethod
+    def _stop_diverging(runs: _Runs, k: int, loss: torch.Tensor) -> bool:
+        """Stop the runs whose loss diverges at step k (their last row: the loss); True when none is left."""
+        if runs.initial_loss is None:
+            runs.initial_loss = loss.clone()
+        diverging = runs.active & _diverging(loss, runs.initial_loss)
+        for s in diverging.nonzero().flatten().tolist():
+            runs.diverged_at[s], runs.rows[s][k] = k, {"train_loss": float(loss[s])}
+        runs.active &= ~diverging
+        return not runs.active.any()
+
+    @staticmethod
+    def _keep_best(runs: _Runs, k: int, loss: torch.Tensor) -> None:
+        """Make the current iterate the best of the runs whose loss it lowers."""
+        improved = runs.active & (loss < runs.best_loss)
+        runs.best = select(runs.on_device(improved), runs.params, runs.best)
+        runs.best_loss = torch.where(improved, loss, runs.best_loss)
+        runs.best_step = torch.where(improved, k, runs.best_step)
+
+    @staticmethod
+    def _update_average(runs: _Runs, k: int) -> None:
+        """Fold iterate k into the running mean of the iterates 0..k of the runs still going."""
+        average = {n: runs.average[n] + (runs.params[n] - runs.average[n]) / (k + 1) for n in runs.average}
+        runs.average = select(runs.on_device(runs.active), average, runs.average)
+
+    def _projected_step(self, runs: _Runs, grads: Params) -> Params:
+        """Proj(theta - eta * grad) onto the balls around theta_0."""
+        step = {n: runs.params[n] - self.config.step_size * grads[n] for n in runs.params}
+        return project(step, runs.theta0, self.radii, self.model.width, batch_dims=1)
+
+    def _record(self, runs: _Runs, k: int, loss: torch.Tensor, grads: Params | None, final: bool = False) -> None:
+        """Add row k to the curves of the runs still going: the losses and the stacked recorders'
+        columns (every record_interval steps; all at the final row), then each run's own recorders'."""
+        due = lambda every: every is not None and (final or k % every == 0)   # noqa: E731
+        columns: dict[str, torch.Tensor] = {}
+        if due(self.config.record_interval):
+            columns = {"train_loss": loss, "val_loss": self._losses(runs.size, runs.params, runs.Xv, runs.yv).cpu()}
+        state = StepState(k, runs.params, runs.theta0, grads)
+        for recorder in runs.stacked:
+            if due(recorder.every):
+                columns.update(recorder.record(state))
+        values = {key: value.to("cpu", torch.float64).tolist() for key, value in columns.items()}   # one transfer
+        for s in runs.active.nonzero().flatten().tolist():
+            if values:
+                runs.rows[s].setdefault(k, {}).update({key: value[s] for key, value in values.items()})
+            for recorder in runs.recorders[s]:
+                if due(recorder.every):
+                    runs.rows[s].setdefault(k, {}).update(recorder(k, run_slice(runs.params, s)))
+
+    def _record_final(self, runs: _Runs) -> None:
+        """The row of the final iterate (every recorder records it) and its claim to be the best."""
+        loss = self._losses(runs.size, runs.params, runs.X, runs.y).to("cpu", torch.float64)
+        self._record(runs, self.config.steps, loss, None, final=True)
+        self._keep_best(runs, self.config.steps, loss)
+
+    def _results(self, runs: _Runs, start: float) -> list[TrainResult]:
+        """Each run's iterates, curves and summary: the trainer's own keys (method, the iterates'
+        losses, divergence, the optimisation gap) and the recorders' contributions."""
+        S, cfg = runs.size, self.config
+        losses = {name: self._split_losses(S, iterate, runs.X, runs.y, runs.Xv, runs.yv)
+                  for name, iterate in (("last", runs.params), ("best", runs.best), ("average", runs.average))}
+        gaps = (self._optimisation_gaps(S, runs.params, runs.theta0, runs.X, runs.y, runs.active, losses,
+                                        runs.best_loss) if cfg.reference is not None else [None] * S)
         wall_time = (time.perf_counter() - start) / S
-        head_distance = {name: head_distances(params, theta0, name, batch_dims=1).max(dim=1).values.tolist()
-                         for name in self.model.blocks}
+        curves = [_curves(rows) for rows in runs.rows]
+        parts = [recorder.summarise(Finished(curves, runs.params, runs.theta0)) for recorder in runs.stacked]
         results = []
         for s in range(S):
-            steps_run = cfg.steps if diverged_at[s] is None else diverged_at[s]
-            curves = pd.DataFrame.from_dict(rows[s], orient="index").rename_axis("step").reset_index()
-            summary = {"method": cfg.method, "steps_run": steps_run, "lr": lr, "loss": self.loss_kind,
-                       "last": losses["last"][s], "best": {**losses["best"][s], "step": int(best_step[s])},
-                       "average": losses["average"][s], "diverged_at": diverged_at[s],
-                       "max": {c: float(curves[c].max()) for c in curves
-                               if c.startswith(("grad_norm", "dist_", "output_grad_"))},
-                       "min_val_loss": float(curves["val_loss"].min()) if "val_loss" in curves else math.nan,
-                       "initial": _row_values(curves, 0), "final": _row_values(curves, -1),
-                       "sequence_grad_norm": self._sequence_grad_norm(curves),
-                       "grad_norms": early_gradient_norms(curves, self.model.blocks),
-                       "head_radius": self._head_radii(),
-                       "max_head_distance": {name: head_distance[name][s] for name in self.model.blocks},
-                       "wall_time_s": wall_time, "runs_stacked": S}
-            if gaps[s] is not None:
-                summary["gap"] = gaps[s]
-            results.append(TrainResult(last=run_slice(params, s), best=run_slice(best, s),
-                                       average=run_slice(average, s), curves=curves, summary=summary))
+            summary = self._core_summary(s, runs, losses, curves[s])
+            for part in [p[s] for p in parts] + [r.summarise(curves[s]) for r in runs.recorders[s]
+                                                 if hasattr(r, "summarise")]:
+                merge_summary(summary, part)
+            summary.update(wall_time_s=wall_time, runs_stacked=S, **({} if gaps[s] is None else {"gap": gaps[s]}))
+            results.append(TrainResult(last=run_slice(runs.params, s), best=run_slice(runs.best, s),
+                                       average=run_slice(runs.average, s), curves=curves[s], summary=summary))
         return results
+
+    def _core_summary(self, s: int, runs: _Runs, losses: dict[str, list[dict]], curves: pd.DataFrame) -> dict:
+        """Run s's summary before the recorders add theirs (`max` is a section they fill)."""
+        cfg = self.config
+        return {"method": cfg.method, "steps_run": cfg.steps if runs.diverged_at[s] is None else runs.diverged_at[s],
+                "lr": cfg.step_size, "loss": self.loss_kind, "last": losses["last"][s],
+                "best": {**losses["best"][s], "step": int(runs.best_step[s])}, "average": losses["average"][s],
+                "diverged_at": runs.diverged_at[s], "max": {},
+                "min_val_loss": float(curves["val_loss"].min()) if "val_loss" in curves else math.nan,
+                "initial": _row_values(curves, 0), "final": _row_values(curves, -1)}
 
     def _optimisation_gaps(self, S: int, params: Params, theta0: Params, X: torch.Tensor, y: torch.Tensor,
                            finished: torch.Tensor, losses: dict[str, list[dict]],
@@ -239,20 +320,6 @@ class Trainer:
                          "how": "ProjGD with backtracking from the last iterate, in the same balls"})
         return gaps
 
-    def _sequence_grad_norm(self, curves: pd.DataFrame) -> float:
-        """The gradient norm of the block that mixes positions (W of the Transformer, u of the
-        IndRNN): its maximum within each tenth of the run, averaged (spec recurrent-baseline.md, E4)."""
-        column = f"grad_norm_{SEQUENCE_BLOCK.get(self.model.name)}"
-        if column not in curves:
-            return math.nan
-        return window_max_mean(curves["step"], curves[column], window=max(1, self.config.steps // 10),
-                               total_steps=self.config.steps)
-
-    def _head_radii(self) -> dict[str, float | None]:
-        """The radius rho / sqrt(m) of every head's ball, per block (None: unconstrained)."""
-        return {name: (None if self.radii.get(name) is None else self.radii[name] / math.sqrt(self.model.width))
-                for name in self.model.blocks}
-
     def _losses(self, S: int, params: Params, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Loss of every run on its own (X, y): (S,)."""
         if X.shape[1] == 0:
@@ -268,27 +335,3 @@ class Trainer:
         zero = [float(squared_loss(torch.zeros_like(t), t, self.loss_kind)) for t in y]
         return [{"train_loss": t, "val_loss": v, "relative_train_loss": t / z if z > 0 else math.nan}
                 for t, v, z in zip(train, val, zero)]
-
-    def _record(self, rows: list[dict], active: torch.Tensor, k: int, params: Params, theta0: Params,
-                grads: Params | None, loss: torch.Tensor, Xv: torch.Tensor, yv: torch.Tensor) -> None:
-        """Add the curve row of step k (losses, per-block gradient norms and distances) to every
-        active run, with one transfer from the device."""
-        S = loss.shape[0]
-        columns = {"train_loss": loss, "val_loss": self._losses(S, params, Xv, yv).cpu()}
-        for name in self.model.blocks:
-            columns[f"grad_norm_{name}"] = (_run_norms(grads[name]) if grads is not None
-                                            else torch.full((S,), math.nan))
-            columns[f"dist_{name}"] = _run_norms(params[name] - theta0[name])
-        columns["grad_norm"] = sum(columns[f"grad_norm_{name}"].to(torch.float64)**2
-                                   for name in self.model.blocks).sqrt()   # all blocks
-        values = {key: value.to("cpu", torch.float64).tolist() for key, value in columns.items()}
-        for s in active.nonzero().flatten().tolist():
-            rows[s].setdefault(k, {}).update({key: value[s] for key, value in values.items()})
-
-    @staticmethod
-    def _call_recorders(rows: list[dict], recorders: list[list[Recorder]], active: torch.Tensor, k: int,
-                        params: Params, every: int | None = None) -> None:
-        for s in active.nonzero().flatten().tolist():
-            for recorder in recorders[s]:
-                if k % (every or recorder.every) == 0:
-                    rows[s].setdefault(k, {}).update(recorder(k, run_slice(params, s)))
