@@ -13,7 +13,7 @@ from attnlab.models import IndRNN, build_model
 from attnlab.models import indrnn
 from attnlab.models.base import Model
 from attnlab.models.native import indrnn as fused_kernel
-from attnlab.train.losses import loss_scale, squared_loss
+from attnlab.models.losses import loss_scale, squared_loss
 from attnlab.train.projection import head_distances
 from attnlab.train.trainer import Trainer
 

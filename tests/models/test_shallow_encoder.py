@@ -11,7 +11,7 @@ from torch.func import functional_call, grad_and_value, jacrev, vmap
 
 from attnlab.models.shallow_encoder import ShallowEncoder, logit_exponent
 from attnlab.seeding import generator
-from attnlab.train.losses import squared_loss
+from attnlab.models.losses import squared_loss
 
 VARIANTS = list(itertools.product(("flatten", "mean"), ("sqrt", "linear"), ("lecun", "he", "ntk")))
 

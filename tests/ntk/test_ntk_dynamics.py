@@ -4,6 +4,7 @@ Trainer; the loss-prediction figure; `attnlab ntk` on a small config."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -12,7 +13,8 @@ from attnlab.cli import app
 from attnlab.config import TrainConfig, parse_config
 from attnlab.data.dataset import Dataset
 from attnlab.models import KernelTransformer
-from attnlab.ntk import LinearizedDynamics, linearised_vs_training, NTKDriftRecorder, empirical, plot_loss_prediction, smallest_eigenvalue
+from attnlab.cli.compare import linearised_vs_training
+from attnlab.ntk import LinearizedDynamics, NTKDriftRecorder, empirical, plot_loss_prediction, smallest_eigenvalue
 from attnlab.train.trainer import Trainer
 
 F64 = torch.float64
@@ -129,3 +131,19 @@ def test_ntk_command_prints_and_saves_the_spectrum(tmp_path):
         assert lanczos[key] == pytest.approx(summary[key], rel=1e-7), key
     bad = CliRunner().invoke(app, ["ntk", "--n", "999", "--m", "8", "--n-data", "20", "--out", str(out)])
     assert bad.exit_code != 0 and "--n 999" in bad.output
+
+
+def test_compare_command_writes_the_figure_and_table_and_refuses_sgd(tmp_path):
+    from typer.testing import CliRunner
+
+    from attnlab.cli import app
+
+    args = ["compare", "--m", "64", "--n", "10", "--T", "3", "--d", "2", "--method", "gd", "--steps", "20",
+            "--lr", "1.0", "--record-every", "5", "--dtype", "float64", "--out", str(tmp_path / "cmp")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    assert list(table.columns) == ["step", "train_loss", "predicted_loss"] and table["step"].iloc[-1] == 20
+    assert (tmp_path / "cmp" / "compare.png").is_file() and "linearised prediction" in result.output
+    refused = CliRunner().invoke(app, [*args[:-2], "--method", "projsgd", "--out", str(tmp_path / "sgd")])
+    assert refused.exit_code == 2 and "projsgd" in refused.output

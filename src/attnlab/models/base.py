@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch.func import grad_and_value
 
-from attnlab.train.losses import squared_loss
+from attnlab.models.losses import squared_loss
 
 Params = dict[str, torch.Tensor]
 

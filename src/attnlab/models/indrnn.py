@@ -44,7 +44,7 @@ from attnlab.models.activations import activation
 from attnlab.models.base import Model, Params, check_sizes
 from attnlab.models.native import indrnn as fused_kernel
 from attnlab.seeding import generator
-from attnlab.train.losses import loss_scale
+from attnlab.models.losses import loss_scale
 
 
 def input_drive(W_in: torch.Tensor, X: torch.Tensor) -> torch.Tensor:

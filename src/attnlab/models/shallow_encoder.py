@@ -28,7 +28,7 @@ import torch
 from attnlab.config import ShallowEncoderConfig
 from attnlab.models.base import Model, Params
 from attnlab.seeding import generator
-from attnlab.train.losses import loss_scale
+from attnlab.models.losses import loss_scale
 
 PHIS = ("flatten", "mean")
 INITS = ("lecun", "he", "ntk")

@@ -1,7 +1,6 @@
 """Neural tangent kernels: exact empirical kernels (structured and generic paths), spectra,
 drift along training, infinite-width Monte-Carlo kernels and linearised training dynamics."""
 
-from attnlab.ntk.compare import linearised_vs_training
 from attnlab.ntk.drift import NTKDriftRecorder
 from attnlab.ntk.empirical import METHODS, NTK, empirical, has_structured_path
 from attnlab.ntk.infinite_width import MonteCarloKernel, mc_average_ntk, transformer_mc_kernel
@@ -12,6 +11,6 @@ from attnlab.ntk.spectrum import (SpectrumSummary, condition_number, lanczos_eig
                                   smallest_eigenvalue, spectrum, summarize)
 
 __all__ = ["METHODS", "NTK", "empirical", "has_structured_path", "NTKDriftRecorder", "MonteCarloKernel",
-           "mc_average_ntk", "linearised_vs_training", "transformer_mc_kernel", "LinearizedDynamics", "ntk_diagonal", "ntk_operator",
+           "mc_average_ntk", "transformer_mc_kernel", "LinearizedDynamics", "ntk_diagonal", "ntk_operator",
            "plot_loss_prediction", "SpectrumSummary", "condition_number", "lanczos_eigenvalues",
            "smallest_eigenvalue", "spectrum", "summarize"]

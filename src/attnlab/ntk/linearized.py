@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from attnlab.train.losses import loss_scale
+from attnlab.models.losses import loss_scale
 
 
 def _numpy(a: torch.Tensor | np.ndarray) -> np.ndarray:

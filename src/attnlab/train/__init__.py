@@ -1,3 +1,6 @@
-"""Training: the step loop (trainer), projections, stacking of seeds and the recorders of curves."""
+"""Training: the step loop (trainer), projections, stacking of seeds and the registry of named
+recorders (recorders.py), whose entries and versions give RESULTS_VERSION, part of every run id."""
 
-RESULTS_VERSION = "2"   # placeholder: derived from the recorder registry once it lands
+from attnlab.train.recorders import RESULTS_VERSION
+
+__all__ = ["RESULTS_VERSION"]

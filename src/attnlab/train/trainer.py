@@ -21,7 +21,7 @@ from attnlab.config import TrainConfig
 from attnlab.data.dataset import Dataset
 from attnlab.models.base import Model, Params
 from attnlab.seeding import generator
-from attnlab.train.losses import squared_loss
+from attnlab.models.losses import squared_loss
 from attnlab.train.projection import project
 from attnlab.train.recorders import (Finished, Recorder, StackedRecorder, StepState, always_on_recorders,
                                      merge_summary, projected_radii)

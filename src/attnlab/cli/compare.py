@@ -16,6 +16,8 @@ from attnlab.config import RunConfig
 from attnlab.ntk.empirical import empirical
 from attnlab.ntk.linearized import LinearizedDynamics
 from attnlab.ntk.plots import plot_loss_prediction
+from attnlab.run import setup
+from attnlab.train.trainer import Trainer
 
 
 def linearised_vs_training(config: RunConfig, path: str | Path | None = None,
@@ -23,9 +25,6 @@ def linearised_vs_training(config: RunConfig, path: str | Path | None = None,
     """Train `config` in memory and predict its training loss from the float64 NTK of the training
     set at initialisation. Returns a frame (step, train_loss, predicted_loss) at the recorded steps;
     with `path`, also saves the figure there (PNG/PDF by suffix)."""
-    from attnlab.run import setup
-    from attnlab.train.trainer import Trainer
-
     if config.train.method == "projsgd":
         raise ValueError("train.method = 'projsgd': the linearised prediction is for full-batch "
                          "gradient descent (gd, or projgd inside the radii)")

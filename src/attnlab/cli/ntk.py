@@ -13,6 +13,8 @@ from attnlab.config import RunConfig, config_to_dict
 from attnlab.ntk.empirical import empirical
 from attnlab.ntk.operator import ntk_diagonal, ntk_operator
 from attnlab.ntk.spectrum import lanczos_eigenvalues, summarize
+from attnlab.run import setup
+from attnlab.run import setup
 
 
 def compute_ntk_report(config: RunConfig, n: int, method: str = "auto", out: str | Path = "ntk",
@@ -23,8 +25,6 @@ def compute_ntk_report(config: RunConfig, n: int, method: str = "auto", out: str
     and the largest eigenvalue come from Lanczos on NTK-vector products, the trace from per-sample
     gradient norms, and spectrum.npy holds those k + 1 eigenvalues. ValueError on bad input (e.g. n
     above the training set size)."""
-    from attnlab.run import setup
-
     s = setup(config)
     available = s.data.X_train.shape[0]
     if n > available:

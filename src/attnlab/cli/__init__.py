@@ -1,4 +1,7 @@
-"""The `attnlab` command."""
+"""The `attnlab` command, the top layer: train, ntk, compare, sweep, report, reproduce.
+
+Config flags are generated from the config's fields (config_flags); the work behind `ntk` and
+`compare` lives in cli/ntk.py and cli/compare.py, which use the run layer like any other command."""
 
 from __future__ import annotations
 
@@ -189,7 +192,7 @@ def ntk(
     check_option("--method", method, Literal[METHODS])
     check_option("--max-memory-gb", max_memory_gb, Optional[PositiveFloat])
     cfg = resolve_config(config, overrides, set_)
-    from attnlab.ntk.cli import compute_ntk_report
+    from attnlab.cli.ntk import compute_ntk_report
 
     try:
         report = compute_ntk_report(cfg, n, method, out, max_memory_gb, lanczos)
@@ -198,6 +201,38 @@ def ntk(
     except RuntimeError as error:
         fail(str(error), code=1)
     typer.echo(report)
+
+
+@app.command()
+@config_flags(TRAIN_FLAGS)
+def compare(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file."),
+    set_: list[str] = typer.Option([], "--set", help="Any config field: --set train.steps=200."),
+    out: Path = typer.Option(Path("compare"), help="Output directory (compare.png, compare.csv)."),
+    max_memory_gb: Optional[float] = typer.Option(None, help="Memory bound of the generic NTK paths (GB)."),
+    overrides: dict[str, Any] = {},
+) -> None:
+    """Train one config in memory and draw its training loss beside the linearised prediction from
+    the NTK at initialisation (full-batch GD, or ProjGD inside its radii); writes OUT/compare.*."""
+    check_option("--max-memory-gb", max_memory_gb, Optional[PositiveFloat])
+    cfg = resolve_config(config, overrides, set_)
+    from attnlab.cli.compare import linearised_vs_training
+    from attnlab.store import atomic_write_text
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        frame = linearised_vs_training(cfg, out / "compare.png",
+                                       None if max_memory_gb is None else max_memory_gb * 2**30)
+        atomic_write_text(out / "compare.csv", frame.to_csv(index=False))
+    except ValueError as error:
+        fail(str(error).splitlines()[0])
+    except (RuntimeError, OSError) as error:
+        fail(str(error).splitlines()[0], code=1)
+    last = frame.iloc[-1]
+    gap = ((frame["train_loss"] - frame["predicted_loss"]).abs() / frame["predicted_loss"].abs()).max()
+    typer.echo(f"step {int(last['step'])}: training loss {last['train_loss']:.6g}, linearised prediction "
+               f"{last['predicted_loss']:.6g}; largest relative gap {gap:.3g}")
+    typer.echo(f"figure and table: {out / 'compare.png'}, {out / 'compare.csv'}")
 
 
 def format_summary(summary: dict[str, Any]) -> str:
