@@ -133,9 +133,9 @@ def test_the_cli_and_python_give_the_same_run(tmp_path):
     assert CliRunner().invoke(app, args).exit_code == 0
     config = parse_config({"model": {"m": 4, "activation": "erf"}, "data": {"n": 40, "K": 64, "T": 4, "d": 3},
                            "train": {"steps": 3}})
-    from attnlab.sweep.store import RunStore
+    from attnlab.run import open_store
 
-    assert RunStore(tmp_path).is_complete(config)
+    assert open_store(tmp_path).is_complete(config)
 
 
 # ---------------------------------------------------------------------------------- registries

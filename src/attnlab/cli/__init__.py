@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import sys
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
@@ -427,11 +426,3 @@ def reproduce(
     if failed:
         fail(f"{failed} runs failed (records in {out / 'runs' / '.failed'}); the verdicts use the "
              "runs that finished; fix the cause and rerun", code=1)
-
-
-def main() -> None:  # pragma: no cover - entry point
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
