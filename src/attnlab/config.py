@@ -38,6 +38,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True)
 
 
+class ModelSection(Strict):
+    """Base of the model sections: every subclass (tagged by a Literal `name`) joins ModelConfig,
+    so a new model needs its config class here and its model file, nothing else."""
+
+
+class DataSection(Strict):
+    """Base of the data sections: every subclass (tagged by a Literal `name`) joins DataConfig."""
+
+
+def _sections(base: type) -> Any:
+    """The union of the config classes deriving from `base`, told apart by their `name`."""
+    return Annotated[Union[tuple(base.__subclasses__())], Field(discriminator="name")]
+
+
 # --------------------------------------------------------------------------------------- models
 def _even_if_paired(m: int, info: Any) -> int:
     if info.data.get("paired", True) and m % 2:
@@ -45,7 +59,7 @@ def _even_if_paired(m: int, info: Any) -> int:
     return m
 
 
-class KernelTransformerConfig(Strict):
+class KernelTransformerConfig(ModelSection):
     """Multi-head kernel-regime Transformer (spec kernel-regime-transformer.md, section 1)."""
 
     name: Literal["kernel-transformer"] = "kernel-transformer"
@@ -67,7 +81,7 @@ class KernelTransformerConfig(Strict):
         return self.m
 
 
-class ShallowEncoderConfig(Strict):
+class ShallowEncoderConfig(ModelSection):
     """Shallow encoder-only Transformer of Wu et al. (spec shallow-encoder.md, section 1).
 
     scaling: tau_0 = d_m^(-p) with p = 1/2 ("sqrt"), p = 1 ("linear") or a number p >= 0.
@@ -89,7 +103,7 @@ class ShallowEncoderConfig(Strict):
         return self.d_m
 
 
-class IndRNNConfig(Strict):
+class IndRNNConfig(ModelSection):
     """Diagonal recurrent network of spec recurrent-baseline.md, section 1; `gain` is the recurrent gain g."""
 
     name: Literal["indrnn"] = "indrnn"
@@ -113,11 +127,11 @@ class IndRNNConfig(Strict):
         return self.m
 
 
-ModelConfig = Annotated[Union[KernelTransformerConfig, ShallowEncoderConfig, IndRNNConfig], Field(discriminator="name")]
+ModelConfig = _sections(ModelSection)
 
 
 # ----------------------------------------------------------------------------------------- data
-class TeacherDataConfig(Strict):
+class TeacherDataConfig(DataSection):
     """Teacher-student data of spec kernel-regime-transformer.md, section 5.
 
     attention: "full" computes the teacher's attention logits x_t^T W_k x_T (the paper's equations);
@@ -170,7 +184,7 @@ NormTarget = Union[PositiveFloat, Literal["sqrt-d"]]
 Patch = Union[Literal["rows"], PositiveInt]
 
 
-class RandomSequencesConfig(Strict):
+class RandomSequencesConfig(DataSection):
     """Random sequences with N(0, 1) labels (spec shallow-encoder.md, W1/W4).
 
     token_norm: "token" rescales every token, "sequence" every sequence, to norm `norm` ("sqrt-d":
@@ -232,7 +246,7 @@ class _Images:
         return self.n
 
 
-class DigitsConfig(_Images, Strict):
+class DigitsConfig(_Images, DataSection):
     """scikit-learn's 8x8 digits as patch sequences with one-hot targets (spec W5).
 
     patch: k cuts k x k patches (k divides 8: 4 gives T = 4 tokens of d = 16), "rows" one token per row.
@@ -249,7 +263,7 @@ class DigitsConfig(_Images, Strict):
     seed: int | None = None
 
 
-class MnistConfig(_Images, Strict):
+class MnistConfig(_Images, DataSection):
     """MNIST from the IDX files in directory `path` (train-*, and t10k-* for validation), as patches."""
 
     IMAGE_SIDE: ClassVar[int] = 28
@@ -289,7 +303,7 @@ class _Windows:
         return None if self.n is None else _train_share(self.n, self.val_fraction)
 
 
-class ArLagDataConfig(_Windows, Strict):
+class ArLagDataConfig(_Windows, DataSection):
     """Autoregressive lag-L task of spec recurrent-baseline.md, section 2.
 
     context: "matched" windows hold T = L + 1 tokens (the informative token is the first one);
@@ -336,7 +350,7 @@ class ArLagDataConfig(_Windows, Strict):
         return self.T if self.context == "fixed" else self.L + 1
 
 
-class SeriesDataConfig(_Windows, Strict):
+class SeriesDataConfig(_Windows, DataSection):
     """The same windowing over a recorded series shipped with statsmodels (spec section 4)."""
 
     name: Literal["series"] = "series"
@@ -355,9 +369,7 @@ class SeriesDataConfig(_Windows, Strict):
         return self.L + 1
 
 
-DataConfig = Annotated[Union[TeacherDataConfig, RandomSequencesConfig, DigitsConfig, MnistConfig,
-                            ArLagDataConfig, SeriesDataConfig],
-                       Field(discriminator="name")]
+DataConfig = _sections(DataSection)
 
 
 # -------------------------------------------------------------------------------------- training

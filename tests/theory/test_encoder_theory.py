@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from attnlab.models.shallow_encoder import ShallowEncoder
 from attnlab.ntk.encoder_limit import infinite_width_ntk_blocks
 from attnlab.seeding import generator
-from attnlab.theory.encoder import (attention_at, feature_alpha, fit_contraction, fit_power_law,
+from attnlab.report.fit import fit_power_law
+from attnlab.theory.encoder import (attention_at, feature_alpha, fit_contraction,
                                     lambda_0_monte_carlo, logit_variance, predicted_contraction,
                                     sampled_logit_variance)
 
@@ -34,11 +36,14 @@ def test_fit_contraction_exact_and_noisy():
 
 
 def test_fit_power_law_interval_contains_exponent():
-    x = np.array([32, 64, 128, 256, 512, 1024])
+    x = np.repeat([32, 64, 128, 256, 512, 1024], 4)
+    seeds = np.tile(np.arange(4), 6)
     rng = np.random.default_rng(1)
-    fit = fit_power_law(x, 2.0 * x**-0.5 * np.exp(0.05 * rng.standard_normal(x.size)))
-    assert fit.low < -0.5 < fit.high
-    assert fit_power_law(x, 5.0 * x**1.5).value == pytest.approx(1.5)
+    noisy = pd.DataFrame({"x": x, "seed": seeds, "y": 2.0 * x**-0.5 * np.exp(0.05 * rng.standard_normal(x.size))})
+    fit = fit_power_law(noisy, "x", "y", n_boot=500)
+    assert fit.ci_low < -0.5 < fit.ci_high
+    exact = pd.DataFrame({"x": x, "seed": seeds, "y": 5.0 * x**1.5})
+    assert fit_power_law(exact, "x", "y", n_boot=100).slope == pytest.approx(1.5)
 
 
 def test_predicted_contraction():

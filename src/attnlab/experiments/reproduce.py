@@ -168,6 +168,7 @@ def _probe_config(config: RunConfig, steps: int) -> RunConfig:
     raw["train"].update(steps=steps, record_every=1, batch_size=1)
     raw["diagnostics"] = {k: (1 if isinstance(v, int) and k.endswith("every") else v)
                           for k, v in raw["diagnostics"].items()}
+    raw["diagnostics"]["record"] = dict.fromkeys(raw["diagnostics"].get("record", {}), 1)
     if isinstance(raw["diagnostics"].get("ntk_samples"), int):
         raw["diagnostics"]["ntk_samples"] = min(raw["diagnostics"]["ntk_samples"], 8)
     raw["device"] = "cpu"

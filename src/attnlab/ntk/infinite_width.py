@@ -76,7 +76,6 @@ def transformer_mc_kernel(X1: torch.Tensor, X2: torch.Tensor | None = None, draw
     sigma, sigma_prime = activation(activation_name)
     n1, n2, d = X1.shape[0], X2.shape[0], X1.shape[-1]
     chunk = chunk or int(max(1, min(draws, max_memory // (6 * n1 * n2 * 8))))
-    gen = generator(seed, "mc-kernel")
     xx = X1[:, -1] @ X2[:, -1].T
     moments = {k: _Moments() for k in ("total", "W", "U", "c")}
     with exact_matmul():

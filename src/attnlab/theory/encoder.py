@@ -7,7 +7,6 @@
     logit_variance           Var(L_ij) = tau_0^2 d_m eta_Q eta_K ||x_i||^2 ||x_j||^2 at initialisation
     sampled_logit_variance   the same measured over initialisations, with its sampling error
     attention_at             logit std, attention entropy and max |S_ij - 1/T| of one iterate
-    fit_power_law            exponent (with a 95% interval) of y ~ c x^k, e.g. non-uniformity vs width
 """
 
 from __future__ import annotations
@@ -59,16 +58,6 @@ def fit_contraction(losses: Sequence[float], steps: Sequence[float] | None = Non
     keep = np.isfinite(y) & (y > 0) & (t >= start) & (t <= (math.inf if stop is None else stop))
     slope, half, _, r2 = _linear_fit(t[keep], np.log(y[keep]), "fit_contraction")
     return LogLinearFit(math.exp(slope), math.exp(slope - half), math.exp(slope + half), r2, int(keep.sum()))
-
-
-def fit_power_law(x: Sequence[float], y: Sequence[float]) -> LogLinearFit:
-    """Exponent k of y ~ c x^k by least squares on (log x, log y), with its 95% interval."""
-    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if xa.shape != ya.shape:
-        raise ValueError(f"x has shape {xa.shape}, y {ya.shape}: they must match")
-    keep = np.isfinite(xa) & np.isfinite(ya) & (xa > 0) & (ya > 0)
-    slope, half, _, r2 = _linear_fit(np.log(xa[keep]), np.log(ya[keep]), "fit_power_law")
-    return LogLinearFit(slope, slope - half, slope + half, r2, int(keep.sum()))
 
 
 def predicted_contraction(alpha_0: float, gamma: float, tau_1: float = 1.0) -> float:
