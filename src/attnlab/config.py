@@ -131,7 +131,30 @@ ModelConfig = _sections(ModelSection)
 
 
 # ----------------------------------------------------------------------------------------- data
-class TeacherDataConfig(DataSection):
+class _Sequences:
+    """Shapes of generated sequences: n samples of T tokens, a share val_fraction held out."""
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per sequence: T."""
+        return self.T
+
+    @property
+    def n_samples(self) -> int:
+        """Samples generated (train + validation)."""
+        return self.n
+
+    @property
+    def n_train(self) -> int:
+        """Training samples after the validation split."""
+        return _train_share(self.n, self.val_fraction)
+
+
+def _train_share(n: int, val_fraction: float) -> int:
+    return round(n * (1 - val_fraction))
+
+
+class TeacherDataConfig(_Sequences, DataSection):
     """Teacher-student data of spec kernel-regime-transformer.md, section 5.
 
     attention: "full" computes the teacher's attention logits x_t^T W_k x_T (the paper's equations);
@@ -159,32 +182,13 @@ class TeacherDataConfig(DataSection):
     noise: Annotated[float, Field(ge=0)] = 0.0
     seed: int | None = None
 
-    @property
-    def tokens(self) -> int:
-        """Tokens per sequence: T."""
-        return self.T
-
-    @property
-    def n_samples(self) -> int:
-        """Samples generated (train + validation)."""
-        return self.n
-
-    @property
-    def n_train(self) -> int:
-        """Training samples after the validation split."""
-        return _train_share(self.n, self.val_fraction)
-
-
-def _train_share(n: int, val_fraction: float) -> int:
-    return round(n * (1 - val_fraction))
-
 
 TokenNorm = Literal["none", "token", "sequence"]
 NormTarget = Union[PositiveFloat, Literal["sqrt-d"]]
 Patch = Union[Literal["rows"], PositiveInt]
 
 
-class RandomSequencesConfig(DataSection):
+class RandomSequencesConfig(_Sequences, DataSection):
     """Random sequences with N(0, 1) labels (spec shallow-encoder.md, W1/W4).
 
     token_norm: "token" rescales every token, "sequence" every sequence, to norm `norm` ("sqrt-d":
@@ -202,21 +206,6 @@ class RandomSequencesConfig(DataSection):
     norm: NormTarget = 1.0
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.0
     seed: int | None = None
-
-    @property
-    def tokens(self) -> int:
-        """Tokens per sequence: T."""
-        return self.T
-
-    @property
-    def n_samples(self) -> int:
-        """Samples generated (train + validation)."""
-        return self.n
-
-    @property
-    def n_train(self) -> int:
-        """Training samples after the validation split."""
-        return _train_share(self.n, self.val_fraction)
 
 
 class _Images:
