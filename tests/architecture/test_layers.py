@@ -11,7 +11,7 @@ import attnlab
 
 # Bottom to top. A module belongs to the first entry that is its name or a package above it.
 LAYERS = [
-    ("attnlab", "attnlab.config", "attnlab.seeding", "attnlab.versions", "attnlab.progress"),
+    ("attnlab", "attnlab.config", "attnlab.seeding", "attnlab.versions"),
     ("attnlab.store",),
     ("attnlab.models",),
     ("attnlab.data",),

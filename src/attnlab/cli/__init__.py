@@ -147,7 +147,7 @@ def train(
 ) -> None:
     """Train one model and write its run directory (config, curves, summary)."""
     cfg = resolve_config(config, overrides, set_)
-    from attnlab.progress import training_progress
+    from attnlab.cli.progress import training_progress
     from attnlab.run import open_store, run
     from attnlab.sweep.runner import StoreNotWritable, check_writable
 

@@ -23,10 +23,9 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from attnlab.config import ConfigError, Strict, apply_overrides, describe_validation_error, yaml_error_line
+from attnlab.config import ConfigError, Strict, apply_overrides, describe_validation_error, read_yaml
 from attnlab.sweep.grid import SweepSpec, parse_sweep
 
 PRESETS = ("quick", "paper")
@@ -172,12 +171,9 @@ class ExperimentFile(Strict):
 def load_experiments(path: str | Path) -> ExperimentFile:
     """Read and validate an experiment file; errors name the field."""
     path = Path(path)
+    raw = read_yaml(path, "experiment file")
     try:
-        return ExperimentFile.model_validate(yaml.safe_load(Path(path).read_text()))
-    except OSError as error:
-        raise ConfigError(f"cannot read experiment file {str(path)!r}: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"experiment file {path.name} is not valid YAML: {yaml_error_line(error)}") from None
+        return ExperimentFile.model_validate(raw)
     except ValidationError as error:
         problems = describe_validation_error(error, ExperimentFile, name=None)
         raise ConfigError(f"experiment file {path.name}: {problems}") from None

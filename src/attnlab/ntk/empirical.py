@@ -23,7 +23,7 @@ import torch
 
 from attnlab.ntk.cost import DEFAULT_MAX_MEMORY, choose_plan, footprint, plan_jacobian, plan_vjp_jvp
 from attnlab.ntk.generic import jacobian_ntk, vjp_jvp_ntk
-from attnlab.ntk.precision import exact_matmul
+from attnlab.train.precision import exact_matmul
 from attnlab.ntk.target import Params, as_target
 
 METHODS = ("auto", "structured", "jacobian", "vjp-jvp")

@@ -14,7 +14,7 @@ import torch
 from scipy.sparse.linalg import LinearOperator
 from torch.func import grad, jvp, vjp, vmap
 
-from attnlab.ntk.precision import exact_matmul
+from attnlab.train.precision import exact_matmul
 from attnlab.ntk.target import Params, as_target
 
 

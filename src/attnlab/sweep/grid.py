@@ -20,19 +20,18 @@ import itertools
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from attnlab.config import (ConfigError, RunConfig, apply_overrides, describe_validation_error, parse_config,
+from attnlab.config import (ConfigError, RunConfig, Strict, apply_overrides, describe_validation_error, parse_config,
                             read_yaml)
 
 
 Axis = Annotated[list[Any], Field(min_length=1)]
 
 
-class SweepSpec(BaseModel):
+class SweepSpec(Strict):
     """A grid of runs: `base` with each combination of `axes` x `zip_axes` rows x `seeds` applied."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = "sweep"
     base: dict[str, Any] = {}
