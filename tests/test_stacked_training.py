@@ -11,7 +11,7 @@ from attnlab.data.dataset import Dataset
 from attnlab.data.teacher import teacher_data
 from attnlab.models.kernel_transformer import KernelTransformer
 from attnlab.run import run, run_many, stack_size, train, train_many
-from attnlab.run import open_store, run_id
+from attnlab.run import open_store
 from attnlab.train.stacking import Stacked, run_slice, stack
 from attnlab.train.trainer import Trainer
 

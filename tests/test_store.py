@@ -4,7 +4,7 @@ import torch
 
 from attnlab.config import parse_config
 from attnlab.run import run, train
-from attnlab.run import open_store, run_id, run_many
+from attnlab.run import open_store, run_id
 
 TINY = {"model": {"m": 4}, "data": {"n": 40, "K": 64, "T": 4, "d": 3}, "train": {"steps": 15, "record_every": 1}}
 

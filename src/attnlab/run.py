@@ -23,9 +23,9 @@ from attnlab.models import Model, Params, build_model
 from attnlab.store import RunStore, identity
 from attnlab.train import RESULTS_VERSION
 from attnlab.train.projection import block_radii
-from attnlab.train.recorders import build_recorders
+from attnlab.train.recorders import Recorder, build_recorders
 from attnlab.train.memory import peak_memory_bytes, training_step_peak_memory
-from attnlab.train.trainer import Recorder, Trainer, TrainResult
+from attnlab.train.trainer import Trainer, TrainResult
 from attnlab.versions import library_versions
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -14,7 +14,6 @@ from attnlab.ntk.empirical import empirical
 from attnlab.ntk.operator import ntk_diagonal, ntk_operator
 from attnlab.ntk.spectrum import lanczos_eigenvalues, summarize
 from attnlab.run import setup
-from attnlab.run import setup
 
 
 def compute_ntk_report(config: RunConfig, n: int, method: str = "auto", out: str | Path = "ntk",
