@@ -252,8 +252,8 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 @app.command()
 def report(
-    sweep_dir: Path = typer.Argument(..., help="Sweep directory: results.parquet or run directories."),
-    out: Optional[Path] = typer.Option(None, help="Report directory (default SWEEP_DIR/report)."),
+    sweep_dir: Path = typer.Argument(..., help="A results table (ROOT/<sweep>.parquet) or a run store directory."),
+    out: Optional[Path] = typer.Option(None, help="Report directory (default: report/ beside the table, or inside the store)."),
     x: list[str] = typer.Option([], "--x", help="Axis to plot against, e.g. model.m (repeatable; "
                                 "default: every numeric config field that varies)."),
     y: list[str] = typer.Option([], "--y", help="Metric to plot, e.g. best.train_loss (repeatable)."),

@@ -36,6 +36,7 @@ constexpr int64_t CHUNK = 64;     // samples per chunk (one partial gradient eac
 constexpr int GROUP = 4;          // samples whose recurrences run interleaved
 constexpr int64_t MAX_D = 64;     // largest input dimension (d = 1, 17 have their own instantiation)
 
+#include "chunks.h"
 #include "simd_math.h"
 
 // Activation 0: tanh. Activation 1: erf(z / sqrt 2), sigma'(z) = sqrt(2 / pi) exp(-z^2 / 2).
@@ -228,12 +229,7 @@ void loss_and_grad(const Problem<F>& P, F* f_out, F* gW, F* gu, F* gc, F* partia
     });
     F* outs[3] = {gW, gu, gc};
     const int64_t offsets[3] = {0, nW, nW + n}, sizes[3] = {nW, n, n};
-    for (int blk = 0; blk < 3; ++blk)
-        for (int64_t i = 0; i < sizes[blk]; ++i) {
-            F sum = 0;
-            for (int64_t ch = 0; ch < chunks; ++ch) sum += partial[ch * per + offsets[blk] + i];
-            outs[blk][i] = sum;
-        }
+    sum_chunk_partials<F>(partial, chunks, per, outs, offsets, sizes);
 }
 
 template <typename F>

@@ -23,6 +23,7 @@ namespace {
 
 constexpr int64_t CHUNK = 256;
 
+#include "chunks.h"
 #include "simd_math.h"
 
 // sigma and sigma' of a tile of read-outs: tanh (activation 0) or erf(x / sqrt 2) (activation 1).
@@ -219,12 +220,7 @@ void loss_and_grad(const Problem<F>& P, double* loss, F* gW, F* gU, F* gc, F* wo
     *loss = total;
     F* outs[3] = {gW, gU, gc};
     const int64_t offsets[3] = {0, nW, nW + nU}, sizes[3] = {nW, nU, nc};
-    for (int blk = 0; blk < 3; ++blk)
-        for (int64_t i = 0; i < sizes[blk]; ++i) {
-            F sum = 0;
-            for (int64_t ch = 0; ch < chunks; ++ch) sum += partial[ch * per + offsets[blk] + i];
-            outs[blk][i] = sum;
-        }
+    sum_chunk_partials<F>(partial, chunks, per, outs, offsets, sizes);
 }
 
 template <typename F>
