@@ -726,13 +726,14 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
     return config.model_dump(mode="json")
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: dict[str, Any], prefix: str = "", keep_empty: bool = False) -> dict[str, Any]:
     """Nested mappings to one level with dotted keys: {"model": {"m": 4}} -> {"model.m": 4}; every
-    value that is not a mapping (lists included) is kept as it is."""
+    value that is not a mapping (lists included) is kept as it is, and an empty mapping too when
+    `keep_empty` (as an override, {} clears a mapping)."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
+        if isinstance(value, dict) and (value or not keep_empty):
+            flat.update(flatten(value, f"{prefix}{key}.", keep_empty))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, ValidationError, model_validator
 
-from attnlab.config import ConfigError, Strict, apply_overrides, describe_validation_error, read_yaml
+from attnlab.config import ConfigError, Strict, apply_overrides, describe_validation_error, flatten, read_yaml
 from attnlab.sweep.grid import SweepSpec, parse_sweep
 
 PRESETS = ("quick", "paper")
@@ -230,14 +230,4 @@ def _check_claims(key: str, experiment: Experiment, preset: str) -> None:
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Deep merge of two nested config dicts (overrides win)."""
-    flat: dict[str, Any] = {}
-    _flatten(overrides, "", flat)
-    return apply_overrides(base, flat)
-
-
-def _flatten(mapping: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
-    for key, value in mapping.items():
-        if isinstance(value, dict) and value:
-            _flatten(value, f"{prefix}{key}.", out)
-        else:
-            out[f"{prefix}{key}"] = value
+    return apply_overrides(base, flatten(overrides, keep_empty=True))

@@ -1,0 +1,46 @@
+"""The store layer: the one atomic writer, run identity and the table reader."""
+
+from __future__ import annotations
+
+import pytest
+
+from attnlab.config import flatten, parse_config
+from attnlab.store import RunStore, atomic_write, atomic_write_text, run_id
+
+
+def test_atomic_write_leaves_the_old_file_whole_when_writing_fails(tmp_path):
+    target = atomic_write_text(tmp_path / "table.csv", "old\n")
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, broken)
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]   # no temporary file left behind
+
+
+def test_run_id_covers_the_results_version():
+    config = parse_config({"model": {"m": 4}})
+    assert run_id(config, "a") == run_id(config, "a") != run_id(config, "b")
+    assert RunStore("x", "a").run_id(config) == run_id(config, "a")
+
+
+def test_table_of_a_store_without_configs_reads_every_whole_run_of_any_version(tmp_path):
+    import pandas as pd
+
+    config = parse_config({"model": {"m": 4}, "train": {"steps": 3}})
+    older = RunStore(tmp_path, "older")
+    older.write(config, pd.DataFrame({"step": [0]}), {"last": {"train_loss": 1.0}, "diverged_at": None})
+    current = RunStore(tmp_path, "current")
+    assert current.table([config])["status"].tolist() == ["pending"]   # not this code's result
+    table = current.table()
+    assert table["run_id"].tolist() == [older.run_id(config)] and table["status"].tolist() == ["done"]
+    assert table["last.train_loss"].tolist() == [1.0] and table["model.m"].tolist() == [4]
+
+
+def test_one_flatten_keeps_lists_and_empty_mappings_only_when_asked():
+    tree = {"a": {"b": 1, "c": [1, 2], "e": {}}, "d": None}
+    assert flatten(tree) == {"a.b": 1, "a.c": [1, 2], "d": None}
+    assert flatten(tree, keep_empty=True) == {"a.b": 1, "a.c": [1, 2], "a.e": {}, "d": None}
