@@ -53,32 +53,33 @@ def _sections(base: type) -> Any:
 
 
 # --------------------------------------------------------------------------------------- models
-def _even_if_paired(m: int, info: Any) -> int:
-    if info.data.get("paired", True) and m % 2:
-        raise ValueError("must be even for paired initialisation (use an even width, or paired: false)")
-    return m
+class _PairedWidth(Strict):
+    """The width m of a model with paired initialisation (f = 0 at initialisation), which needs m even."""
 
-
-class KernelTransformerConfig(ModelSection):
-    """Multi-head kernel-regime Transformer (spec kernel-regime-transformer.md, section 1)."""
-
-    name: Literal["kernel-transformer"] = "kernel-transformer"
     paired: bool = True
     """Paired initialisation (f = 0 at initialisation; needs an even width)."""
     m: PositiveInt = 64
-    """Width: the number of heads."""
-    activation: Literal["tanh", "erf"] = "tanh"
-    """Activation sigma of the read-out."""
+    """Width: the number of heads (kernel-transformer) or recurrent units (indrnn)."""
 
     @field_validator("m")
     @classmethod
     def _even_width(cls, m: int, info: Any) -> int:
-        return _even_if_paired(m, info)
+        if info.data.get("paired", True) and m % 2:
+            raise ValueError("must be even for paired initialisation (use an even width, or paired: false)")
+        return m
 
     @property
     def width(self) -> int:
-        """The width: m heads."""
+        """The width m."""
         return self.m
+
+
+class KernelTransformerConfig(_PairedWidth, ModelSection):
+    """Multi-head kernel-regime Transformer (spec kernel-regime-transformer.md, section 1)."""
+
+    name: Literal["kernel-transformer"] = "kernel-transformer"
+    activation: Literal["tanh", "erf"] = "tanh"
+    """Activation sigma of the read-out."""
 
 
 class ShallowEncoderConfig(ModelSection):
@@ -103,28 +104,14 @@ class ShallowEncoderConfig(ModelSection):
         return self.d_m
 
 
-class IndRNNConfig(ModelSection):
+class IndRNNConfig(_PairedWidth, ModelSection):
     """Diagonal recurrent network of spec recurrent-baseline.md, section 1; `gain` is the recurrent gain g."""
 
     name: Literal["indrnn"] = "indrnn"
-    paired: bool = True
-    """Paired initialisation (f = 0 at initialisation; needs an even width)."""
-    m: PositiveInt = 64
-    """Width: the number of recurrent units."""
     activation: Literal["tanh", "erf"] = "tanh"
     """Activation sigma of the recurrence."""
     gain: PositiveFloat = 1.5
     """Recurrent gain g of the initialisation (u uniform on {-g, +g})."""
-
-    @field_validator("m")
-    @classmethod
-    def _even_width(cls, m: int, info: Any) -> int:
-        return _even_if_paired(m, info)
-
-    @property
-    def width(self) -> int:
-        """The width: m units."""
-        return self.m
 
 
 ModelConfig = _sections(ModelSection)
