@@ -20,7 +20,7 @@ import math
 import torch
 
 from attnlab.models.native.build import load
-from attnlab.models.native.layout import Layout, kernel_can_take
+from attnlab.models.native.layout import Layout, kernel_supports, simd_lanes
 
 ACTIVATION_CODES = {"tanh": 0, "erf": 1}
 _i64, _int, _dbl, _ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_double, ctypes.c_void_p
@@ -41,16 +41,10 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
-def _lanes(dtype: torch.dtype) -> int:
-    lib = _library()
-    return lib.rnn_lanes_f32() if dtype == torch.float32 else lib.rnn_lanes_f64()
-
-
 def supports(tensors: list[torch.Tensor], activation: str, d: int) -> bool:
     """Whether the fused kernel can take these tensors: plain CPU float32/float64 tensors that no
     autograd or torch.func transform tracks, a supported activation and input dimension d."""
-    return (activation in ACTIVATION_CODES and kernel_can_take(tensors) and _library() is not None
-            and d <= _library().rnn_max_d())
+    return kernel_supports(_library, "rnn", tensors, activation, ACTIVATION_CODES, d)
 
 
 def _workers(B: int) -> int:
@@ -59,7 +53,7 @@ def _workers(B: int) -> int:
 
 
 def _prepare(params: dict, X: torch.Tensor, groups: int) -> tuple[Layout, list, list[torch.Tensor]]:
-    layout = Layout(params["c"].shape[0], groups, _lanes(X.dtype))
+    layout = Layout(params["c"].shape[0], groups, simd_lanes(_library(), "rnn", X.dtype))
     X = X.contiguous()
     packed = [layout.pack(params["W_in"]).transpose(0, 1).contiguous(),      # (d, G, Mp)
               layout.pack(params["u"]), layout.pack(params["c"])]

@@ -14,7 +14,7 @@ import math
 import torch
 
 from attnlab.models.native.build import load
-from attnlab.models.native.layout import Layout, kernel_can_take
+from attnlab.models.native.layout import Layout, kernel_supports, simd_lanes
 
 ACTIVATION_CODES = {"tanh": 0, "erf": 1}
 _i64, _int, _dbl, _ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_double, ctypes.c_void_p
@@ -34,16 +34,10 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
-def _lanes(dtype: torch.dtype) -> int:
-    lib = _library()
-    return lib.kt_lanes_f32() if dtype == torch.float32 else lib.kt_lanes_f64()
-
-
 def supports(tensors: list[torch.Tensor], activation: str, d: int) -> bool:
     """Whether the fused kernel can take these tensors: plain CPU float32/float64 tensors that no
     autograd or torch.func transform tracks, a supported activation and token dimension d."""
-    return (activation in ACTIVATION_CODES and kernel_can_take(tensors) and _library() is not None
-            and d <= _library().kt_max_d())
+    return kernel_supports(_library, "kt", tensors, activation, ACTIVATION_CODES, d)
 
 
 def _pointer(t: torch.Tensor) -> int:
@@ -69,7 +63,7 @@ def _workspace(sizes: list, dtype: torch.dtype, threads: int, gradients: bool) -
 
 def forward(params: dict, X: torch.Tensor, groups: int, activation: str) -> torch.Tensor:
     """f(X) (B,) for X (B, T, d)."""
-    layout = Layout(params["c"].shape[0], groups, _lanes(X.dtype))
+    layout = Layout(params["c"].shape[0], groups, simd_lanes(_library(), "kt", X.dtype))
     sizes, (X, W, U, c) = _call_args(layout, params, X)
     threads = torch.get_num_threads()
     f = torch.empty(X.shape[0], dtype=X.dtype)
@@ -83,7 +77,7 @@ def forward(params: dict, X: torch.Tensor, groups: int, activation: str) -> torc
 def loss_and_grad(params: dict, X: torch.Tensor, y: torch.Tensor, scale: float, groups: int,
                   activation: str) -> tuple[torch.Tensor, dict]:
     """scale * sum_b (f(X_b) - y_b)^2 and its gradient {"W" (m,d,d), "U" (m,d), "c" (m,)}."""
-    layout = Layout(params["c"].shape[0], groups, _lanes(X.dtype))
+    layout = Layout(params["c"].shape[0], groups, simd_lanes(_library(), "kt", X.dtype))
     sizes, (X, W, U, c) = _call_args(layout, params, X)
     threads = torch.get_num_threads()
     y = y.contiguous()

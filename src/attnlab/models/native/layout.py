@@ -3,6 +3,9 @@ head-innermost parameter layout (groups of heads or units, each zero-padded to w
 
 from __future__ import annotations
 
+import ctypes
+from typing import Callable
+
 import torch
 
 
@@ -15,6 +18,19 @@ def plain(t: torch.Tensor) -> bool:
 def kernel_can_take(tensors: list[torch.Tensor]) -> bool:
     """Every tensor plain, all of one dtype."""
     return all(plain(t) for t in tensors) and len({t.dtype for t in tensors}) == 1
+
+
+def kernel_supports(library: Callable[[], ctypes.CDLL | None], prefix: str, tensors: list[torch.Tensor],
+                    activation: str, activations: dict[str, int], d: int) -> bool:
+    """Whether the kernel `library()` (built only when the rest allows) takes these tensors: plain
+    CPU float32/float64 tensors of one dtype, an activation it has and d <= its PREFIX_max_d()."""
+    return (activation in activations and kernel_can_take(tensors) and library() is not None
+            and d <= getattr(library(), f"{prefix}_max_d")())
+
+
+def simd_lanes(library: ctypes.CDLL, prefix: str, dtype: torch.dtype) -> int:
+    """Values of `dtype` per SIMD register of the kernel (its PREFIX_lanes_f32 / PREFIX_lanes_f64)."""
+    return getattr(library, f"{prefix}_lanes_{'f32' if dtype == torch.float32 else 'f64'}")()
 
 
 class Layout:
