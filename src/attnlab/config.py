@@ -54,14 +54,10 @@ def _sections(base: type) -> Any:
 
 # --------------------------------------------------------------------------------------- models
 class _PairedWidth(Strict):
-    """The width m of a model with paired initialisation (f = 0 at initialisation), which needs m even."""
+    """The width m of a model whose fields `paired` and `m` say: paired initialisation (f = 0 at
+    initialisation) needs m even. The subclass declares the fields, so `name` stays first."""
 
-    paired: bool = True
-    """Paired initialisation (f = 0 at initialisation; needs an even width)."""
-    m: PositiveInt = 64
-    """Width: the number of heads (kernel-transformer) or recurrent units (indrnn)."""
-
-    @field_validator("m")
+    @field_validator("m", check_fields=False)
     @classmethod
     def _even_width(cls, m: int, info: Any) -> int:
         if info.data.get("paired", True) and m % 2:
@@ -78,6 +74,10 @@ class KernelTransformerConfig(_PairedWidth, ModelSection):
     """Multi-head kernel-regime Transformer (spec kernel-regime-transformer.md, section 1)."""
 
     name: Literal["kernel-transformer"] = "kernel-transformer"
+    paired: bool = True
+    """Paired initialisation (f = 0 at initialisation; needs an even width)."""
+    m: PositiveInt = 64
+    """Width: the number of heads."""
     activation: Literal["tanh", "erf"] = "tanh"
     """Activation sigma of the read-out."""
 
@@ -108,6 +108,10 @@ class IndRNNConfig(_PairedWidth, ModelSection):
     """Diagonal recurrent network of spec recurrent-baseline.md, section 1; `gain` is the recurrent gain g."""
 
     name: Literal["indrnn"] = "indrnn"
+    paired: bool = True
+    """Paired initialisation (f = 0 at initialisation; needs an even width)."""
+    m: PositiveInt = 64
+    """Width: the number of recurrent units."""
     activation: Literal["tanh", "erf"] = "tanh"
     """Activation sigma of the recurrence."""
     gain: PositiveFloat = 1.5
