@@ -43,7 +43,8 @@ def load_sweep_table(sweep: str | Path) -> pd.DataFrame:
     if sweep.is_file() and sweep.suffix == ".parquet":
         table = pd.read_parquet(sweep)
     elif sweep.is_dir():
-        stores = [sweep, *sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))]
+        stores = [sweep, *sorted(p for p in sweep.iterdir()   # a run directory is no store below
+                                 if p.is_dir() and not p.name.startswith(".") and not (p / CONFIG).exists())]
         parts = [open_store(root).table() for root in stores]
         table = pd.concat([t for t in parts if not t.empty] or [pd.DataFrame()], ignore_index=True)
         table = table.drop(columns=[c for c in table.columns if c.startswith("versions.")
