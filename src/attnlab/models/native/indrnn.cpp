@@ -3,11 +3,12 @@
 //
 //   h_0 = 0,  h_t = sigma(W_in x_t + u * h_{t-1}),  f(X) = m^{-1/2} sum_i c_i h_{T,i}
 //
-// Samples go in fixed chunks of CHUNK, each chunk in groups of GROUP samples. A group runs the
-// whole time loop inside this file, one SIMD register of units (a tile) at a time, with the tile's
-// input weights held in registers and the GROUP samples' recurrences interleaved (independent
-// dependency chains). Its states h_t (T, GROUP, units) go to a per-thread scratch buffer that stays
-// in cache; the backward sweep over the group follows at once, from t = T down:
+// Samples go in fixed chunks of CHUNK, each chunk in groups of GROUP samples. For a group, the input
+// drives W_in x_t of all its steps are computed first as a small matrix product (rows of tokens
+// against register tiles of units), the recurrence then runs over the drives with every (sample,
+// tile) chain of a step independent of the others, and the backward sweep follows at once. The
+// group's states h_t (T, GROUP, units) stay in a per-thread scratch buffer in cache; the backward
+// overwrites them with g_t and ends with dL/dW_in as a second small matrix product:
 //
 //   g_T = D_T * dL/dh_T,  g_t = D_t * u * g_{t+1},   D_t = sigma'(z_t) (= 1 - h_t^2 for tanh)
 //   dL/dW_in += g_t x_t^T,  dL/du += g_t * h_{t-1} (t >= 2),  dL/dc += (dL/df) h_T / sqrt(m)
@@ -35,17 +36,23 @@ namespace {
 constexpr int64_t CHUNK = 64;     // samples per chunk (one partial gradient each)
 constexpr int GROUP = 4;          // samples whose recurrences run interleaved
 constexpr int64_t MAX_D = 64;     // largest input dimension (d = 1, 17 have their own instantiation)
+constexpr int64_t TIME_BLOCK = 16;      // steps of drives a forward pass alone keeps
+constexpr int64_t TIME_BLOCK_MAX = 64;  // steps of drives computed per call of `drives`
 
 #include "chunks.h"
 #include "simd_math.h"
 
 // Activation 0: tanh. Activation 1: erf(z / sqrt 2), sigma'(z) = sqrt(2 / pi) exp(-z^2 / 2).
-template <typename F>
-inline Vec<F> sigma(int activation, Vec<F> z) {
-    if (activation == 0) return tanh<F>(z);
-    Vec<F> h;
-    for (int64_t j = 0; j < lanes<F>; ++j) h[j] = std::erf(z[j] * F(0.70710678118654752440));
-    return h;
+// h = sigma(z) on N registers (evaluated together, so that their latencies overlap).
+template <typename F, int N>
+inline void activate(int activation, const Vec<F>* z, Vec<F>* h) {
+    for (int j = 0; j < N; ++j) h[j] = z[j];
+    if (activation == 0) {
+        tanh<F, N>(h);
+        return;
+    }
+    for (int j = 0; j < N; ++j)
+        for (int64_t i = 0; i < lanes<F>; ++i) h[j][i] = std::erf(z[j][i] * F(0.70710678118654752440));
 }
 
 template <typename F>
@@ -63,45 +70,113 @@ struct Problem {
     int64_t units() const { return G * Mp; }
 };
 
-// Per-thread scratch, allocated by the caller: the group's states H[t][s][unit] (T, GROUP, G Mp)
-// and, for erf, its pre-activations Z of the same shape (for the forward alone only t = T is kept).
+// Per-thread scratch, allocated by the caller (sizes: rnn_scratch). With keep (a training step) H holds
+// every state h_t of the group, (T, GROUP, units), and for erf Z its pre-activations of the same
+// shape; the input drives are written straight into them. A forward pass alone keeps O(units):
+// Z is a block of TIME_BLOCK steps of drives and H the last state. `state` (GROUP, units) carries
+// h_{t-1} (forward) and dL/dh_t (backward).
 template <typename F>
 struct Scratch {
-    F* H;
-    F* Z;
+    F *H, *Z, *state;
 };
 
-// The forward of the samples first[0..GROUP-1] (first[s] repeats when the group is short): every
-// h_t, t = 1..T (with keep = false only h_T) into w.H, z_t into w.Z for erf; f into f[0..GROUP-1].
+// out[r][i] = sum_k rows[r][k] W[k][i] for R rows and NT tiles of units from i0; one FMA chain per
+// lane over k = 0..d-1 whatever R and NT, so twin units get bitwise equal drives.
+template <typename F, int D, int R, int NT>
+inline void drive_tile(const Problem<F>& P, const F* const* rows, F* const* out, int64_t i0) {
+    using V = Vec<F>;
+    constexpr int64_t L = lanes<F>;
+    const int64_t d = D ? D : P.d, n = P.units();
+    V acc[R][NT] = {};
+    for (int64_t k = 0; k < d; ++k) {
+        V w[NT];
+        for (int j = 0; j < NT; ++j) w[j] = load(P.W + k * n + i0 + j * L);
+        for (int r = 0; r < R; ++r) {
+            const F x = rows[r][k];
+            for (int j = 0; j < NT; ++j) acc[r][j] += w[j] * x;
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < NT; ++j) store(out[r] + i0 + j * L, acc[r][j]);
+}
+
+// Drives of `count` rows: out[r] (units) = W_in x for the input row rows[r] (d).
+template <typename F, int D>
+void drives(const Problem<F>& P, const F* const* rows, F* const* out, int64_t count) {
+    constexpr int64_t L = lanes<F>;
+    constexpr int R = 3;
+    const int64_t n = P.units();
+    int64_t r = 0;
+    for (; r + R <= count; r += R) {
+        int64_t i0 = 0;
+        for (; i0 + 4 * L <= n; i0 += 4 * L) drive_tile<F, D, R, 4>(P, rows + r, out + r, i0);
+        for (; i0 < n; i0 += L) drive_tile<F, D, R, 1>(P, rows + r, out + r, i0);
+    }
+    for (; r < count; ++r) {
+        int64_t i0 = 0;
+        for (; i0 + 4 * L <= n; i0 += 4 * L) drive_tile<F, D, 1, 4>(P, rows + r, out + r, i0);
+        for (; i0 < n; i0 += L) drive_tile<F, D, 1, 1>(P, rows + r, out + r, i0);
+    }
+}
+
+// Step t of the recurrence for NT tiles of units from i0 and every sample of the group (NT GROUP
+// independent chains, their activations evaluated together): h_t = sigma(z_row + u h_{t-1}).
+template <typename F, int NT>
+inline void recur_tiles(const Problem<F>& P, int64_t t, int64_t i0, const F* z_row, const Scratch<F>& w, bool keep) {
+    using V = Vec<F>;
+    constexpr int64_t L = lanes<F>;
+    const int64_t n = P.units(), step = GROUP * n;
+    V z[NT * GROUP], h[NT * GROUP];
+    for (int j = 0; j < NT; ++j) {
+        const V u = load(P.u + i0 + j * L);
+        for (int s = 0; s < GROUP; ++s) {
+            const int64_t at = s * n + i0 + j * L;
+            z[j * GROUP + s] = load(z_row + at);
+            if (t > 0) z[j * GROUP + s] += u * load(w.state + at);
+        }
+    }
+    activate<F, NT * GROUP>(P.activation, z, h);
+    for (int j = 0; j < NT; ++j)
+        for (int s = 0; s < GROUP; ++s) {
+            const int64_t at = s * n + i0 + j * L;
+            store(w.state + at, h[j * GROUP + s]);
+            if (keep) {
+                store(w.H + t * step + at, h[j * GROUP + s]);
+                if (P.activation != 0) store(w.Z + t * step + at, z[j * GROUP + s]);
+            }
+        }
+}
+
+// The forward of the samples first[0..GROUP-1] (first[s] repeats when the group is short): with
+// keep every h_t into w.H (and z_t into w.Z for erf), else only h_T (in w.state); f into f[0..GROUP-1].
 template <typename F, int D>
 void group_forward(const Problem<F>& P, const int64_t* first, const Scratch<F>& w, bool keep, F* f) {
     using V = Vec<F>;
-    constexpr int64_t L = lanes<F>, DC = D ? D : MAX_D;
-    const int64_t T = P.T, d = D ? D : P.d, n = P.units();
+    constexpr int64_t L = lanes<F>;
+    const int64_t T = P.T, d = D ? D : P.d, n = P.units(), step = GROUP * n;
     const bool erf = P.activation != 0;
-    const F* x[GROUP];
-    for (int s = 0; s < GROUP; ++s) x[s] = P.X + first[s] * T * d;
-    for (int64_t i0 = 0; i0 < n; i0 += L) {
-        V wk[DC];
-        for (int64_t k = 0; k < d; ++k) wk[k] = load(P.W + k * n + i0);
-        const V u = load(P.u + i0);
-        V h[GROUP];
-        for (int64_t t = 0; t < T; ++t) {
-            const int64_t row = keep ? t * GROUP * n : 0;
-            for (int s = 0; s < GROUP; ++s) {
-                const F* xt = x[s] + t * d;
-                V z = wk[0] * xt[0];
-                for (int64_t k = 1; k < d; ++k) z += wk[k] * xt[k];
-                if (t > 0) z += u * h[s];
-                h[s] = sigma<F>(P.activation, z);
-                if (keep || t == T - 1) {
-                    store(w.H + row + s * n + i0, h[s]);
-                    if (erf && keep) store(w.Z + row + s * n + i0, z);
+    const int64_t block = keep ? T : TIME_BLOCK;
+    const F* rows[GROUP * TIME_BLOCK_MAX];
+    F* out[GROUP * TIME_BLOCK_MAX];
+    for (int64_t t0 = 0; t0 < T; t0 += block) {
+        const int64_t t1 = std::min(T, t0 + block);
+        F* Zb = keep ? (erf ? w.Z : w.H) : w.Z - t0 * step;        // Zb + t * step: the drives of step t
+        for (int64_t t = t0; t < t1; t += TIME_BLOCK_MAX) {     // the rows in batches of the pointer arrays
+            const int64_t t2 = std::min(t1, t + TIME_BLOCK_MAX);
+            int64_t count = 0;
+            for (int64_t tt = t; tt < t2; ++tt)
+                for (int s = 0; s < GROUP; ++s, ++count) {
+                    rows[count] = P.X + (first[s] * T + tt) * d;
+                    out[count] = Zb + tt * step + s * n;
                 }
-            }
+            drives<F, D>(P, rows, out, count);
+        }
+        for (int64_t t = t0; t < t1; ++t) {
+            const F* z_row = Zb + t * step;
+            for (int64_t i0 = 0; i0 < n; i0 += L) recur_tiles<F, 1>(P, t, i0, z_row, w, keep);
         }
     }
-    const F* hT = w.H + (keep ? (T - 1) * GROUP * n : 0);
+    const F* hT = w.state;
     for (int s = 0; s < GROUP; ++s) {
         F total = 0;
         for (int64_t g = 0; g < P.G; ++g) {
@@ -120,46 +195,85 @@ void group_forward(const Problem<F>& P, const int64_t* first, const Scratch<F>& 
     }
 }
 
-// Adds the gradient of S samples, first[0..S-1] in slots slot0..slot0+S-1 of the group's states
-// (dL/df = weight[s]), into gW (d, G, Mp), gu (G, Mp), gc (G, Mp).
-template <typename F, int D, int S>
-void group_backward(const Problem<F>& P, const int64_t* first, int slot0, const Scratch<F>& w,
+// gW[k][i] += sum over t and s < count of G[t][s][i] x_s[t][k] for KB inputs k0.. and NT tiles from
+// i0 (G: (T, GROUP, units)); the sum runs over t, then s, for every (k, i).
+template <typename F, int D, int KB, int NT>
+inline void weight_gradient_tile(const Problem<F>& P, const F* const* x, int count, const F* G, int64_t k0,
+                                 int64_t i0, F* gW) {
+    using V = Vec<F>;
+    constexpr int64_t L = lanes<F>;
+    const int64_t T = P.T, d = D ? D : P.d, n = P.units();
+    V acc[KB][NT] = {};
+    for (int64_t t = 0; t < T; ++t)
+        for (int s = 0; s < count; ++s) {
+            const F* g = G + (t * GROUP + s) * n + i0;
+            const F* xt = x[s] + t * d + k0;
+            V gv[NT];
+            for (int j = 0; j < NT; ++j) gv[j] = load(g + j * L);
+            for (int q = 0; q < KB; ++q)
+                for (int j = 0; j < NT; ++j) acc[q][j] += gv[j] * xt[q];
+        }
+    for (int q = 0; q < KB; ++q)
+        for (int j = 0; j < NT; ++j) {
+            F* out = gW + (k0 + q) * n + i0 + j * L;
+            store(out, load(out) + acc[q][j]);
+        }
+}
+
+template <typename F, int D, int NT>
+void weight_gradient_tiles(const Problem<F>& P, const F* const* x, int count, const F* G, int64_t i0, F* gW) {
+    const int64_t d = D ? D : P.d;
+    constexpr int KB = 12 / NT;
+    int64_t k0 = 0;
+    for (; k0 + KB <= d; k0 += KB) weight_gradient_tile<F, D, KB, NT>(P, x, count, G, k0, i0, gW);
+    for (; k0 < d; ++k0) weight_gradient_tile<F, D, 1, NT>(P, x, count, G, k0, i0, gW);
+}
+
+// Adds the gradient of the samples first[0..count-1] (slots 0..count-1 of the group's states,
+// dL/df = weight[s]) into gW (d, G, Mp), gu (G, Mp), gc (G, Mp). Overwrites the states with
+// g_t = dL/dz_t.
+template <typename F, int D>
+void group_backward(const Problem<F>& P, const int64_t* first, int count, const Scratch<F>& w,
                     const F* weight, F* gW, F* gu, F* gc) {
     using V = Vec<F>;
-    constexpr int64_t L = lanes<F>, DC = D ? D : MAX_D;
+    constexpr int64_t L = lanes<F>;
     const int64_t T = P.T, d = D ? D : P.d, n = P.units(), step = GROUP * n;
     const bool erf = P.activation != 0;
-    const F* x[S];
-    for (int s = 0; s < S; ++s) x[s] = P.X + first[s] * T * d;
+    F* G = erf ? w.Z : w.H;                       // g_t replaces z_t (erf) or h_t (tanh)
+    F* carry = w.state;                           // dL/dh_t
     for (int64_t i0 = 0; i0 < n; i0 += L) {
-        const V u = load(P.u + i0), c = load(P.c + i0);
-        const int64_t base = slot0 * n + i0;
-        V carry[S], acc_c = {};
-        for (int s = 0; s < S; ++s) {
-            carry[s] = weight[s] * c;                                   // dL/dh_T
-            acc_c += weight[s] * load(w.H + (T - 1) * step + base + s * n);
+        const V c = load(P.c + i0);
+        V acc_c = {};
+        for (int s = 0; s < count; ++s) {
+            store(carry + s * n + i0, weight[s] * c);
+            acc_c += weight[s] * load(w.H + (T - 1) * step + s * n + i0);
         }
-        V acc_W[DC] = {}, acc_u = {};
-        for (int64_t t = T - 1; t >= 0; --t) {
-            for (int s = 0; s < S; ++s) {
-                const int64_t at = t * step + base + s * n;
-                V g;
-                if (erf) {
-                    g = carry[s] * erf_prime<F>(load(w.Z + at));
-                } else {
-                    const V h = load(w.H + at);
-                    g = carry[s] * (F(1) - h * h);
-                }
-                if (t > 0) acc_u += g * load(w.H + at - step);
-                const F* xt = x[s] + t * d;
-                for (int64_t k = 0; k < d; ++k) acc_W[k] += g * xt[k];
-                carry[s] = g * u;                                       // dL/dh_{t-1}
-            }
-        }
-        for (int64_t k = 0; k < d; ++k) store(gW + k * n + i0, load(gW + k * n + i0) + acc_W[k]);
-        store(gu + i0, load(gu + i0) + acc_u);
         store(gc + i0, load(gc + i0) + acc_c);
     }
+    for (int64_t i0 = 0; i0 < n; i0 += L) {
+        const V u = load(P.u + i0);
+        V acc_u = {};
+        for (int64_t t = T - 1; t >= 0; --t)
+            for (int s = 0; s < count; ++s) {
+                const int64_t at = t * step + s * n + i0;
+                V g;
+                if (erf) {
+                    g = load(carry + s * n + i0) * erf_prime<F>(load(w.Z + at));
+                } else {
+                    const V h = load(w.H + at);
+                    g = load(carry + s * n + i0) * (F(1) - h * h);
+                }
+                if (t > 0) acc_u += g * load(w.H + at - step);
+                store(G + at, g);
+                store(carry + s * n + i0, g * u);
+            }
+        store(gu + i0, load(gu + i0) + acc_u);
+    }
+    const F* x[GROUP];
+    for (int s = 0; s < count; ++s) x[s] = P.X + first[s] * T * d;
+    int64_t i0 = 0;
+    for (; i0 + 2 * L <= n; i0 += 2 * L) weight_gradient_tiles<F, D, 2>(P, x, count, G, i0, gW);
+    for (; i0 < n; i0 += L) weight_gradient_tiles<F, D, 1>(P, x, count, G, i0, gW);
 }
 
 // Runs `work(chunk, worker)` for every chunk on `workers` threads (chunks dealt out round-robin).
@@ -186,8 +300,10 @@ void for_each_group(int64_t B, int64_t ch, Body body) {
 
 template <typename F>
 Scratch<F> scratch(const Problem<F>& P, F* buffer, int64_t per_worker, int worker, bool keep) {
-    F* H = buffer + worker * per_worker;
-    return Scratch<F>{H, keep ? H + P.T * GROUP * P.units() : nullptr};
+    F* base = buffer + worker * per_worker;
+    const int64_t states = GROUP * P.units();
+    if (!keep) return Scratch<F>{nullptr, base + states, base};
+    return Scratch<F>{base + states, P.activation != 0 ? base + states + P.T * states : nullptr, base};
 }
 
 template <typename F, int D>
@@ -220,11 +336,7 @@ void loss_and_grad(const Problem<F>& P, F* f_out, F* gW, F* gu, F* gc, F* partia
                 f_out[first[s]] = f[s];
                 weight[s] = P.grad_scale * (f[s] - P.y[first[s]]);
             }
-            if (count == GROUP)
-                group_backward<F, D, GROUP>(P, first, 0, w, weight, out, out + nW, out + nW + n);
-            else                                        // a short group: its samples one by one
-                for (int s = 0; s < count; ++s)
-                    group_backward<F, D, 1>(P, first + s, s, w, weight + s, out, out + nW, out + nW + n);
+            group_backward<F, D>(P, first, count, w, weight, out, out + nW, out + nW + n);
         });
     });
     F* outs[3] = {gW, gu, gc};
@@ -269,10 +381,11 @@ int rnn_max_d() { return int(MAX_D); }
 int64_t rnn_chunk() { return CHUNK; }
 int64_t rnn_group() { return GROUP; }
 
-// Scratch per worker, in elements of F: the forward keeps h_T of one group, the loss and gradient
-// every h_t (and for erf every z_t) of one group.
+// Scratch per worker, in elements of F: the carried state of one group, and for the forward alone a
+// block of TIME_BLOCK steps of drives, for the loss and gradient every h_t (and for erf every z_t).
 int64_t rnn_scratch(int64_t T, int64_t units, int activation, int keep) {
-    return keep ? T * GROUP * units * (activation == 0 ? 1 : 2) : GROUP * units;
+    const int64_t states = GROUP * units;
+    return states + (keep ? T * states * (activation == 0 ? 1 : 2) : TIME_BLOCK * states);
 }
 
 #define RNN_EXPORT(SUFFIX, F)                                                                         \

@@ -51,15 +51,28 @@ struct Problem {
 constexpr int64_t MAX_D = 64;
 
 // Per-thread scratch, carved from the caller's workspace (so that memory trackers see it): one
-// tile's logits, attention and weighted read-outs over the tokens (T lanes each), and the
-// quantities of every head for one sample, kept for its gradient.
+// tile's logits, attention and weighted read-outs over the tokens (T lanes each), and SUB slots for
+// the quantities of every head of one sample, kept for the gradient of a block of SUB samples.
+constexpr int64_t SUB = 16;
+
+template <typename F>
+struct Slot {
+    F *sigma, *sigma_prime, *a, *g, *v;  // (G, Mp), (G, Mp), (G, d, Mp), (G, d, Mp), W x_T (G, d, Mp)
+};
+
 template <typename F>
 struct Scratch {
-    F *z, *p, *pr, *sigma, *sigma_prime, *a, *g;
-    static int64_t size(const Problem<F>& P) { return 3 * P.T * lanes<F> + 2 * P.G * P.Mp * (1 + P.d); }
+    F *z, *p, *pr, *slots;
+    int64_t slot_size, GMp, d;
+    static int64_t slot_elements(const Problem<F>& P) { return P.G * P.Mp * (2 + 3 * P.d); }
+    static int64_t size(const Problem<F>& P) { return 3 * P.T * lanes<F> + SUB * slot_elements(P); }
     Scratch(const Problem<F>& P, F* base)
-        : z(base), p(z + P.T * lanes<F>), pr(p + P.T * lanes<F>), sigma(pr + P.T * lanes<F>),
-          sigma_prime(sigma + P.G * P.Mp), a(sigma_prime + P.G * P.Mp), g(a + P.G * P.d * P.Mp) {}
+        : z(base), p(z + P.T * lanes<F>), pr(p + P.T * lanes<F>), slots(pr + P.T * lanes<F>),
+          slot_size(slot_elements(P)), GMp(P.G * P.Mp), d(P.d) {}
+    Slot<F> slot(int64_t j) const {
+        F* s = slots + j * slot_size;
+        return Slot<F>{s, s + GMp, s + 2 * GMp, s + 2 * GMp + d * GMp, s + 2 * GMp + 2 * d * GMp};
+    }
 };
 
 // acc_a[k] = sum_t p_t x_tk and acc_g[k] = sum_t p_t r_t x_tk for k = k0..k0+NB-1 of one tile.
@@ -79,60 +92,127 @@ inline void attend_block(int64_t T, int64_t d, int64_t k0, const F* x, const F* 
     }
 }
 
-// f(X_b); keeps sigma(s_i), sigma'(s_i), a_i and M_i U_i of every head in `w`. D > 0: d == D.
-template <typename F, int D>
-F sample_forward(const Problem<F>& P, int64_t b, Scratch<F>& w) {
+// z_t = x_t . v and r_t = x_t . u for TB tokens from t0 of one tile (v = W_i x_T, u = U_i per lane),
+// into w.z and w.pr; returns the running maximum of the logits.
+template <typename F, int D, int TB>
+inline Vec<F> logits_block(int64_t d, int64_t t0, const F* x, const Vec<F>* v, const Vec<F>* u, F* z, F* r,
+                           Vec<F> top) {
+    using V = Vec<F>;
+    constexpr int64_t L = lanes<F>;
+    V zz[TB] = {}, rr[TB] = {};
+    for (int64_t k = 0; k < d; ++k) {
+        const V vk = v[k], uk = u[k];
+        for (int q = 0; q < TB; ++q) {
+            const F xv = x[(t0 + q) * d + k];
+            zz[q] += vk * xv;
+            rr[q] += uk * xv;
+        }
+    }
+    for (int q = 0; q < TB; ++q) {
+        store(z + (t0 + q) * L, zz[q]);
+        store(r + (t0 + q) * L, rr[q]);
+        top = zz[q] > top ? zz[q] : top;
+    }
+    return top;
+}
+
+// v_j[grp][k][tiles] = sum_e W[grp][k][e][tiles] x_T,j[e] for JB samples j0.. and NT tiles from h0.
+template <typename F, int JB, int NT>
+inline void query_tile(const Problem<F>& P, const Scratch<F>& w, const F* const* xT, int64_t j0, int64_t grp,
+                       int64_t k, int64_t h0) {
+    using V = Vec<F>;
+    constexpr int64_t L = lanes<F>;
+    const int64_t d = P.d, Mp = P.Mp;
+    const F* W = P.W + (grp * d + k) * d * Mp + h0;
+    V acc[JB][NT] = {};
+    for (int64_t e = 0; e < d; ++e) {
+        V wv[NT];
+        for (int i = 0; i < NT; ++i) wv[i] = load(W + e * Mp + i * L);
+        for (int j = 0; j < JB; ++j)
+            for (int i = 0; i < NT; ++i) acc[j][i] += wv[i] * xT[j0 + j][e];
+    }
+    for (int j = 0; j < JB; ++j)
+        for (int i = 0; i < NT; ++i) store(w.slot(j0 + j).v + (grp * d + k) * Mp + h0 + i * L, acc[j][i]);
+}
+
+template <typename F, int NT>
+void query_tiles(const Problem<F>& P, const Scratch<F>& w, const F* const* xT, int64_t count, int64_t grp,
+                 int64_t k, int64_t h0) {
+    int64_t j0 = 0;
+    for (; j0 + 6 <= count; j0 += 6) query_tile<F, 6, NT>(P, w, xT, j0, grp, k, h0);
+    for (; j0 < count; ++j0) query_tile<F, 1, NT>(P, w, xT, j0, grp, k, h0);
+}
+
+// W_i x_T of every head for the samples b0..b0+count-1 into slots 0..count-1: a small matrix
+// product over the block (each lane sums over e in order, whatever the blocking).
+template <typename F>
+void block_queries(const Problem<F>& P, int64_t b0, int64_t count, const Scratch<F>& w) {
+    constexpr int64_t L = lanes<F>;
+    const F* xT[SUB];
+    for (int64_t j = 0; j < count; ++j) xT[j] = P.X + ((b0 + j) * P.T + P.T - 1) * P.d;
+    for (int64_t grp = 0; grp < P.G; ++grp)
+        for (int64_t k = 0; k < P.d; ++k) {
+            int64_t h0 = 0;
+            for (; h0 + 2 * L <= P.Mp; h0 += 2 * L) query_tiles<F, 2>(P, w, xT, count, grp, k, h0);
+            for (; h0 < P.Mp; h0 += L) query_tiles<F, 1>(P, w, xT, count, grp, k, h0);
+        }
+}
+
+// f(X_b) from v = W_i x_T in `out`. With GRAD also keeps sigma(s_i), sigma'(s_i), a_i and M_i U_i of every head in `w` for the
+// gradient (a forward pass alone needs only the softmax-weighted read-out s_i). D > 0: d == D.
+template <typename F, int D, bool GRAD>
+F sample_forward(const Problem<F>& P, int64_t b, Scratch<F>& w, Slot<F> out) {
     using V = Vec<F>;
     constexpr int64_t L = lanes<F>, DC = D ? D : MAX_D;
     const int64_t T = P.T, d = D ? D : P.d, Mp = P.Mp;
     const F* x = P.X + b * T * d;
-    const F* xT = x + (T - 1) * d;
     F total = 0;
     for (int64_t grp = 0; grp < P.G; ++grp) {
-        const F* W = P.W + grp * d * d * Mp;
         const F* U = P.U + grp * d * Mp;
         const F* c = P.c + grp * Mp;
         V lane_sum = {};
         for (int64_t h0 = 0; h0 < Mp; h0 += L) {
             V v[DC], u[DC];                                      // v = W_i x_T, u = U_i
             for (int64_t k = 0; k < d; ++k) {
-                V acc = {};
-                for (int64_t e = 0; e < d; ++e) acc += load(W + (k * d + e) * Mp + h0) * xT[e];
-                v[k] = acc;
+                v[k] = load(out.v + (grp * d + k) * Mp + h0);
                 u[k] = load(U + k * Mp + h0);
             }
             V top = splat<F>(-std::numeric_limits<F>::infinity());
-            for (int64_t t = 0; t < T; ++t) {                    // logits z_t = x_t . v
-                V z = {};
-                for (int64_t k = 0; k < d; ++k) z += v[k] * x[t * d + k];
-                store(w.z + t * L, z);
-                top = z > top ? z : top;
-            }
+            int64_t t = 0;
+            for (; t + 6 <= T; t += 6) top = logits_block<F, D, 6>(d, t, x, v, u, w.z, w.pr, top);
+            for (; t + 4 <= T; t += 4) top = logits_block<F, D, 4>(d, t, x, v, u, w.z, w.pr, top);
+            for (; t < T; ++t) top = logits_block<F, D, 1>(d, t, x, v, u, w.z, w.pr, top);
             V den = {}, acc_s = {};
-            for (int64_t t = 0; t < T; ++t) {                    // p_t (unnormalised) and p_t (x_t . U)
+            for (t = 0; t < T; ++t) {                            // p_t (unnormalised) and p_t r_t
                 const V p = exp_nonpositive<F>(load(w.z + t * L) - top);
-                V r = {};
-                for (int64_t k = 0; k < d; ++k) r += u[k] * x[t * d + k];
-                r *= p;
+                const V pr = p * load(w.pr + t * L);
                 den += p;
-                acc_s += r;
-                store(w.p + t * L, p);
-                store(w.pr + t * L, r);
+                acc_s += pr;
+                if (GRAD) {
+                    store(w.p + t * L, p);
+                    store(w.pr + t * L, pr);
+                }
             }
-            V acc_a[DC], acc_g[DC];
-            int64_t k0 = 0;
-            for (; k0 + 4 <= d; k0 += 4) attend_block<F, 4>(T, d, k0, x, w.p, w.pr, acc_a, acc_g);
-            for (; k0 < d; ++k0) attend_block<F, 1>(T, d, k0, x, w.p, w.pr, acc_a, acc_g);
             const V inv = F(1) / den, s = acc_s * inv;
-            for (int64_t k = 0; k < d; ++k) {
-                const V ak = acc_a[k] * inv;
-                store(w.a + (grp * d + k) * Mp + h0, ak);
-                store(w.g + (grp * d + k) * Mp + h0, acc_g[k] * inv - s * ak);   // M_i U_i
+            if (GRAD) {
+                for (t = 0; t < T; ++t)                          // p_t (r_t - s): M U centred
+                    store(w.pr + t * L, load(w.pr + t * L) - s * load(w.p + t * L));
+                V acc_a[DC], acc_g[DC];
+                int64_t k0 = 0;
+                for (; k0 + 6 <= d; k0 += 6) attend_block<F, 6>(T, d, k0, x, w.p, w.pr, acc_a, acc_g);
+                for (; k0 + 4 <= d; k0 += 4) attend_block<F, 4>(T, d, k0, x, w.p, w.pr, acc_a, acc_g);
+                for (; k0 < d; ++k0) attend_block<F, 1>(T, d, k0, x, w.p, w.pr, acc_a, acc_g);
+                for (int64_t k = 0; k < d; ++k) {
+                    store(out.a + (grp * d + k) * Mp + h0, acc_a[k] * inv);
+                    store(out.g + (grp * d + k) * Mp + h0, acc_g[k] * inv);   // M_i U_i
+                }
             }
             V sg, sp;
             activate<F>(P.activation, s, sg, sp);
-            store(w.sigma + grp * Mp + h0, sg);
-            store(w.sigma_prime + grp * Mp + h0, sp);
+            if (GRAD) {
+                store(out.sigma + grp * Mp + h0, sg);
+                store(out.sigma_prime + grp * Mp + h0, sp);
+            }
             lane_sum += load(c + h0) * sg;
         }
         F group_sum = 0;
@@ -142,27 +222,69 @@ F sample_forward(const Problem<F>& P, int64_t b, Scratch<F>& w) {
     return total * P.out_scale;
 }
 
-// Adds dL/dtheta of sample b (with dL/df_b = weight) into gW (G, d, d, Mp), gU (G, d, Mp), gc (G, Mp).
-template <typename F, int D>
-void sample_backward(const Problem<F>& P, int64_t b, const Scratch<F>& w, F weight, F* gW, F* gU, F* gc) {
+// gW[grp][k][q][tiles] += sum_j eg_j[grp][k][tiles] x_T,j[q] for KB inputs q0.. and NT tiles from
+// column h (h = grp Mp + h0), over the samples j of a block in order.
+template <typename F, int KB, int NT>
+inline void weight_gradient_tile(const Problem<F>& P, const Scratch<F>& w, const F* const* xT, int64_t count,
+                                 int64_t grp, int64_t k, int64_t q0, int64_t h0, F* gW) {
     using V = Vec<F>;
     constexpr int64_t L = lanes<F>;
-    const int64_t d = D ? D : P.d, Mp = P.Mp;
-    const F* xT = P.X + (b * P.T + P.T - 1) * d;
-    for (int64_t grp = 0; grp < P.G; ++grp) {
-        for (int64_t h0 = 0; h0 < Mp; h0 += L) {
-            const int64_t h = grp * Mp + h0;
-            store(gc + h, load(gc + h) + weight * load(w.sigma + h));
-            const V e = weight * load(P.c + h) * load(w.sigma_prime + h);
-            for (int64_t k = 0; k < d; ++k) {
-                const int64_t row = (grp * d + k) * Mp + h0;
-                store(gU + row, load(gU + row) + e * load(w.a + row));
-                const V eg = e * load(w.g + row);
-                F* gw = gW + ((grp * d + k) * d) * Mp + h0;
-                for (int64_t q = 0; q < d; ++q) store(gw + q * Mp, load(gw + q * Mp) + eg * xT[q]);
-            }
-        }
+    const int64_t d = P.d, Mp = P.Mp;
+    V acc[KB][NT] = {};
+    for (int64_t j = 0; j < count; ++j) {
+        const F* eg = w.slot(j).g + (grp * d + k) * Mp + h0;
+        V e[NT];
+        for (int i = 0; i < NT; ++i) e[i] = load(eg + i * L);
+        for (int q = 0; q < KB; ++q)
+            for (int i = 0; i < NT; ++i) acc[q][i] += e[i] * xT[j][q0 + q];
     }
+    for (int q = 0; q < KB; ++q)
+        for (int i = 0; i < NT; ++i) {
+            F* out = gW + ((grp * d + k) * d + q0 + q) * Mp + h0 + i * L;
+            store(out, load(out) + acc[q][i]);
+        }
+}
+
+template <typename F, int NT>
+void weight_gradient_tiles(const Problem<F>& P, const Scratch<F>& w, const F* const* xT, int64_t count,
+                           int64_t grp, int64_t k, int64_t h0, F* gW) {
+    constexpr int KB = 12 / NT;
+    int64_t q0 = 0;
+    for (; q0 + KB <= P.d; q0 += KB) weight_gradient_tile<F, KB, NT>(P, w, xT, count, grp, k, q0, h0, gW);
+    for (; q0 < P.d; ++q0) weight_gradient_tile<F, 1, NT>(P, w, xT, count, grp, k, q0, h0, gW);
+}
+
+// Adds dL/dtheta of the samples b0..b0+count-1 (slots 0..count-1, dL/df_b = weight[j]) into
+// gW (G, d, d, Mp), gU (G, d, Mp), gc (G, Mp): c and U sample by sample, W as a small matrix
+// product over the block (the slots' M U become e M U on the way).
+template <typename F>
+void block_backward(const Problem<F>& P, int64_t b0, int64_t count, const Scratch<F>& w, const F* weight,
+                    F* gW, F* gU, F* gc) {
+    using V = Vec<F>;
+    constexpr int64_t L = lanes<F>;
+    const int64_t d = P.d, Mp = P.Mp;
+    const F* xT[SUB];
+    for (int64_t j = 0; j < count; ++j) {
+        xT[j] = P.X + ((b0 + j) * P.T + P.T - 1) * d;
+        const Slot<F> s = w.slot(j);
+        for (int64_t grp = 0; grp < P.G; ++grp)
+            for (int64_t h0 = 0; h0 < Mp; h0 += L) {
+                const int64_t h = grp * Mp + h0;
+                store(gc + h, load(gc + h) + weight[j] * load(s.sigma + h));
+                const V e = weight[j] * load(P.c + h) * load(s.sigma_prime + h);
+                for (int64_t k = 0; k < d; ++k) {
+                    const int64_t row = (grp * d + k) * Mp + h0;
+                    store(gU + row, load(gU + row) + e * load(s.a + row));
+                    store(s.g + row, e * load(s.g + row));
+                }
+            }
+    }
+    for (int64_t grp = 0; grp < P.G; ++grp)
+        for (int64_t k = 0; k < d; ++k) {
+            int64_t h0 = 0;
+            for (; h0 + 2 * L <= Mp; h0 += 2 * L) weight_gradient_tiles<F, 2>(P, w, xT, count, grp, k, h0, gW);
+            for (; h0 < Mp; h0 += L) weight_gradient_tiles<F, 1>(P, w, xT, count, grp, k, h0, gW);
+        }
 }
 
 int64_t chunk_count(int64_t B) { return (B + CHUNK - 1) / CHUNK; }
@@ -192,7 +314,12 @@ template <typename F, int D>
 void forward(const Problem<F>& P, F* f, F* workspace, int threads) {
     for_each_chunk(P.B, threads, [&](int64_t ch, int thread) {
         Scratch<F> w(P, workspace + thread * Scratch<F>::size(P));
-        for (int64_t b = ch * CHUNK; b < std::min(P.B, (ch + 1) * CHUNK); ++b) f[b] = sample_forward<F, D>(P, b, w);
+        const int64_t end = std::min(P.B, (ch + 1) * CHUNK);
+        for (int64_t b0 = ch * CHUNK; b0 < end; b0 += SUB) {
+            const int64_t count = std::min(SUB, end - b0);
+            block_queries<F>(P, b0, count, w);
+            for (int64_t j = 0; j < count; ++j) f[b0 + j] = sample_forward<F, D, false>(P, b0 + j, w, w.slot(j));
+        }
     });
 }
 
@@ -208,10 +335,17 @@ void loss_and_grad(const Problem<F>& P, double* loss, F* gW, F* gU, F* gc, F* wo
         F* out = partial + ch * per;
         std::fill(out, out + per, F(0));
         double sum = 0;
-        for (int64_t b = ch * CHUNK; b < std::min(P.B, (ch + 1) * CHUNK); ++b) {
-            const F residual = sample_forward<F, D>(P, b, w) - P.y[b];
-            sum += double(residual) * double(residual);
-            sample_backward<F, D>(P, b, w, P.grad_scale * residual, out, out + nW, out + nW + nU);
+        const int64_t end = std::min(P.B, (ch + 1) * CHUNK);
+        for (int64_t b0 = ch * CHUNK; b0 < end; b0 += SUB) {
+            const int64_t count = std::min(SUB, end - b0);
+            F weight[SUB];
+            block_queries<F>(P, b0, count, w);
+            for (int64_t j = 0; j < count; ++j) {
+                const F residual = sample_forward<F, D, true>(P, b0 + j, w, w.slot(j)) - P.y[b0 + j];
+                sum += double(residual) * double(residual);
+                weight[j] = P.grad_scale * residual;
+            }
+            block_backward<F>(P, b0, count, w, weight, out, out + nW, out + nW + nU);
         }
         partial_loss[ch] = sum;
     });
@@ -238,6 +372,7 @@ void dispatch(int64_t d, Body body) {
         case 4: body.template run<4>(); break;
         case 8: body.template run<8>(); break;
         case 16: body.template run<16>(); break;
+        case 17: body.template run<17>(); break;
         default: body.template run<0>();
     }
 }

@@ -62,19 +62,44 @@ inline Vec<F> exp_nonpositive(Vec<F> x) {
     return p * (V)bits;                                     // a vector cast keeps the bits
 }
 
-// exp(y) - 1 for y <= 0 with full relative accuracy near 0 (Taylor series below ln2 / 2).
-template <typename F>
-inline Vec<F> expm1_nonpositive(Vec<F> y) {
-    Vec<F> p = splat<F>(F(taylor[Simd<F>::expm1_degree]));
-    for (int n = Simd<F>::expm1_degree - 1; n >= 1; --n) p = p * y + F(taylor[n]);
-    return y > F(-0.34657359027997264) ? y * p : exp_nonpositive<F>(y) - F(1);
+// exp(y) - 1 for y <= 0 with full relative accuracy near 0, on N registers in place (each stage
+// runs over all N, so that N independent evaluations overlap): y = k ln2 + r, |r| <= ln2 / 2, and
+// exp(y) - 1 = 2^k expm1(r) + (2^k - 1), expm1(r) from its Taylor series (one polynomial, no branch).
+template <typename F, int N>
+inline void expm1_nonpositive(Vec<F>* y) {
+    using S = Simd<F>;
+    using V = Vec<F>;
+    V k[N], r[N], p[N];
+    for (int j = 0; j < N; ++j) {
+        y[j] = y[j] < S::lo ? splat<F>(S::lo) : y[j];
+        k[j] = (y[j] * F(1.4426950408889634) + S::shifter) - S::shifter;
+    }
+    for (int j = 0; j < N; ++j) r[j] = (y[j] - k[j] * S::ln2_hi) - k[j] * S::ln2_lo;
+    for (int j = 0; j < N; ++j) p[j] = splat<F>(F(taylor[S::expm1_degree]));
+    for (int n = S::expm1_degree - 1; n >= 1; --n)
+        for (int j = 0; j < N; ++j) p[j] = p[j] * r[j] + F(taylor[n]);
+    for (int j = 0; j < N; ++j) {
+        const V kc = k[j] >= F(S::min_k) ? k[j] : splat<F>(F(S::min_k));   // a NaN k gives a finite scale
+        const V scale = (V)((__builtin_convertvector(kc, typename S::I) + S::bias) << S::mantissa);
+        y[j] = scale * (p[j] * r[j]) + (scale - F(1));
+    }
 }
 
-// tanh(z) = -expm1(-2|z|) / (2 + expm1(-2|z|)) with the sign of z; tanh(+-inf) = +-1, NaN stays NaN.
+// tanh(z) = -expm1(-2|z|) / (2 + expm1(-2|z|)) with the sign of z, on N registers in place;
+// tanh(+-inf) = +-1, NaN stays NaN.
+template <typename F, int N>
+inline void tanh(Vec<F>* z) {
+    Vec<F> e[N];
+    for (int j = 0; j < N; ++j) e[j] = F(-2) * (z[j] < 0 ? -z[j] : z[j]);
+    expm1_nonpositive<F, N>(e);
+    for (int j = 0; j < N; ++j) {
+        const Vec<F> t = -e[j] / (F(2) + e[j]);
+        z[j] = z[j] < 0 ? -t : t;
+    }
+}
+
 template <typename F>
 inline Vec<F> tanh(Vec<F> z) {
-    const Vec<F> magnitude = z < 0 ? -z : z;
-    const Vec<F> e = expm1_nonpositive<F>(F(-2) * magnitude);
-    const Vec<F> t = -e / (F(2) + e);
-    return z < 0 ? -t : t;
+    tanh<F, 1>(&z);
+    return z;
 }

@@ -1,0 +1,207 @@
+"""One training step of the sequence experiments, end to end, against plain autograd PyTorch.
+
+Cases: E4's two models at L = 4 and L = 96 (n = 5000 windows of T = L + 1 tokens, d = 17, m = 64,
+full-batch GD at lr 0.05, float32) and the Transformer at E5's longest sequences (T = 1024, d = 8,
+m = 64, ProjGD). attnlab is timed as the experiment runs it: `Trainer.fit_many` with the experiment's
+train and diagnostics sections, so the validation loss, the gradient-norm records, best-iterate
+tracking and the projection are part of the step. A step's time is the difference between runs of
+2N and N steps (setup and summaries cancel), best of --repeats.
+
+Reference (measured in the same run): the loop of the authors' published trainer written the way
+their code is, in plain autograd PyTorch: the Transformer as einsums and a softmax, the IndRNN as a
+Python loop over t with W_in x_t per step; per step forward, MSE, backward, the gradient norm of
+every block, an SGD step, the projection (ProjGD only), the validation loss under no_grad and a copy
+of the parameters when it improves.
+
+Arithmetic (FLOP, one multiply-add = 2), counted from the shapes, with B training and V validation
+samples:
+  Transformer, per sample and head: W x_T d^2, logits T d, read-outs T d, attended token and
+    M U 2 T d (gradient pass only), gradient of W d^2 and of U d; the validation forward needs
+    W x_T, logits and read-outs. Exponentials are not counted.
+  IndRNN, per sample, step and unit: drive 2 d and recurrence 2 (forward), input-weight gradient 2 d
+    and the backward's products 6; tanh evaluations are not counted.
+The rate is compared with a 2048 x 2048 float32 matrix product timed in the same run on the same
+threads. Also printed: the instruction set the kernels were compiled for and the relative
+difference of the training loss after 20 steps (attnlab against the reference).
+
+    PYTHONPATH=src python benchmarks/bench_sequence_step.py [--threads 2] [--steps 10] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from attnlab.config import RunConfig
+from attnlab.experiments.reproduce import experiment_configs, experiment_file
+from attnlab.run import setup
+from attnlab.train.recorders import build_recorders
+from attnlab.train.trainer import Trainer
+
+
+def instruction_set() -> str:
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    words = set(flags.split())
+    return "AVX-512" if "avx512f" in words else "AVX2" if "avx2" in words else "no AVX2"
+
+
+def matmul_rate(repeats: int = 5) -> float:
+    A = torch.randn(2048, 2048)
+    A @ A
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        A @ A
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2048**3 / best
+
+
+def transformer_flops(B: int, V: int, T: int, d: int, m: int) -> float:
+    train = B * m * 2 * (d * d + 4 * T * d + d * d + d)
+    val = V * m * 2 * (d * d + 2 * T * d)
+    return train + val
+
+
+def indrnn_flops(B: int, V: int, T: int, d: int, m: int) -> float:
+    return B * T * m * (4 * d + 8) + V * T * m * (2 * d + 2)
+
+
+# ------------------------------------------------------------------------- the reference
+class ReferenceTransformer(torch.nn.Module):
+    """The authors' formulation: einsums over (B, m, T) logits, softmax over tokens."""
+
+    def __init__(self, params: dict):
+        super().__init__()
+        self.W, self.U, self.c = (torch.nn.Parameter(params[k].clone()) for k in ("W", "U", "c"))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        xT = X[:, -1]
+        Wx = torch.einsum("mdk,bk->bmd", self.W, xT)
+        alpha = torch.softmax(torch.einsum("btd,bmd->bmt", X, Wx), dim=-1)
+        a = torch.einsum("btd,bmt->bmd", X, alpha)
+        s = torch.einsum("md,bmd->bm", self.U, a)
+        return torch.tanh(s) @ self.c / math.sqrt(self.c.shape[0])
+
+
+class ReferenceIndRNN(torch.nn.Module):
+    """The authors' formulation: a Python loop over t, W_in x_t computed at each step."""
+
+    def __init__(self, params: dict):
+        super().__init__()
+        self.W_in, self.u, self.c = (torch.nn.Parameter(params[k].clone()) for k in ("W_in", "u", "c"))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        h = torch.zeros(X.shape[0], self.u.shape[0], dtype=X.dtype)
+        for t in range(X.shape[1]):
+            h = torch.tanh(torch.einsum("md,bd->bm", self.W_in, X[:, t]) + self.u * h)
+        return h @ self.c / math.sqrt(self.c.shape[0])
+
+
+def reference_run(module: torch.nn.Module, data, steps: int, lr: float, radius: float | None) -> float:
+    """`steps` steps of the published trainer's loop; the training loss of the last step."""
+    X, y, Xv, yv = data.X_train, data.y_train, data.X_val, data.y_val
+    optimiser = torch.optim.SGD(module.parameters(), lr=lr)
+    centre = [p.detach().clone() for p in module.parameters()]
+    limit = None if radius is None else radius / math.sqrt(module.c.shape[0])
+    best_val, loss = math.inf, torch.tensor(math.nan)
+    for _ in range(steps):
+        optimiser.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(module(X), y)
+        loss.backward()
+        norms = {name: float(p.grad.norm()) for name, p in module.named_parameters()}   # noqa: F841 (logged)
+        optimiser.step()
+        if limit is not None:
+            with torch.no_grad():
+                for p, p0 in zip(module.parameters(), centre):
+                    diff = (p - p0).reshape(p.shape[0], -1)
+                    factor = (limit / diff.norm(dim=1).clamp(min=1e-12)).clamp(max=1.0)
+                    p.copy_(p0 + (diff * factor.unsqueeze(1)).view_as(p))
+        with torch.no_grad():
+            val = float(torch.nn.functional.mse_loss(module(Xv), yv))
+        if val < best_val:
+            best_val = val
+            best = {k: v.detach().clone() for k, v in module.state_dict().items()}   # noqa: F841 (kept)
+    return float(loss.detach())
+
+
+# ------------------------------------------------------------------------- the cases
+def paper_config(key: str, series: str | None, x: str, value: int) -> RunConfig:
+    experiment = experiment_file("arda2026").experiments[key]
+    configs = experiment_configs(key, experiment, "paper")
+    pool = configs[series] if series else [c for cs in configs.values() for c in cs]
+    field, name = x.split(".")
+    return next(c for c in pool if getattr(getattr(c, field), name) == value and c.seed == 0)
+
+
+def cases() -> list[tuple[str, RunConfig]]:
+    e4 = [(f"{s} L={L}", paper_config("E4", s, "data.L", L)) for s in ("indrnn", "transformer") for L in (4, 96)]
+    e5 = paper_config("E5", None, "data.T", 1024)
+    # The teacher's labels do not change the cost of a step: a cheap teacher, and no gap reference.
+    e5 = e5.model_copy(update={"data": e5.data.model_copy(update={"K": 64}),
+                               "train": e5.train.model_copy(update={"reference": None})})
+    return [*e4, ("transformer T=1024 (E5)", e5)]
+
+
+def attnlab_seconds_per_step(config: RunConfig, steps: int, repeats: int) -> tuple[float, float]:
+    """(seconds per step, training loss after `steps` steps), as the experiment's trainer runs it."""
+    s = setup(config)
+
+    def fit(n: int):
+        train = config.train.model_copy(update={"steps": n})
+        recorders = build_recorders(config.diagnostics, s.model, s.params0, s.data, train)
+        return Trainer(s.model, train).fit_many([s.params0], [s.data], [config.seed], [recorders])[0]
+
+    fit(2)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fit(steps)
+        middle = time.perf_counter()
+        fit(2 * steps)
+        best = min(best, ((time.perf_counter() - middle) - (middle - start)) / steps)
+    curves = fit(20).curves
+    return best, float(curves.loc[curves["step"] == 19, "train_loss"].iloc[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reference-steps", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rate = matmul_rate()
+    print(f"cpu {instruction_set()}, {args.threads} thread(s), float32; 2048^2 matmul {rate / 1e9:.1f} GFLOP/s")
+    print("reference: the published trainer's loop in plain autograd PyTorch (einsum Transformer, "
+          "loop-over-t IndRNN), with gradient norms, SGD, projection, validation and best copy")
+    print(f"{'case':<26}{'GFLOP/step':>11}{'attnlab ms':>12}{'reference ms':>14}{'speed-up':>10}"
+          f"{'GFLOP/s':>9}{'of matmul':>11}{'loss rel. diff (20 steps)':>27}")
+    for name, config in cases():
+        seconds, loss = attnlab_seconds_per_step(config, args.steps, args.repeats)
+        s = setup(config)
+        data, params, (T, d) = s.data, s.params0, s.data.X_train.shape[1:]
+        B, V = data.X_train.shape[0], data.X_val.shape[0]
+        if config.model.name == "indrnn":
+            flops, module = indrnn_flops(B, V, T, d, config.model.m), ReferenceIndRNN(params)
+        else:
+            flops, module = transformer_flops(B, V, T, d, config.model.m), ReferenceTransformer(params)
+        radius = None if config.train.method == "gd" else float(config.train.radius.w)
+        lr = config.train.step_size
+        reference_run(module, data, 1, lr, radius)
+        start = time.perf_counter()
+        reference_run(module, data, args.reference_steps, lr, radius)
+        reference = (time.perf_counter() - start) / args.reference_steps
+        type(module)(params)
+        ref_loss = reference_run(type(module)(params), data, 20, lr, radius)
+        print(f"{name:<26}{flops / 1e9:>11.3f}{seconds * 1e3:>12.1f}{reference * 1e3:>14.1f}"
+              f"{reference / seconds:>9.1f}x{flops / seconds / 1e9:>9.1f}{flops / seconds / rate:>10.0%}"
+              f"{abs(loss - ref_loss) / abs(ref_loss):>27.1e}")
+
+
+if __name__ == "__main__":
+    main()
