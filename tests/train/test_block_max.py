@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from attnlab.config import DiagnosticsConfig, TrainConfig, parse_config
+from attnlab.data.dataset import Dataset
 from attnlab.data.sequences import ar_lag_data
 from attnlab.models import IndRNN
 from attnlab.models.shallow_encoder import ShallowEncoder
@@ -105,7 +106,6 @@ def test_the_recorder_cuts_the_gradient_of_each_iterate_before_its_step():
 def test_the_block_recorder_needs_a_sequence_block():
     X = torch.randn(6, 3, 4, dtype=torch.float64)
     model = ShallowEncoder(d=4, T=3, d_m=8)
-    from attnlab.data.dataset import Dataset
     data = Dataset(X, torch.zeros(6, dtype=torch.float64), X[:0], torch.zeros(0))
     with pytest.raises(ValueError, match=r"diagnostics\.record\.block_max: model 'shallow-encoder' has no "
                                          r"sequence block.*remove diagnostics\.record\.block_max"):

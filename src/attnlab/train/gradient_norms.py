@@ -85,7 +85,7 @@ def block_maxima(steps: Sequence[int], values: Sequence[float], block: int, tota
     return np.array([values_a[keep][blocks == k].max() for k in np.unique(blocks)], dtype=np.float64)
 
 
-def block_max_summary(maxima: np.ndarray, block: int) -> dict[str, float]:
+def block_max_summary(maxima: np.ndarray, block: int) -> dict[str, float | int]:
     """What the report needs to pool runs exactly: the mean of a run's block maxima, their sd
     (ddof = 1; NaN for fewer than two), their count, and the block length in steps."""
     count = len(maxima)
