@@ -287,7 +287,7 @@ class ArLagDataConfig(_Windows, DataSection):
     """Autoregressive lag-L task of spec recurrent-baseline.md, section 2.
 
     context: "matched" windows hold T = L + 1 tokens (the informative token is the first one);
-    "fixed" windows hold T tokens for every lag (default 128, the published gradient panel's), so
+    "fixed" windows hold T tokens for every lag (default 128, as gradnorm_experiment.py runs it), so
     the lag only moves the informative token inside the window (needs L <= T). T is null under
     "matched". standardise_targets: z-score the targets (the published MSE run does, its
     gradient-norm run does not).

@@ -56,7 +56,7 @@ def _kt_data():
 def test_unknown_recorder_names_give_the_field_the_value_and_the_allowed_names():
     model, data = _kt_data()
     params0 = model.init(0, dtype=torch.float64)
-    allowed = "allowed names: attention, ball, full_gradient, ntk, smoothness, weight_change"
+    allowed = "allowed names: attention, ball, block_max, full_gradient, ntk, smoothness, weight_change"
     with pytest.raises(ValueError, match=r"diagnostics\.record\.atention = 5: 'atention' is no recorder; " + allowed):
         build_recorders(DiagnosticsConfig(record={"atention": 5}), model, params0, data)
     with pytest.raises(ValueError, match=r"diagnostics\.record\.gradients = 1: 'gradients' is recorded for every run"):

@@ -19,9 +19,9 @@ from typing import Any, Callable
 import pandas as pd
 
 from attnlab.config import ConfigError, RunConfig, config_to_dict, flatten, parse_config
-from attnlab.experiments.spec import Experiment, ExperimentFile, load_experiments, sweeps
+from attnlab.experiments.spec import Experiment, ExperimentFile, FigureRow, load_experiments, sweeps
 from attnlab.report import (ExperimentResult, bound_experiment, every_experiment, ordering_experiment,
-                            scaling_experiment, write_report)
+                            scaling_experiment, stacked_figure, write_report)
 from attnlab.run import measure, open_store, run_many, train
 from attnlab.store import RunStore
 from attnlab.sweep.grid import expand
@@ -127,6 +127,17 @@ def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[st
             where = "curve column" if claim.source == "curves" else "metric"
             raise ConfigError(f"{key}.claims.{i}.metric = {claim.metric!r}: not a {where} these runs "
                               f"record; they record {', '.join(sorted(known))}")
+    for i, figure in enumerate(experiment.figures):
+        for j, row in enumerate(figure.rows):
+            missing = [c for c in figure_columns(row) if summary_metrics is not None and c not in summary_metrics]
+            if missing:
+                raise ConfigError(f"{key}.figures.{i}.rows.{j}.metric = {row.metric!r}: these runs do not "
+                                  f"record {', '.join(missing)}; they record {', '.join(sorted(summary_metrics))}")
+
+
+def figure_columns(row: FigureRow) -> list[str]:
+    """The results-table columns a figure row draws: its metric, or the block statistics of a pooled one."""
+    return [f"{row.metric}.{part}" for part in ("mean", "sd", "count")] if row.pooled else [row.metric]
 
 
 def recorded_metrics(configs: list[RunConfig], store: RunStore) -> tuple[set[str] | None, set[str] | None]:
@@ -182,7 +193,8 @@ def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], stor
     metrics = list(dict.fromkeys(
         [column for claim in experiment.claims if claim.source == "runs"
          for column in (claim.metric, claim.bound_metric) if column]
-        + [column for panel in experiment.panels for column in panel.metrics.values()]))
+        + [column for panel in experiment.panels for column in panel.metrics.values()]
+        + [column for figure in experiment.figures for row in figure.rows for column in figure_columns(row)]))
     for column in (experiment.x, *metrics):
         if column not in table.columns:
             table[column] = float("nan")   # no run finished, or a metric the runs do not report
@@ -235,7 +247,8 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
         table = done if claim.series is None else done[done["series"].isin(claim.series)]
         if claim.kind == "order":
             parts.append(ordering_experiment(key, claim.quantity, table, "series", claim.metric, claim.order,
-                                             figure_dir=figure_dir, x=experiment.x, at=claim.at))
+                                             figure_dir=figure_dir, x=experiment.x, at=claim.at,
+                                             aggregate=claim.centre))
             continue
         if claim.kind == "every":
             parts.append(every_experiment(key, claim.quantity, table, claim.metric, claim.every_at_most, hue=hue))
@@ -255,13 +268,17 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
                                         prediction=claim.prediction, hue=group, level=level,
                                         tolerance=claim.tolerance, does_not=claim.does_not,
                                         bound_column=claim.bound_metric,
-                                        figure_suffix="_".join(claim.series or [])))
+                                        figure_suffix="_".join(claim.series or []), aggregate=claim.centre))
     for panel in experiment.panels:
         long = panel_table(done, panel.metrics, experiment.x, hue).rename(columns={"value": panel.quantity})
         figure = scaling_experiment(key, panel.quantity, long, experiment.x, panel.quantity,
                                     figure_dir=figure_dir, kind=panel.fit, hue="curve")
         parts.append(ExperimentResult(key=key, title=panel.quantity, table=pd.DataFrame(), verdicts=[],
                                       figures=figure.figures, config={}, notes=figure.notes))
+    for figure in experiment.figures:
+        parts.append(stacked_figure(key, figure.name, figure.title, done, experiment.x,
+                                    [(row.quantity, row.metric, row.pooled, row.log_y) for row in figure.rows],
+                                    figure_dir=figure_dir, hue=hue, labels=figure.labels, logx=figure.log_x))
     notes = [experiment.notes] if experiment.notes else []
     failed = full[full["status"] == "failed"]
     if len(failed):

@@ -10,8 +10,11 @@ An experiment file (YAML, e.g. arda2026.yaml) holds a paper's experiments. Each 
               (`predicted`), a sign (`direction`), a bound independent of x (`does_not: grow`
               with a slope `tolerance`, judged one-sided), or nothing (a plain measurement); or an
               ordering of series (`order`), a bound on a mean / ratio (`at_least`, `at_most`), or
-              a bound on every run (`every_at_most`)
+              a bound on every run (`every_at_most`); fits and orderings use the median over
+              seeds unless `aggregate: mean`
     panels:   figures without verdicts: several metrics side by side against x
+    figures:  figures without verdicts: panels stacked top to bottom sharing x, each one metric
+              (mean over seeds, or runs' block statistics pooled) per series, e.g. a paper's figure
     presets:  per preset (quick, paper): base overrides, axes, seeds, series overrides
 
 `sweeps(experiment, preset)` turns one into validated sweep specs, one per series.
@@ -53,6 +56,9 @@ class Claim(Strict):
     measurement over its analytic bound <= 1). `bound_metric` names a column drawn with the fit
     (each run's analytic bound on the metric). `series` restricts the claim to those series (all by
     default). `level` draws a horizontal reference line ({value, label}) on the figure.
+    `aggregate` ("median" or "mean"; default median) is what a fit is fitted to and an ordering
+    compares at each x: the median of the runs or their mean (as a paper plotting means does); a
+    bound always judges means.
     """
 
     metric: str
@@ -73,6 +79,7 @@ class Claim(Strict):
     bound_metric: str | None = None
     series: list[str] | None = None
     level: "Level | None" = None
+    aggregate: Literal["median", "mean"] | None = None
 
     @model_validator(mode="after")
     def _one_prediction(self) -> "Claim":
@@ -104,7 +111,17 @@ class Claim(Strict):
             raise ValueError("every_at_most: a bound on every run takes no other prediction")
         if bounded and self.order is not None:
             raise ValueError("give order or a bound (at_least / at_most), not both")
+        if bounded and self.aggregate == "median":
+            raise ValueError("aggregate = 'median': a bound (at_least / at_most) judges the mean over seeds; "
+                             "give aggregate: mean or leave it out")
+        if self.every_at_most is not None and self.aggregate is not None:
+            raise ValueError("aggregate: every_at_most judges every run, not an aggregate; leave it out")
         return self
+
+    @property
+    def centre(self) -> Literal["median", "mean"]:
+        """The aggregate over seeds in force: `aggregate`, else the mean for a bound, the median otherwise."""
+        return self.aggregate or ("mean" if self.kind == "bound" else "median")
 
     @property
     def kind(self) -> Literal["order", "bound", "every", "fit"]:
@@ -136,6 +153,30 @@ class Panel(Strict):
     fit: Literal["power", "log", "exp"] = "power"
 
 
+class FigureRow(Strict):
+    """One panel of a stacked figure: `metric` against the experiment's x, one line per series: the
+    mean over seeds with the band mean -/+ 1.96 standard errors; with `pooled`, `metric` names a
+    summary section holding each run's block statistics (<metric>.mean, .sd, .count) and the
+    panel shows every run's blocks pooled, mean -/+ 1.96 sd / sqrt(number of blocks)."""
+
+    quantity: str
+    metric: str
+    pooled: bool = False
+    log_y: bool = True
+
+
+class StackedFigure(Strict):
+    """A figure without verdicts: `rows` stacked top to bottom, sharing the x axis (linear unless
+    log_x), each series labelled by `labels` (series name -> legend label) or its name. Written to
+    FIGURES/<key>_<name>.png and .pdf."""
+
+    name: str
+    title: str
+    rows: list[FigureRow] = Field(min_length=1)
+    labels: dict[str, str] = {}
+    log_x: bool = False
+
+
 class Series(Strict):
     """A variant of the experiment: its own base overrides, or a width growing like log n."""
 
@@ -158,6 +199,7 @@ class Experiment(Strict):
     series: dict[str, Series] = {}
     claims: list[Claim] = Field(min_length=1)
     panels: list[Panel] = []
+    figures: list[StackedFigure] = []
     notes: str = ""
     presets: dict[Literal["quick", "paper"], Preset]
 
@@ -190,6 +232,7 @@ def sweeps(key: str, experiment: Experiment, preset: str) -> dict[str, SweepSpec
         raise ConfigError(f"preset = {preset!r}: experiment {key} has {', '.join(experiment.presets)}")
     chosen = experiment.presets[preset]
     _check_claims(key, experiment, preset)
+    _check_figures(key, experiment)
     base = _merge(experiment.base, chosen.base)
     series = {name: chosen.series.get(name, s) for name, s in experiment.series.items()} or {"": Series()}
     specs = {}
@@ -226,6 +269,15 @@ def _check_claims(key: str, experiment: Experiment, preset: str) -> None:
                     math.isclose(point, v, rel_tol=1e-9) for v in swept):
                 raise ConfigError(f"{key}.claims.{i}: {experiment.x} = {point:g} is not swept by preset "
                                   f"{preset} ({', '.join(map(str, swept))})")
+
+
+def _check_figures(key: str, experiment: Experiment) -> None:
+    """A figure's labels may only name declared series."""
+    for i, figure in enumerate(experiment.figures):
+        unknown = sorted(set(figure.labels) - set(experiment.series))
+        if unknown:
+            raise ConfigError(f"{key}.figures.{i}.labels: {unknown} are not series of {key}; "
+                              f"its series are {sorted(experiment.series)}")
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Reports: scaling-law fits with bootstrap intervals, verdicts, figures and the HTML/Markdown report."""
 
-from attnlab.report.experiment import bound_experiment, every_experiment, ordering_experiment, scaling_experiment
-from attnlab.report.figures import (new_figure, plot_curves, plot_groups, plot_scaling, save_figure,
-                                    seed_statistics)
+from attnlab.report.experiment import (bound_experiment, every_experiment, ordering_experiment, scaling_experiment,
+                                      stacked_figure)
+from attnlab.report.figures import (new_figure, plot_curves, plot_groups, plot_scaling, plot_stacked,
+                                    pooled_block_statistics, save_figure, seed_statistics)
 from attnlab.report.fit import (Fit, Verdict, fit_exponential, fit_log_trend, fit_power_law, fit_trend,
                                 interval_verdict, judge, judge_bound, judge_every, judge_no_growth, judge_order, judge_sign,
                                 measurement)
@@ -12,4 +13,5 @@ from attnlab.report.result import ExperimentResult
 __all__ = ["ExperimentResult", "Fit", "Verdict", "bound_experiment", "every_experiment", "fit_exponential", "fit_log_trend",
            "fit_power_law", "fit_trend", "interval_verdict", "judge", "judge_bound", "judge_every", "judge_no_growth", "judge_order", "judge_sign",
            "measurement", "new_figure", "ordering_experiment", "plot_curves", "plot_groups", "plot_scaling",
-           "save_figure", "scaling_experiment", "seed_statistics", "write_report"]
+           "plot_stacked", "pooled_block_statistics", "save_figure", "scaling_experiment", "seed_statistics",
+           "stacked_figure", "write_report"]

@@ -19,10 +19,12 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
-from attnlab.report.figures import PALETTE, new_figure, plot_groups, plot_scaling, save_figure
-from attnlab.report.fit import (Fit, FitKind, Verdict, fit_trend, judge, judge_bound, judge_every,
+from attnlab.report.figures import (PALETTE, new_figure, plot_groups, plot_scaling, plot_stacked,
+                                    pooled_block_statistics, save_figure, seed_statistics)
+from attnlab.report.fit import (Aggregate, Fit, FitKind, Verdict, fit_trend, judge, judge_bound, judge_every,
                                 judge_no_growth, judge_order, judge_sign, measurement, symbol)
 from attnlab.report.result import ExperimentResult
 
@@ -42,7 +44,7 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
                        tolerance: float | None = None,
                        does_not: Literal["grow", "fall"] | dict[Any, Literal["grow", "fall"]] | None = None,
                        bound_column: str | None = None, bound_label: str = "analytic bound",
-                       figure_suffix: str = "") -> ExperimentResult:
+                       figure_suffix: str = "", aggregate: Aggregate = "median") -> ExperimentResult:
     """Fit, judge and plot `y` against `x` of a tidy table; return the ExperimentResult.
 
     table: one row per run, columns x, y, seed (and hue when given). quantity: what y is, in words;
@@ -60,6 +62,7 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
     one-sided on the slope's interval with `tolerance` (see fit.judge_no_growth).
     bound_column: a column holding each run's analytic bound on y, drawn (median over seeds) as a
     dashed line of the series' colour.
+    aggregate: the line is fitted to the "median" (default) or the "mean" of y over seeds.
     The figure is written to FIGURE_DIR/<key>_<y>_vs_<x>[_<figure_suffix>].png and .pdf.
     """
     if predicted is not None and direction is not None and not (isinstance(predicted, dict)
@@ -90,7 +93,8 @@ def scaling_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: 
     verdicts: list[Verdict] = []
     fits: list[Fit] = []
     for value, label, group in groups:
-        fit = fit_trend(group, x, y, kind, seed=seed, log_y=log_y, n_boot=n_boot, rng_seed=rng_seed)
+        fit = fit_trend(group, x, y, kind, seed=seed, log_y=log_y, n_boot=n_boot, rng_seed=rng_seed,
+                        aggregate=aggregate)
         fits.append(fit)
         name = f"{key} {quantity}" + (f" ({label})" if label else "")
         slope = predicted.get(value) if isinstance(predicted, dict) else predicted
@@ -155,11 +159,12 @@ def ordering_experiment(key: str, quantity: str, table: pd.DataFrame, group: str
                         figure_dir: str | Path, seed: str = "seed", logy: bool | None = None,
                         title: str | None = None, claim: str = "", paper: str = "", config: Any = None,
                         command: str = "", notes: str = "", n_boot: int = 2000, rng_seed: int = 0,
-                        min_seeds: int = 2, x: str | None = None, at: Any = None) -> ExperimentResult:
+                        min_seeds: int = 2, x: str | None = None, at: Any = None,
+                        aggregate: Aggregate = "median") -> ExperimentResult:
     """Judge "order[0] < order[1] < ... by y" (e.g. He < LeCun < NTK by loss at step k) and plot it.
 
     table: one row per run, columns group, y, seed. The verdict (judge_order) is consistent when the
-    order of the groups' medians holds in >= 95% of bootstrap resamples over seeds, inconsistent when
+    order of the groups' medians (means, with aggregate="mean") holds in >= 95% of bootstrap resamples over seeds, inconsistent when
     an adjacent pair is reversed in >= 95%. With `at` (a value of column x, "smallest" or "largest")
     only the runs at that x count ("E4 MSE at L=72"). The figure (runs as dots, medians with
     intervals) goes to FIGURE_DIR/<key>_<y>_by_<group>[_at_<x>=<value>].png and .pdf.
@@ -173,11 +178,12 @@ def ordering_experiment(key: str, quantity: str, table: pd.DataFrame, group: str
         where = f"{symbol(x)}={resolve_at(table, x, at):g}"
         table, quantity, figure_suffix = rows_at(table, x, at), f"{quantity} at {where}", f"_at_{where}"
     verdict = judge_order(f"{key} {quantity}", table, group, y, order, seed=seed, n_boot=n_boot,
-                          rng_seed=rng_seed, min_seeds=min_seeds)
+                          rng_seed=rng_seed, min_seeds=min_seeds, aggregate=aggregate)
     if logy is None:
         logy = bool((pd.to_numeric(table[y], errors="coerce").dropna() > 0).all())
     fig, ax = new_figure()
-    plot_groups(table, group, y, order=order, ax=ax, logy=logy, n_boot=n_boot, rng_seed=rng_seed)
+    plot_groups(table, group, y, order=order, ax=ax, logy=logy, n_boot=n_boot, rng_seed=rng_seed,
+                aggregate=aggregate)
     ax.set_title(f"{key}: {quantity}", pad=12)
     png, _ = save_figure(fig, Path(figure_dir) / f"{_slug(key)}_{_slug(y)}_by_{_slug(group)}{_slug(figure_suffix)}")
     summary = _summary_table(table[table[group].isin(order)], group, y, seed, None)
@@ -250,6 +256,65 @@ def bound_experiment(key: str, quantity: str, table: pd.DataFrame, x: str, y: st
                             verdicts=verdicts, figures=[], config={}, notes="")
 
 
+def stacked_figure(key: str, name: str, title: str, table: pd.DataFrame, x: str,
+                   rows: list[tuple[str, str, bool, bool]], *, figure_dir: str | Path, hue: str | None = None,
+                   labels: dict[Any, str] | None = None, logx: bool = False) -> ExperimentResult:
+    """Panels stacked top to bottom sharing x, no verdicts: for each row (quantity, metric, pooled,
+    log_y) one line per hue value against x.
+
+    Not pooled: the mean of `metric` over seeds with the band mean -/+ 1.96 sd / sqrt(runs). Pooled:
+    the columns <metric>.mean, .sd and .count hold each run's block statistics, and every run's
+    blocks at one x are pooled (pooled_block_statistics): mean -/+ 1.96 sd / sqrt(blocks). The
+    figure goes to FIGURE_DIR/<key>_<name>.png and .pdf; the table (and the notes) give the numbers
+    drawn."""
+    labels = labels or {}
+    groups = [(None, table)] if hue is None else list(table.groupby(hue, sort=True))
+    panels, drawn = [], []
+    for quantity, metric, pooled, logy in rows:
+        lines = []
+        for value, group in groups:
+            stats = _band_statistics(group, x, metric, pooled)
+            label = labels.get(value, quantity if value is None else _text(value))
+            lines.append((label, stats))
+            drawn.append(stats.assign(series=label, quantity=quantity))
+        panels.append((quantity, lines, logy))
+    xs = sorted(pd.to_numeric(table[x], errors="coerce").dropna().unique())
+    fig = plot_stacked(panels, x, xs, title=f"{key}: {title}", logx=logx)
+    png, _ = save_figure(fig, Path(figure_dir) / f"{_slug(key)}_{_slug(name)}")
+    numbers = pd.concat(drawn, ignore_index=True) if drawn else pd.DataFrame()
+    return ExperimentResult(key=key, title=title, table=numbers, figures=[png], config={},
+                            notes=_stacked_note(title, numbers, x))
+
+
+def _band_statistics(group: pd.DataFrame, x: str, metric: str, pooled: bool) -> pd.DataFrame:
+    """Per x value: mean, low, high and n (runs, or blocks when pooled) of one series."""
+    if not pooled:
+        if metric not in group.columns:
+            raise ValueError(f"column {metric!r} is not in the table; columns are {sorted(map(str, group.columns))}")
+        return seed_statistics(group, x, metric)[[x, "mean", "low", "high", "n"]]
+    columns = [f"{metric}.{part}" for part in ("mean", "sd", "count")]
+    missing = [c for c in columns if c not in group.columns]
+    if missing:
+        raise ValueError(f"pooled {metric!r} needs the columns {columns}; {missing} are not in the table")
+    values = group[[x, *columns]].apply(pd.to_numeric, errors="coerce")
+    rows = [{x: v, **pooled_block_statistics(*(runs[c] for c in columns))} for v, runs in values.groupby(x, sort=True)]
+    stats = pd.DataFrame(rows, columns=[x, "mean", "sd", "n", "low", "high"])
+    return stats.loc[np.isfinite(stats["mean"].to_numpy(dtype=float)), [x, "mean", "low", "high", "n"]]
+
+
+def _stacked_note(title: str, numbers: pd.DataFrame, x: str) -> str:
+    """The numbers a stacked figure draws, one sentence per panel."""
+    if numbers.empty:
+        return f"{title}: nothing to draw (no finished runs)."
+    parts = []
+    for quantity, rows in numbers.groupby("quantity", sort=False):
+        series = [f"{s}: " + ", ".join(f"{symbol(x)}={r[x]:g} {r['mean']:.3g} [{r['low']:.3g}, {r['high']:.3g}]"
+                                       for _, r in part.iterrows())
+                  for s, part in rows.groupby("series", sort=False)]
+        parts.append(f"{quantity}: " + "; ".join(series))
+    return f"{title} (mean [95% band]): " + ". ".join(parts) + "."
+
+
 def _summary_table(table: pd.DataFrame, x: str, y: str, seed: str, hue: str | None) -> pd.DataFrame:
     """Per (hue, x): runs, mean, median, sd, min, max of y over seeds."""
     keys = [hue, x] if hue else [x]
@@ -265,7 +330,8 @@ def _summary_table(table: pd.DataFrame, x: str, y: str, seed: str, hue: str | No
 def _fits_note(fits: pd.DataFrame) -> str:
     rows = [f"{r.series}: {r.measured} ({r.n_points} points, >= {r.n_seeds} seeds per point"
             + (f", {r.n_dropped} rows dropped" if r.n_dropped else "") + ")" for r in fits.itertuples()]
-    return "Fitted on medians over seeds, 95% percentile bootstrap over seeds. " + "; ".join(rows) + "."
+    centre = "means" if (fits["aggregate"] == "mean").all() else "medians"
+    return f"Fitted on {centre} over seeds, 95% percentile bootstrap over seeds. " + "; ".join(rows) + "."
 
 
 def _text(value: Any) -> str:

@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from attnlab.report.fit import Fit, fraction_text, symbol
+from attnlab.report.fit import AGGREGATES, Fit, fraction_text, symbol
 from attnlab.seeding import stream_seed
 from attnlab.store import atomic_write
 
@@ -75,6 +75,28 @@ def seed_statistics(table: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return stats
 
 
+def pooled_block_statistics(means: Sequence[float], sds: Sequence[float],
+                            counts: Sequence[float]) -> dict[str, float]:
+    """Pool several runs' block maxima (each run: their mean, sd with ddof 1, and count) into the
+    statistics of all blocks together: mean, sd (ddof 1), n and the band mean -/+ 1.96 sd / sqrt(n).
+
+    Exact: the same numbers as computing them on every block maximum at once (the published E4
+    figure cuts the appended per-step log of all seeds into blocks; with steps a multiple of the
+    block length, no block straddles two runs, so these are its numbers). Runs without a block are
+    left out; NaN statistics when no block remains."""
+    m, s, n = (np.asarray(v, dtype=float) for v in (means, sds, counts))
+    keep = (n > 0) & np.isfinite(m)
+    m, s, n = m[keep], s[keep], n[keep]
+    total = float(n.sum())
+    if total == 0:
+        return {"mean": math.nan, "sd": math.nan, "n": 0, "low": math.nan, "high": math.nan}
+    mean = float((n * m).sum() / total)
+    within = np.where(n > 1, (n - 1) * np.nan_to_num(s) ** 2, 0.0).sum()
+    sd = math.sqrt((within + float((n * (m - mean) ** 2).sum())) / (total - 1)) if total > 1 else math.nan
+    half = Z_95 * sd / math.sqrt(total)
+    return {"mean": mean, "sd": sd, "n": int(total), "low": mean - half, "high": mean + half}
+
+
 def plot_scaling(table: pd.DataFrame, x: str, y: str, fit: Fit | None = None, ax: Axes | None = None,
                  label: str | None = None, logx: bool = True, logy: bool = True,
                  reference: float | tuple[float, str] | None = None, color: str | None = None) -> Axes:
@@ -125,6 +147,39 @@ def plot_scaling(table: pd.DataFrame, x: str, y: str, fit: Fit | None = None, ax
             ax.xaxis.set_minor_locator(NullLocator())
         _legend_below(ax, int(stats["n"].min()), int(stats["n"].max()))
     return ax
+
+
+def plot_stacked(panels: Sequence[tuple[str, Sequence[tuple[str, pd.DataFrame]], bool]], x: str,
+                 ticks: Sequence[float], title: str = "", logx: bool = False) -> Figure:
+    """Panels stacked top to bottom sharing the x axis (ticks at `ticks`, labelled on the lowest).
+
+    panels: (y label, lines, log y) from the top; lines: (label, stats) with stats columns x, mean,
+    low, high (one row per x value), each drawn as its mean with the band [low, high] shaded. On a
+    log axis a band reaching zero or below is cut at a millionth of the line's smallest mean."""
+    fig, axes = new_figure(nrows=len(panels), size=(FIGSIZE[0], 2.6))
+    axes = list(np.atleast_1d(axes))
+    with matplotlib.rc_context(STYLE):
+        for ax, (ylabel, lines, logy) in zip(axes, panels):
+            for i, (label, stats) in enumerate(lines):
+                stats = stats.sort_values(x)
+                xs = stats[x].to_numpy(dtype=float)
+                mean, low, high = (stats[c].to_numpy(dtype=float) for c in ("mean", "low", "high"))
+                if logy and np.any(mean > 0):
+                    low = np.maximum(low, 1e-6 * mean[mean > 0].min())
+                color = PALETTE[i % len(PALETTE)]
+                ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
+                ax.plot(xs, mean, "-", marker="os^Dv"[i % 5], color=color, label=label)
+            ax.set_xscale("log" if logx else "linear")
+            ax.set_yscale("log" if logy else "linear")
+            ax.set_ylabel(ylabel)
+            ax.set_xticks(list(ticks), [f"{v:g}" for v in ticks] if ax is axes[-1] else [])
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.legend(loc="best")
+        axes[-1].set_xlabel(_pretty(x))
+        if title:
+            axes[0].set_title(title)
+        fig.align_ylabels(axes)
+    return fig
 
 
 def _fit_label(fit: Fit) -> str:
@@ -194,12 +249,15 @@ def plot_curves(curves_table: pd.DataFrame, x: str = "step", y: str = "train_los
 
 def plot_groups(table: pd.DataFrame, group: str, y: str, order: Sequence | None = None,
                 ax: Axes | None = None, logy: bool = True, ci: float = 0.95, n_boot: int = 2000,
-                rng_seed: int = 0) -> Axes:
-    """One column per group value: every run as a dot, the median as a bar with its bootstrap interval.
+                rng_seed: int = 0, aggregate: str = "median") -> Axes:
+    """One column per group value: every run as a dot, the median (or mean: aggregate="mean") as a
+    bar with its bootstrap interval.
 
     table: one row per run with columns group and y. order: the groups left to right (default sorted).
-    The interval is the percentile bootstrap of the median over the group's runs (as in judge_order).
+    The interval is the percentile bootstrap of the median (mean) over the group's runs (as in
+    judge_order).
     """
+    centre = AGGREGATES[aggregate]
     for name in (group, y):
         if name not in table.columns:
             raise ValueError(f"column {name!r} is not in the table; columns are {sorted(map(str, table.columns))}")
@@ -218,17 +276,17 @@ def plot_groups(table: pd.DataFrame, group: str, y: str, order: Sequence | None 
                 continue
             jitter = (np.arange(len(v)) - (len(v) - 1) / 2) * min(0.04, 0.5 / len(v))
             ax.plot(i + jitter, v, "o", color=colour, alpha=0.55, markersize=3.5)
-            median = float(np.median(v))
-            boot = np.median(v[rng.integers(0, len(v), size=(n_boot, len(v)))], axis=1)
+            middle = float(centre(v))
+            boot = centre(v[rng.integers(0, len(v), size=(n_boot, len(v)))], axis=1)
             low, high = np.quantile(boot, [tail, 1 - tail])
-            ax.errorbar([i + 0.25], [median], yerr=[[median - low], [high - median]], fmt="_", color=colour,
+            ax.errorbar([i + 0.25], [middle], yerr=[[middle - low], [high - middle]], fmt="_", color=colour,
                         markersize=14, capsize=3, linewidth=1.4)
         ax.set_xticks(range(len(values)), [_value_text(v) for v in values])
         ax.set_xlim(-0.6, len(values) - 0.4)
         ax.set_yscale("log" if logy else "linear")
         ax.set_xlabel(_pretty(group))
         ax.set_ylabel(_pretty(y))
-        ax.text(0.01, 1.0, f"dots: runs; bar: median, {ci:.0%} bootstrap interval", transform=ax.transAxes,
+        ax.text(0.01, 1.0, f"dots: runs; bar: {aggregate}, {ci:.0%} bootstrap interval", transform=ax.transAxes,
                 ha="left", va="bottom", fontsize=6.5, color="0.4")
     return ax
 

@@ -1,14 +1,15 @@
 """Scaling-law fits with bootstrap intervals, and verdicts on the claims they test.
 
 A fit takes a tidy table (one row per run: an axis column x, a metric column y, a seed column),
-reduces it to the median of y at each x value, and fits a straight line by least squares:
+reduces it to the median of y at each x value (or the mean: `aggregate="mean"`, as a paper that
+plots means over seeds does), and fits a straight line by least squares:
 
     power:  log median(y) = intercept + slope * log x        (y ~ x^slope)
     log:    median(y)     = intercept + slope * log x        (or log median(y) with log_y=True)
     exp:    log median(y) = intercept + slope * x            (y ~ exp(slope * x): linear convergence)
 
 The interval of the slope is a percentile bootstrap over seeds: the runs at each x value are resampled
-with replacement, the medians recomputed and the line refitted, `n_boot` times.
+with replacement, the medians (means) recomputed and the line refitted, `n_boot` times.
 
 A Verdict compares a measured interval with a prediction: "consistent" (the interval contains it),
 "inconsistent" (it excludes it); a bound that does not depend on x ("does not grow") is judged
@@ -30,6 +31,8 @@ import pandas as pd
 from attnlab.seeding import stream_seed
 
 FitKind = Literal["power", "log", "exp"]
+Aggregate = Literal["median", "mean"]
+AGGREGATES = {"median": np.median, "mean": np.mean}
 STATUSES = ("consistent", "inconsistent", "inconclusive", "measured")
 
 
@@ -42,7 +45,8 @@ class Fit:
 
     `reason` says why a fit is NaN or has no interval (empty when it is whole); `n_points` is the
     number of distinct x values used, `n_seeds` the smallest number of runs at any of them,
-    `n_dropped` the rows left out for a missing or invalid value.
+    `n_dropped` the rows left out for a missing or invalid value; `aggregate` what the line is
+    fitted to at each x ("median" or "mean" over seeds).
     """
 
     kind: FitKind
@@ -58,6 +62,7 @@ class Fit:
     log_y: bool = True
     n_dropped: int = 0
     reason: str = ""
+    aggregate: Aggregate = "median"
 
     @property
     def ok(self) -> bool:
@@ -106,51 +111,56 @@ def _num(value: float, kind: str) -> str:
 
 
 def fit_power_law(table: pd.DataFrame, x: str, y: str, seed: str = "seed", n_boot: int = 2000,
-                  rng_seed: int = 0, ci: float = 0.95) -> Fit:
-    """Fit y ~ x^slope: least squares of log(median y per x) on log x, bootstrap over seeds.
+                  rng_seed: int = 0, ci: float = 0.95, aggregate: Aggregate = "median") -> Fit:
+    """Fit y ~ x^slope: least squares of log(median y per x) on log x, bootstrap over seeds
+    (aggregate="mean": the mean over seeds instead of the median).
 
     table: one row per run with columns x, y (and `seed` when present). Rows with a missing x or y
     are dropped (counted in n_dropped); x <= 0 or y <= 0 make the fit NaN with a reason.
     """
-    return _fit(table, x, y, seed, "power", True, True, n_boot, rng_seed, ci)
+    return _fit(table, x, y, seed, "power", True, True, n_boot, rng_seed, ci, aggregate)
 
 
 def fit_log_trend(table: pd.DataFrame, x: str, y: str, seed: str = "seed", log_y: bool = False,
-                  n_boot: int = 2000, rng_seed: int = 0, ci: float = 0.95) -> Fit:
+                  n_boot: int = 2000, rng_seed: int = 0, ci: float = 0.95, aggregate: Aggregate = "median") -> Fit:
     """Fit median y (log median y when log_y) = intercept + slope * log x, bootstrap over seeds.
 
     For logarithmic claims: a slope whose interval contains 0 means flat in log x; m ~ log n is a
     positive slope of m against log n.
     """
-    return _fit(table, x, y, seed, "log", True, log_y, n_boot, rng_seed, ci)
+    return _fit(table, x, y, seed, "log", True, log_y, n_boot, rng_seed, ci, aggregate)
 
 
 def fit_exponential(table: pd.DataFrame, x: str, y: str, seed: str = "seed", n_boot: int = 2000,
-                    rng_seed: int = 0, ci: float = 0.95) -> Fit:
+                    rng_seed: int = 0, ci: float = 0.95, aggregate: Aggregate = "median") -> Fit:
     """Fit y ~ exp(slope * x): least squares of log(median y per x) on x (x itself, not log x).
 
     For linear-convergence claims: the loss against the step is a line in log scale with a negative
     slope (the rate).
     """
-    return _fit(table, x, y, seed, "exp", False, True, n_boot, rng_seed, ci)
+    return _fit(table, x, y, seed, "exp", False, True, n_boot, rng_seed, ci, aggregate)
 
 
 def fit_trend(table: pd.DataFrame, x: str, y: str, kind: FitKind = "power", seed: str = "seed",
-              log_y: bool | None = None, n_boot: int = 2000, rng_seed: int = 0, ci: float = 0.95) -> Fit:
+              log_y: bool | None = None, n_boot: int = 2000, rng_seed: int = 0, ci: float = 0.95,
+              aggregate: Aggregate = "median") -> Fit:
     """Dispatch on kind: "power" (fit_power_law), "log" (fit_log_trend; log_y default False) or "exp"
-    (fit_exponential). log_y may only be changed for "log"."""
+    (fit_exponential). log_y may only be changed for "log"; aggregate: "median" or "mean" over seeds."""
     if kind == "log":
-        return fit_log_trend(table, x, y, seed, bool(log_y), n_boot, rng_seed, ci)
+        return fit_log_trend(table, x, y, seed, bool(log_y), n_boot, rng_seed, ci, aggregate)
     if kind not in ("power", "exp"):
         raise ValueError(f"kind = {kind!r}: expected 'power' (y ~ x^a), 'log' (y ~ a log x) or 'exp' (y ~ exp(a x))")
     if log_y is False:
         raise ValueError(f"log_y = False is only allowed with kind='log'; a {kind} fit is always in log y")
     fit = fit_power_law if kind == "power" else fit_exponential
-    return fit(table, x, y, seed, n_boot, rng_seed, ci)
+    return fit(table, x, y, seed, n_boot, rng_seed, ci, aggregate)
 
 
 def _fit(table: pd.DataFrame, x: str, y: str, seed: str, kind: FitKind, log_x: bool, log_y: bool,
-         n_boot: int, rng_seed: int, ci: float) -> Fit:
+         n_boot: int, rng_seed: int, ci: float, aggregate: Aggregate = "median") -> Fit:
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate = {aggregate!r}: expected 'median' or 'mean' (over seeds)")
+    centre = AGGREGATES[aggregate]
     for name in (x, y):
         if name not in table.columns:
             raise ValueError(f"column {name!r} is not in the table; columns are {sorted(map(str, table.columns))}")
@@ -161,7 +171,7 @@ def _fit(table: pd.DataFrame, x: str, y: str, seed: str, kind: FitKind, log_x: b
 
     def nan_fit(reason: str, n_points: int = 0, n_seeds: int = 0, n_dropped: int = 0) -> Fit:
         return Fit(kind, x, y, math.nan, math.nan, math.nan, math.nan, n_points, n_seeds, ci, log_y,
-                   n_dropped, reason)
+                   n_dropped, reason, aggregate)
 
     xs = pd.to_numeric(table[x], errors="coerce").to_numpy(dtype=float)
     ys = pd.to_numeric(table[y], errors="coerce").to_numpy(dtype=float)
@@ -185,22 +195,22 @@ def _fit(table: pd.DataFrame, x: str, y: str, seed: str, kind: FitKind, log_x: b
         return nan_fit(f"{what}: a slope needs two or more", n_points, n_seeds, n_dropped)
 
     t = np.log(values) if log_x else values
-    medians = np.array([np.median(g) for g in groups])
-    slope, intercept = _least_squares(t, _maybe_log(medians, log_y)[None, :])
+    centres = np.array([centre(g) for g in groups])
+    slope, intercept = _least_squares(t, _maybe_log(centres, log_y)[None, :])
     slope, intercept = float(slope[0]), float(intercept[0])
 
     if n_seeds < 2:
         return Fit(kind, x, y, slope, math.nan, math.nan, intercept, n_points, n_seeds, ci, log_y,
-                   n_dropped, "one run at some x value: no bootstrap interval")
+                   n_dropped, "one run at some x value: no bootstrap interval", aggregate)
     rng = np.random.default_rng(stream_seed(rng_seed, "report.fit.bootstrap"))
     boot = np.empty((n_boot, n_points))
     for j, g in enumerate(groups):
-        boot[:, j] = np.median(g[rng.integers(0, len(g), size=(n_boot, len(g)))], axis=1)
+        boot[:, j] = centre(g[rng.integers(0, len(g), size=(n_boot, len(g)))], axis=1)
     boot_slopes, _ = _least_squares(t, _maybe_log(boot, log_y))
     tail = (1 - ci) / 2
     low, high = np.quantile(boot_slopes, [tail, 1 - tail])
     return Fit(kind, x, y, slope, float(low), float(high), intercept, n_points, n_seeds, ci, log_y,
-               n_dropped, "")
+               n_dropped, "", aggregate)
 
 
 def _maybe_log(values: np.ndarray, log: bool) -> np.ndarray:
@@ -441,14 +451,18 @@ def _joiner(fit: Fit) -> str:
 
 def judge_order(claim: str, table: pd.DataFrame, group: str, y: str, order: Sequence,
                 seed: str = "seed", n_boot: int = 2000, rng_seed: int = 0, ci: float = 0.95,
-                min_seeds: int = 2) -> Verdict:
+                min_seeds: int = 2, aggregate: Aggregate = "median") -> Verdict:
     """Judge "order[0] < order[1] < ... by y" (e.g. He < LeCun < NTK by final loss) by bootstrap.
 
-    The runs of each group are resampled with replacement and their medians compared. Support is the
-    fraction of resamples where the whole order holds: consistent when support >= ci; inconsistent
-    when some adjacent pair is reversed in at least a fraction ci of resamples; inconclusive otherwise.
-    The measured text lists each group's median with its percentile interval.
+    The runs of each group are resampled with replacement and their medians (means, with
+    aggregate="mean") compared. Support is the fraction of resamples where the whole order holds:
+    consistent when support >= ci; inconsistent when some adjacent pair is reversed in at least a
+    fraction ci of resamples; inconclusive otherwise. The measured text lists each group's median
+    (mean) with its percentile interval.
     """
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate = {aggregate!r}: expected 'median' or 'mean' (over seeds)")
+    centre = AGGREGATES[aggregate]
     for name in (group, y):
         if name not in table.columns:
             raise ValueError(f"column {name!r} is not in the table; columns are {sorted(map(str, table.columns))}")
@@ -467,16 +481,17 @@ def judge_order(claim: str, table: pd.DataFrame, group: str, y: str, order: Sequ
             parts.append(f"{g}: no runs")
             boot.append(np.full(n_boot, math.nan))
             continue
-        b = np.median(v[rng.integers(0, len(v), size=(n_boot, len(v)))], axis=1)
+        b = centre(v[rng.integers(0, len(v), size=(n_boot, len(v)))], axis=1)
         boot.append(b)
         lo, hi = np.quantile(b, [tail, 1 - tail])
-        parts.append(f"{g} {np.median(v):.3g} [{lo:.3g}, {hi:.3g}]")
+        parts.append(f"{g} {centre(v):.3g} [{lo:.3g}, {hi:.3g}]")
     boot = np.stack(boot)  # (groups, n_boot)
     holds = np.all(boot[:-1] < boot[1:], axis=0)
     support = float(holds.mean())
     reversed_pair = max(float(np.mean(boot[i] > boot[i + 1])) for i in range(len(order) - 1))
     n_min = min(len(v) for v in values)
-    measured = ", ".join(parts) + f"; order holds in {support:.0%} of resamples"
+    measured = (("means: " if aggregate == "mean" else "") + ", ".join(parts)
+                + f"; order holds in {support:.0%} of resamples")
     if n_min < min_seeds:
         status, reason = "inconclusive", f"{n_min} run(s) in some group, fewer than {min_seeds}"
     elif support >= ci:

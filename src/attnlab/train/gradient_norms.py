@@ -2,12 +2,23 @@
 
 E4 reports, per run, the full-batch training-loss gradient norm with respect to the weights that
 carry the dependency across positions (the recurrent weights u of the IndRNN, the attention
-weights W of the Transformer): its maximum within each 500-step window, averaged over the windows.
-The published gradient panel (E4g) shows each block's norm and the total norm over all blocks at
-initialisation and averaged over the recorded steps 1..50 (`early_gradient_norms`).
+weights W of the Transformer), two ways:
 
-Two always-on recorders (attnlab.train.recorders) carry them: BlockGradientRecorder (the trainer's
-per-block gradient-norm and distance columns) and SequenceGradientRecorder (E4's summary number).
+- the published statistic (`block_maxima`, recorder BlockMaxRecorder, asked for by name:
+  `diagnostics.record: {block_max: B}`): the curve of steps 0..steps-1 cut into consecutive blocks
+  of B steps (the last one possibly partial), the maximum of each block; the summary keeps their
+  mean, sd and count, from which the report pools the runs exactly (`pooled_block_statistics`);
+- the windowed statistic (`window_max_mean`, always recorded): the maximum within each tenth of
+  the run, averaged over the tenths; the same number as the block mean when steps = 10 B.
+
+Row s of the trainer's curves holds the gradient at iterate s (the initialisation is iterate 0),
+the iterate from which step s is taken: the published trainer logs the same gradient at its step s.
+E4g's gradient norms (each block's and the total over all blocks, at initialisation and averaged
+over the recorded steps 1..50) are `early_gradient_norms`.
+
+Two always-on recorders (attnlab.train.recorders) carry the curves and the windowed number:
+BlockGradientRecorder (the per-block gradient-norm and distance columns) and
+SequenceGradientRecorder (sequence_grad_norm).
 """
 
 from __future__ import annotations
@@ -54,6 +65,33 @@ def window_max_mean(steps: Sequence[int], values: Sequence[float], window: int =
     windows = steps_a[keep] // window
     maxima = [values_a[keep][windows == k].max() for k in np.unique(windows)]
     return float(np.mean(maxima))
+
+
+def block_maxima(steps: Sequence[int], values: Sequence[float], block: int, total_steps: int) -> np.ndarray:
+    """The maximum of `values` within each block of steps [k B, (k+1) B) of 0..total_steps-1 (B =
+    `block`; the last block is partial when B does not divide total_steps), in block order.
+
+    steps, values: a recorded curve; NaNs are skipped, points at step >= total_steps (the row of
+    the final iterate) left out, and a block without a finite value gives no maximum. Returns
+    (number of blocks with a value,)."""
+    if block <= 0:
+        raise ValueError(f"block = {block}: must be a positive number of steps")
+    steps_a = np.asarray(steps, dtype=np.int64)
+    values_a = np.asarray(values, dtype=np.float64)
+    if steps_a.shape != values_a.shape:
+        raise ValueError(f"steps {steps_a.shape} and values {values_a.shape} must have the same length")
+    keep = np.isfinite(values_a) & (steps_a >= 0) & (steps_a < total_steps)
+    blocks = steps_a[keep] // block
+    return np.array([values_a[keep][blocks == k].max() for k in np.unique(blocks)], dtype=np.float64)
+
+
+def block_max_summary(maxima: np.ndarray, block: int) -> dict[str, float | int]:
+    """What the report needs to pool runs exactly: the mean of a run's block maxima, their sd
+    (ddof = 1; NaN for fewer than two), their count, and the block length in steps."""
+    count = len(maxima)
+    return {"mean": float(maxima.mean()) if count else math.nan,
+            "sd": float(maxima.std(ddof=1)) if count > 1 else math.nan,
+            "count": count, "block_steps": block}
 
 
 EARLY_STEPS = 50
@@ -142,3 +180,24 @@ class SequenceGradientRecorder:
             return math.nan
         return window_max_mean(curves["step"], curves[column], window=max(1, self.steps // 10),
                                total_steps=self.steps)
+
+
+class BlockMaxRecorder:
+    """Summary only, one run: sequence_grad_block_max, the block maxima (`block_maxima`, blocks of
+    `block` steps) of the sequence block's gradient norm (column grad_norm_<block>) as
+    `block_max_summary` gives them. The published E4 statistic at block = 500 and 5000 steps."""
+
+    every = None
+
+    def __init__(self, model: Model, block: int, steps: int, field: str = "diagnostics.record.block_max"):
+        self.sequence_block = getattr(model, "sequence_block", None)
+        if self.sequence_block is None:
+            raise ValueError(f"{field}: model {model.name!r} has no sequence block (the block that mixes "
+                             f"positions); remove {field}")
+        self.block, self.steps = block, steps
+
+    def summarise(self, curves: pd.DataFrame) -> dict:
+        column = f"grad_norm_{self.sequence_block}"
+        maxima = (block_maxima(curves["step"], curves[column], self.block, self.steps) if column in curves
+                  else np.array([]))
+        return {"sequence_grad_block_max": block_max_summary(maxima, self.block)}

@@ -3,8 +3,8 @@
 An entry is (name, version, build): `build(RecorderContext) -> recorder`. A recorder adds curve
 columns every `every` steps and may add summary keys from the finished curves (`summarise`):
 
-    per-run recorder   every; __call__(step, params) -> {column: float}, params one run's blocks;
-                       optionally summarise(curves) -> {key: value}
+    per-run recorder   every (None: summary only); __call__(step, params) -> {column: float}, params
+                       one run's blocks; optionally summarise(curves) -> {key: value}
     stacked recorder   every (None: summary only); record(StepState) -> {column: (S,) tensor} for the
                        S stacked runs at once, with the gradient of the step taken;
                        summarise(Finished) -> one {key: value} per run
@@ -31,18 +31,19 @@ from attnlab.config import DiagnosticsConfig, TrainConfig
 from attnlab.data.dataset import Dataset
 from attnlab.models.base import Model, Params
 from attnlab.train.diagnostics import FeatureRecorder, NTKRecorder, WeightChangeRecorder
-from attnlab.train.gradient_norms import BlockGradientRecorder, GradientNormRecorder, SequenceGradientRecorder
+from attnlab.train.gradient_norms import (BlockGradientRecorder, BlockMaxRecorder, GradientNormRecorder,
+                                         SequenceGradientRecorder)
 from attnlab.train.projection import BallUsageRecorder, HeadBallRecorder, block_radii
 from attnlab.train.smoothness import SmoothnessRecorder
 
-CORE_VERSION = 1   # the trainer's own columns (train_loss, val_loss) and summary keys (iterates, gap, ...)
+CORE_VERSION = 2   # the trainer's own columns (train_loss, val_loss) and summary keys (iterates, gap, ...)
 
 
 class Recorder(Protocol):
-    """Adds named measurements of one run's current iterate to its curves every `every` steps; may
-    have `summarise(curves) -> dict` for summary keys."""
+    """Adds named measurements of one run's current iterate to its curves every `every` steps (None:
+    never); may have `summarise(curves) -> dict` for summary keys."""
 
-    every: int
+    every: int | None
 
     def __call__(self, step: int, params: Params) -> dict[str, float]: ...
 
@@ -137,6 +138,8 @@ ENTRIES = [
     # grad_full_<sequence block>: the full-batch gradient norm (also under projsgd)
     RecorderEntry("full_gradient", 1, lambda c: GradientNormRecorder(
         c.model, c.data.X_train, c.data.y_train, every=c.every, loss=c.train.loss)),
+    # sequence_grad_block_max.{mean, sd, count, block_steps}: the interval is the block length in steps
+    RecorderEntry("block_max", 1, lambda c: BlockMaxRecorder(c.model, c.every, c.train.steps, c.field)),
     # ball_usage_<block>, ball_boundary_<block>; max.ball_usage_*, max.ball_boundary_*
     RecorderEntry("ball", 1, lambda c: BallUsageRecorder(
         c.params0, block_radii(c.model.radius_keys, c.train.radius.model_dump()), c.model.width, c.every, c.field)),

@@ -4,7 +4,9 @@ theta_{k+1} = Proj(theta_k - eta * grad L(theta_k)). The trainer keeps the last 
 iterate (lowest training loss seen) and the averaged iterate, the running mean of theta_0..theta_{tau-1}
 that the kernel-regime theorem speaks of. Curves are recorded every `record_every` steps: the losses,
 and the columns of the recorders (attnlab.train.recorders), each on its own schedule; the summary
-holds the iterates' losses and what each recorder makes of its curves.
+holds the iterates' losses, the lowest recorded validation loss (min_val_loss over iterates
+0..steps; min_val_loss_trained over 1..steps, the published choice) and what each recorder makes of
+its curves.
 """
 
 from __future__ import annotations
@@ -87,6 +89,15 @@ def _row_values(curves: pd.DataFrame, index: int) -> dict[str, float]:
     """The finite values of one recorded row (0: the first, -1: the last) of the curves."""
     row = curves.iloc[index].drop("step").astype(float)
     return {k: float(v) for k, v in row.items() if math.isfinite(v)}
+
+
+def _min_val_loss(curves: pd.DataFrame, first_step: int) -> float:
+    """The lowest recorded validation loss of iterates first_step..steps: 0 includes the
+    initialisation, 1 only the trained iterates (the published min_val_mse, which never evaluates
+    the initialisation). NaN when none was recorded."""
+    if "val_loss" not in curves:
+        return math.nan
+    return float(curves.loc[curves["step"] >= first_step, "val_loss"].min())
 
 
 def _curves(rows: dict[int, dict[str, float]]) -> pd.DataFrame:
@@ -262,7 +273,8 @@ class Trainer:
                 "lr": cfg.step_size, "loss": self.loss_kind, "last": losses["last"][s],
                 "best": {**losses["best"][s], "step": int(runs.best_step[s])}, "average": losses["average"][s],
                 "diverged_at": runs.diverged_at[s], "max": {},
-                "min_val_loss": float(curves["val_loss"].min()) if "val_loss" in curves else math.nan,
+                "min_val_loss": _min_val_loss(curves, first_step=0),
+                "min_val_loss_trained": _min_val_loss(curves, first_step=1),
                 "initial": _row_values(curves, 0), "final": _row_values(curves, -1)}
 
     def _optimisation_gaps(self, S: int, params: Params, theta0: Params, X: torch.Tensor, y: torch.Tensor,
