@@ -15,9 +15,9 @@ shapes (the config's n_train, n_val, tokens T, d and width, and the model's `sam
 Seconds come from calibrations: per kind of work (training a model family, teacher labels, each
 measurement task), device, dtype and thread count, two short probes at small sizes measure
 seconds = calls x overhead + FLOPs / rate (calls: steps, draws or 1), once per dry run
-(`Calibration` keeps them). A training probe takes the median step time of a few steps at two
-sample sizes, and the rest of its time as the fixed cost of a run. Runs share `workers`
-processes, so the wall time is the total divided by them.
+(`Calibration` keeps them): one on a few samples gives the overhead, one on many the rate. A
+training probe takes the median step time of a few steps, and the rest of its time as the fixed
+cost of a run. Runs share `workers` processes, so the wall time is the total divided by them.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ PROBE_STEPS = 12
 PROBE_STEP_FLOPS = 2e8     # FLOPs of one step of the larger training probe
 PROBE_TASK_FLOPS = 3e8     # FLOPs of the larger probe of a measurement or of teacher labels
 PROBE_SAMPLE_FLOPS = 2e7   # the probe's width is halved until one sample's gradient costs at most this
-PROBE_SMALLER = 4          # the smaller probe has this many times fewer samples
+PROBE_SMALL_SAMPLES = 16   # training samples of the smaller probe (its time is mostly overhead)
 PROBE_DRAWS = 512          # teacher draws of a probe's data (one chunk of Teacher.labels)
 
 
@@ -185,10 +185,10 @@ def _probe_width(config: RunConfig) -> RunConfig:
 
 def _probe_sizes(at: Callable[[int], RunConfig], flops_of: Callable[[RunConfig], float],
                  target: float) -> tuple[RunConfig, RunConfig]:
-    """The two probe configs at(n_train): the larger with about `target` FLOPs of work, the smaller
-    PROBE_SMALLER times fewer training samples."""
-    n = int(min(8192, max(16 * PROBE_SMALLER, target / max(1.0, flops_of(at(1))))))
-    return at(n // PROBE_SMALLER), at(n)
+    """The two probe configs at(n_train): the smaller on PROBE_SMALL_SAMPLES samples (mostly
+    overhead), the larger with about `target` FLOPs of work (mostly arithmetic)."""
+    n = int(min(8192, max(8 * PROBE_SMALL_SAMPLES, target / max(1.0, flops_of(at(1))))))
+    return at(PROBE_SMALL_SAMPLES), at(n)
 
 
 def _fit(points: list[tuple[Work, float]]) -> tuple[float, float]:
@@ -203,10 +203,21 @@ def _fit(points: list[tuple[Work, float]]) -> tuple[float, float]:
     return w2.flops / max(t2, 1e-9), 0.0
 
 
+def _clock() -> tuple[float, float]:
+    """(wall, CPU) seconds now, for `_elapsed`."""
+    return time.perf_counter(), time.process_time()
+
+
+def _elapsed(start: tuple[float, float], end: tuple[float, float]) -> float:
+    """Seconds from `start` to `end` on a machine of one's own: the wall time, or the process's CPU
+    time where that is less (other jobs took the cores meanwhile)."""
+    return min(end[0] - start[0], end[1] - start[1])
+
+
 def _timed(call: Callable[[], object]) -> float:
-    start = time.perf_counter()
+    start = _clock()
     call()
-    return time.perf_counter() - start
+    return _elapsed(start, _clock())
 
 
 def _probe_training(config: RunConfig) -> Rate:
@@ -234,14 +245,15 @@ def _probe_training(config: RunConfig) -> Rate:
 
 def step_seconds(config: RunConfig) -> tuple[float, float]:
     """(seconds per step, seconds besides the steps) of training `config`: the median time between
-    two steps (robust to a busy machine), and the rest of the run's time (setup, final losses)."""
+    two steps, and the rest of the run's time (setup, final losses); times as `_elapsed` counts them
+    (robust to a busy machine)."""
     from attnlab.run import train
 
-    stamps: list[float] = []
-    start = time.perf_counter()
-    train(config, progress=lambda step, loss: stamps.append(time.perf_counter()))
-    total = time.perf_counter() - start
-    intervals = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    stamps: list[tuple[float, float]] = []
+    start = _clock()
+    train(config, progress=lambda step, loss: stamps.append(_clock()))
+    total = _elapsed(start, _clock())
+    intervals = sorted(_elapsed(a, b) for a, b in zip(stamps, stamps[1:]))
     per_step = intervals[len(intervals) // 2] if intervals else total / config.train.steps
     return per_step, max(0.0, total - per_step * config.train.steps)
 
