@@ -65,7 +65,7 @@ class DataSection(Strict):
     """Target columns: 1 for scalar targets."""
 
     def with_samples(self, n_train: int) -> "DataSection":
-        """The same data on at most n_train training samples (validation shrunk in proportion)."""
+        """The same data on at most n_train training samples (and fewer validation samples)."""
         raise NotImplementedError
 
 
@@ -115,7 +115,6 @@ class ShallowEncoderConfig(ModelSection):
     scaling: Union[Literal["sqrt", "linear"], Annotated[float, Field(ge=0)]] = "sqrt"
     init: Literal["lecun", "he", "ntk"] = "lecun"
     outputs: Union[PositiveInt, Literal["auto"]] = "auto"
-
 
 
 class IndRNNConfig(_PairedWidth, ModelSection):
