@@ -18,6 +18,9 @@ seconds = calls x overhead + FLOPs / rate (calls: steps, draws or 1), once per d
 (`Calibration` keeps them): one on a few samples gives the overhead, one on many the rate. A
 training probe takes the median step time of a few steps, and the rest of its time as the fixed
 cost of a run. Runs share `workers` processes, so the wall time is the total divided by them.
+One rate per kind misses how the speed per FLOP grows with the sizes of the products: a probe runs at
+a width where a sample costs at most PROBE_SAMPLE_FLOPS, so runs of much larger products (the
+encoder at d_m = 2048) are estimated too slow.
 """
 
 from __future__ import annotations
@@ -45,11 +48,10 @@ PROBE_DRAWS = 512          # teacher draws of a probe's data (one chunk of Teach
 
 @dataclass(frozen=True)
 class RunShape:
-    """The sizes of one run, read from its config: n_train and n_val samples (None: a whole
-    recording), T tokens of dimension d, the model width, and the training steps (0: a measurement)."""
+    """The sizes of one run, read from its config: n_train samples (None: a whole recording), T
+    tokens of dimension d, the model width, and the training steps (0: a measurement)."""
 
     n_train: int | None
-    n_val: int | None
     T: int
     d: int
     width: int
@@ -64,12 +66,12 @@ def shape_of(config: RunConfig) -> RunShape:
     """The shape of `config`'s run, from its config sections."""
     data = config.data
     steps = config.train.steps if config.task == "train" else 0
-    return RunShape(data.n_train, data.n_val, data.tokens, data.d, config.model.width, steps)
+    return RunShape(data.n_train, data.tokens, data.d, config.model.width, steps)
 
 
 @dataclass(frozen=True)
 class Work:
-    """One kind of work of a run: `calls` (steps, or 1) and `flops`; `kind` names its calibration."""
+    """One kind of work of a run: `calls` (steps, draws or 1) and `flops`; `kind` names its calibration."""
 
     kind: tuple[str, ...]
     calls: float
