@@ -43,7 +43,8 @@ PROBE_STEP_FLOPS = 2e8     # FLOPs of one step of the larger training probe
 PROBE_TASK_FLOPS = 3e8     # FLOPs of the larger probe of a measurement or of teacher labels
 PROBE_SAMPLE_FLOPS = 2e7   # the probe's width is halved until one sample's gradient costs at most this
 PROBE_SMALL_SAMPLES = 16   # training samples of the smaller probe (its time is mostly overhead)
-PROBE_DRAWS = 512          # teacher draws of a probe's data (one chunk of Teacher.labels)
+PROBE_DRAWS = 512          # teacher draws of a labels probe (one chunk of Teacher.labels)
+PROBE_TASK_DRAWS = 8       # teacher draws of a measurement probe's data
 
 
 @dataclass(frozen=True)
@@ -273,8 +274,9 @@ def _probe_labels(config: RunConfig) -> Rate:
 
 
 def _probe_measurement(config: RunConfig) -> Rate:
-    """Seconds of the measurement task at two sample sizes, its teacher's labels made beforehand
-    (as they are cached for the runs of one data section and seed)."""
+    """Seconds of the measurement task at two sample sizes, its teacher's labels (few draws: the
+    tasks do not depend on them) made beforehand, as they are cached for the runs of one data
+    section and seed."""
     from attnlab.data import build_data
     from attnlab.run import measure
 
@@ -283,7 +285,7 @@ def _probe_measurement(config: RunConfig) -> Rate:
     def at(n_train: int) -> RunConfig:
         data = config.data.with_samples(n_train)
         if isinstance(data, TeacherDataConfig):
-            data = data.with_draws(PROBE_DRAWS)
+            data = data.with_draws(PROBE_TASK_DRAWS)
         return config.model_copy(update={"data": data})
 
     small, large = _probe_sizes(at, lambda c: run_work(c).flops, PROBE_TASK_FLOPS)
