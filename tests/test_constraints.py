@@ -161,3 +161,18 @@ def test_every_data_config_has_a_generator_and_its_shapes_match_the_properties()
         assert data.X_train.shape[1:] == (config.tokens, config.d), raw
         assert data.X_train.shape[0] == config.n_train, raw
         assert data.X_train.shape[0] + data.X_val.shape[0] == config.n_samples, raw
+        assert data.X_val.shape[0] == config.n_val and data.outputs == config.outputs, raw
+        smaller = config.with_samples(4)
+        assert type(smaller) is type(config) and 1 <= smaller.n_train <= 5, raw
+        changed = {k for k, v in smaller.model_dump().items() if v != config.model_dump()[k]}
+        assert changed <= {"n", "n_val"}, raw
+
+
+def test_model_sections_change_width_through_their_own_field():
+    for cls in members(ModelConfig):
+        config = cls()
+        wider = config.with_width(2 * config.width)
+        assert wider.width == 2 * config.width and type(wider) is cls
+        assert wider.model_copy(update={cls.WIDTH_FIELD: config.width}) == config
+    with pytest.raises(ValueError, match="even"):
+        KernelTransformerConfig().with_width(3)   # validated: paired initialisation needs an even width

@@ -40,11 +40,33 @@ class Strict(BaseModel):
 
 class ModelSection(Strict):
     """Base of the model sections: every subclass (tagged by a Literal `name`) joins ModelConfig,
-    so a new model needs its config class here and its model file, nothing else."""
+    so a new model needs its config class here and its model file, nothing else. WIDTH_FIELD names
+    the subclass's width field (heads, units or embedding dimension)."""
+
+    WIDTH_FIELD: ClassVar[str] = "m"
+
+    @property
+    def width(self) -> int:
+        """The width: the value of the field WIDTH_FIELD."""
+        return getattr(self, self.WIDTH_FIELD)
+
+    def with_width(self, width: int) -> "ModelSection":
+        """The same model at another width (validated)."""
+        return type(self).model_validate({**self.model_dump(), self.WIDTH_FIELD: width})
 
 
 class DataSection(Strict):
-    """Base of the data sections: every subclass (tagged by a Literal `name`) joins DataConfig."""
+    """Base of the data sections: every subclass (tagged by a Literal `name`) joins DataConfig.
+
+    Their shapes: n_train and n_val sequences of `tokens` tokens of dimension `d`, targets with
+    `outputs` columns; `with_samples(n)` gives the same data on fewer samples (for probes)."""
+
+    outputs: ClassVar[int] = 1
+    """Target columns: 1 for scalar targets."""
+
+    def with_samples(self, n_train: int) -> "DataSection":
+        """The same data on at most n_train training samples (and fewer validation samples)."""
+        raise NotImplementedError
 
 
 def _sections(base: type) -> Any:
@@ -63,11 +85,6 @@ class _PairedWidth(Strict):
         if info.data.get("paired", True) and m % 2:
             raise ValueError("must be even for paired initialisation (use an even width, or paired: false)")
         return m
-
-    @property
-    def width(self) -> int:
-        """The width m."""
-        return self.m
 
 
 class KernelTransformerConfig(_PairedWidth, ModelSection):
@@ -90,6 +107,7 @@ class ShallowEncoderConfig(ModelSection):
     targets (digits, mnist) and a scalar read-out otherwise.
     """
 
+    WIDTH_FIELD: ClassVar[str] = "d_m"
     name: Literal["shallow-encoder"] = "shallow-encoder"
     d_m: PositiveInt = 128
     """Width: the embedding dimension d_m."""
@@ -97,11 +115,6 @@ class ShallowEncoderConfig(ModelSection):
     scaling: Union[Literal["sqrt", "linear"], Annotated[float, Field(ge=0)]] = "sqrt"
     init: Literal["lecun", "he", "ntk"] = "lecun"
     outputs: Union[PositiveInt, Literal["auto"]] = "auto"
-
-    @property
-    def width(self) -> int:
-        """The width: the embedding dimension d_m."""
-        return self.d_m
 
 
 class IndRNNConfig(_PairedWidth, ModelSection):
@@ -140,9 +153,22 @@ class _Sequences:
         """Training samples after the validation split."""
         return _train_share(self.n, self.val_fraction)
 
+    @property
+    def n_val(self) -> int:
+        """Validation samples."""
+        return self.n - self.n_train
+
+    def with_samples(self, n_train: int) -> DataSection:
+        return self.model_copy(update={"n": min(self.n, _total_for(n_train, self.val_fraction))})
+
 
 def _train_share(n: int, val_fraction: float) -> int:
     return round(n * (1 - val_fraction))
+
+
+def _total_for(n_train: int, val_fraction: float) -> int:
+    """Samples to draw for about n_train training samples after the split (at least 2)."""
+    return max(2, round(n_train / (1 - val_fraction)))
 
 
 class TeacherDataConfig(_Sequences, DataSection):
@@ -172,6 +198,10 @@ class TeacherDataConfig(_Sequences, DataSection):
     val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
     noise: Annotated[float, Field(ge=0)] = 0.0
     seed: int | None = None
+
+    def with_draws(self, K: int) -> "TeacherDataConfig":
+        """The same teacher with at most K Monte-Carlo draws."""
+        return self.model_copy(update={"K": min(self.K, K)})
 
 
 TokenNorm = Literal["none", "token", "sequence"]
@@ -204,6 +234,7 @@ class _Images:
     "rows" one token of `side` pixels per row (side: the image's, IMAGE_SIDE)."""
 
     IMAGE_SIDE: ClassVar[int]   # the subclass's fields: patch, n, n_val
+    outputs: ClassVar[int] = 10   # one-hot targets of the ten digit classes
 
     @property
     def tokens(self) -> int:
@@ -224,6 +255,9 @@ class _Images:
     def n_train(self) -> int:
         """Training images."""
         return self.n
+
+    def with_samples(self, n_train: int) -> DataSection:
+        return self.model_copy(update={"n": min(self.n, n_train), "n_val": min(self.n_val, n_train // 3)})
 
 
 class DigitsConfig(_Images, DataSection):
@@ -281,6 +315,15 @@ class _Windows:
     def n_train(self) -> int | None:
         """Training windows after the validation split (None: unknown before the recording is read)."""
         return None if self.n is None else _train_share(self.n, self.val_fraction)
+
+    @property
+    def n_val(self) -> int | None:
+        """Validation windows (None: unknown before the recording is read)."""
+        return None if self.n is None else self.n - self.n_train
+
+    def with_samples(self, n_train: int) -> DataSection:
+        total = _total_for(n_train, self.val_fraction)
+        return self.model_copy(update={"n": total if self.n is None else min(self.n, total)})
 
 
 class ArLagDataConfig(_Windows, DataSection):

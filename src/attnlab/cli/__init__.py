@@ -363,6 +363,30 @@ def format_plan(p: Any, configs: list[Any]) -> str:
     return "\n".join(lines)
 
 
+def dry_run_plan(papers: list[str], experiments: list[str] | None, preset: str, out: Path, device: str | None,
+                 workers: int, threads: int | None) -> None:
+    """Print the plan of each paper experiment by experiment, as each is estimated; the probes run
+    with the torch threads a worker would have (--threads, else the cores shared by the workers)."""
+    import torch
+
+    from attnlab.experiments.plan import Calibration, describe_experiment, describe_total, plan_experiments
+    from attnlab.sweep.executors import available_cpus
+
+    if threads or workers > 1:
+        torch.set_num_threads(threads or max(1, available_cpus() // workers))
+    calibration = Calibration()
+    try:
+        for paper in papers:
+            typer.echo(f"{paper} ({preset} preset): plan")
+            plans = []
+            for item in plan_experiments(paper, experiments, preset, out, device, calibration):
+                typer.echo("\n".join(describe_experiment(item, workers)))
+                plans.append(item)
+            typer.echo(describe_total(plans, workers))
+    except ConfigError as error:
+        fail(str(error))
+
+
 @app.command()
 def reproduce(
     paper: str = typer.Argument(..., help="Paper whose experiments to run (arda2026), all, or an experiment file (.yaml)."),
@@ -376,8 +400,9 @@ def reproduce(
                                           "use 1 on a machine other jobs keep busy)."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda[:N] for every run (default: as declared)."),
     quiet: bool = typer.Option(False, help="No progress display."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs to do and to reuse and the estimated "
-                                 "wall time (from a few probe steps), and run nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs to do and to reuse, their shapes and "
+                                 "the estimated wall time (FLOPs of each run over rates measured by short probes), "
+                                 "experiment by experiment, and run nothing."),
 ) -> None:
     """Reproduce a paper's experiments: run (reusing finished runs), fit, judge, plot and report."""
     from attnlab.experiments.reproduce import PAPERS, reproduce as run_reproduction
@@ -391,18 +416,7 @@ def reproduce(
     if experiment and len(papers) > 1:
         fail("--experiment needs one paper, not all")
     if dry_run:
-        from attnlab.experiments.plan import describe, plan
-
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        try:
-            for p in papers:
-                typer.echo("\n".join(describe(p, preset, plan(p, experiment or None, preset, out, device),
-                                               workers or 1)))
-        except ConfigError as error:
-            fail(str(error))
+        dry_run_plan(papers, experiment or None, preset, out, device, workers or 1, threads)
         return
     try:
         done = [run_reproduction(p, experiment or None, preset, out, executor, workers, device, not quiet, threads)

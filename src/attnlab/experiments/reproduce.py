@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from attnlab.config import ConfigError, RunConfig, config_to_dict, flatten, parse_config
+from attnlab.config import ConfigError, RunConfig, TeacherDataConfig, config_to_dict, flatten, parse_config
 from attnlab.experiments.spec import Experiment, ExperimentFile, FigureRow, load_experiments, sweeps
 from attnlab.report import (ExperimentResult, bound_experiment, every_experiment, ordering_experiment,
                             scaling_experiment, stacked_figure, write_report)
@@ -28,6 +28,7 @@ from attnlab.sweep.grid import expand
 from attnlab.sweep.runner import run_sweep, write_table
 
 PAPERS = {"arda2026": "arda2026.yaml", "wu2023": "wu2023.yaml"}
+PROBE_SAMPLES, PROBE_DRAWS, PROBE_WIDTH = 24, 64, 4   # the sizes of the run that finds the recorded metrics
 
 
 @dataclass
@@ -164,18 +165,13 @@ def recorded_metrics(configs: list[RunConfig], store: RunStore) -> tuple[set[str
 
 
 def _probe_config(config: RunConfig, steps: int) -> RunConfig:
-    """`config` on few samples, few steps and the CPU, recording every step (diagnostics included)."""
-    raw = config_to_dict(config)
-    data, model = raw["data"], raw["model"]
-    if isinstance(data.get("n"), int):
-        data["n"] = min(data["n"], 24)
-    if isinstance(data.get("n_val"), int):
-        data["n_val"] = min(data["n_val"], 8)
-    if isinstance(data.get("K"), int):
-        data["K"] = min(data["K"], 64)
-    for width in ("m", "d_m"):
-        if isinstance(model.get(width), int):
-            model[width] = min(model[width], 4)
+    """`config` on few samples (teacher: few draws), width at most 4, few steps and the CPU,
+    recording every step (diagnostics included)."""
+    data = config.data.with_samples(PROBE_SAMPLES)
+    if isinstance(data, TeacherDataConfig):
+        data = data.with_draws(PROBE_DRAWS)
+    model = config.model.with_width(min(config.model.width, PROBE_WIDTH))
+    raw = config_to_dict(config.model_copy(update={"data": data, "model": model}))
     raw["train"].update(steps=steps, record_every=1, batch_size=1)
     raw["diagnostics"] = {k: (1 if isinstance(v, int) and k.endswith("every") else v)
                           for k, v in raw["diagnostics"].items()}

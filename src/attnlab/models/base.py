@@ -8,6 +8,7 @@ can project per head), and the gradient of a squared loss. Models know nothing o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -32,9 +33,19 @@ def check_sizes(d: int, m: int, paired: bool) -> None:
         raise ValueError(f"m = {m}: paired initialisation needs an even width")
 
 
+@dataclass(frozen=True)
+class SampleFlops:
+    """Floating-point operations (2 per multiply-add) on one sequence: `forward` computes the output,
+    `gradient` the output and the gradient of the loss (forward and backward pass)."""
+
+    forward: float
+    gradient: float
+
+
 class Model:
     """Base class: subclasses set `config_class`, `blocks`, `radius_keys`, `width` and implement
-    `from_config`, `init`, `forward`."""
+    `from_config`, `init`, `forward`, and `sample_flops` (the arithmetic of one sequence: the cost
+    model of `attnlab reproduce --dry-run`)."""
 
     config_class: ClassVar[type]   # its section of the run config (attnlab.config), tagged by `name`
     name: ClassVar[str]
@@ -61,6 +72,15 @@ class Model:
 
     def forward(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def sample_flops(self, T: int) -> SampleFlops:
+        """FLOPs of the forward pass and of the loss gradient on one sequence of T tokens."""
+        raise NotImplementedError
+
+    def ntk_pair_flops(self, T: int) -> float:
+        """FLOPs of one entry of the structured empirical NTK (`ntk_blocks`) from the per-sample
+        features; 0 for a model without one."""
+        return 0.0
 
     def loops_over_runs(self, params: Params, X: torch.Tensor) -> bool:
         """Whether stacked runs (params (S, ...), X (S, n, T, d)) should be computed one run at a time

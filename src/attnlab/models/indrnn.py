@@ -41,7 +41,7 @@ import torch
 
 from attnlab.config import IndRNNConfig
 from attnlab.models.activations import activation
-from attnlab.models.base import Model, Params, check_sizes
+from attnlab.models.base import Model, Params, SampleFlops, check_sizes
 from attnlab.models.native import indrnn as fused_kernel
 from attnlab.seeding import generator
 from attnlab.models.losses import loss_scale
@@ -119,6 +119,12 @@ class IndRNN(Model):
     def from_config(cls, config: IndRNNConfig, d: int, T: int | None = None, outputs: int = 1) -> "IndRNN":
         """The network of `config` for tokens of dimension d (any T; one scalar output)."""
         return cls(d=d, m=config.m, activation_name=config.activation, gain=config.gain, paired=config.paired)
+
+    def sample_flops(self, T: int) -> SampleFlops:
+        """Forward: the input projection W_in x_t (T d m) and the recurrence (T m); backward the same
+        again (the gradient of W_in and the reverse sweep)."""
+        forward = T * self.m * (self.d + 1)
+        return SampleFlops(2 * forward, 4 * forward)
 
     def init(self, seed: int, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Params:
         """Paired initialisation: W_in ~ N(0, 1), u uniform on {-g, +g}, c uniform on {-1, +1};

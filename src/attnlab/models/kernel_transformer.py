@@ -28,7 +28,7 @@ import torch
 
 from attnlab.config import KernelTransformerConfig
 from attnlab.models.activations import activation
-from attnlab.models.base import Model, Params, check_sizes
+from attnlab.models.base import Model, Params, SampleFlops, check_sizes
 from attnlab.models.native import kernel_transformer as fused_kernel
 from attnlab.seeding import generator
 from attnlab.models.losses import loss_scale
@@ -94,6 +94,17 @@ class KernelTransformer(Model):
                     outputs: int = 1) -> "KernelTransformer":
         """The model of `config` for tokens of dimension d (any T; one scalar output)."""
         return cls(d=d, m=config.m, activation_name=config.activation, paired=config.paired)
+
+    def sample_flops(self, T: int) -> SampleFlops:
+        """Per head: W_i x_T (d^2), logits (T d), read-outs x_t . U_i (T d) forward; the attended
+        token and M_i U_i (2 T d) and the outer product of the W gradient (d^2) backward."""
+        d = self.d
+        forward = d * d + 2 * T * d
+        return SampleFlops(2 * self.m * forward, 2 * self.m * (forward + 2 * T * d + d * d))
+
+    def ntk_pair_flops(self, T: int) -> float:
+        """Phi_c, Phi_u and Phi_g products (m, m d, m d) and the query product x_T . x_T' (d)."""
+        return 2 * (self.m * (1 + 2 * self.d) + self.d)
 
     def init(self, seed: int, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Params:
         """Paired Gaussian initialisation (spec section 2): f(X; theta_0) = 0 exactly."""

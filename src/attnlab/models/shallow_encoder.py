@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from attnlab.config import ShallowEncoderConfig
-from attnlab.models.base import Model, Params
+from attnlab.models.base import Model, Params, SampleFlops
 from attnlab.seeding import generator
 from attnlab.models.losses import loss_scale
 
@@ -114,6 +114,22 @@ class ShallowEncoder(Model):
         w_O = (self.d_m,) if self.outputs == 1 else (self.d_m, self.outputs)
         return {"W_Q": (self.d_m, self.d), "W_K": (self.d_m, self.d), "W_V": (self.d_m, self.d),
                 "W_H": (self.d_m, self.fan_in_H), "w_O": w_O}
+
+    def sample_flops(self, T: int) -> SampleFlops:
+        """With D = d_m, F = fan_in(W_H) and C outputs, in multiply-adds: forward Q, Kk, V (3 T d D),
+        logits and S V (2 T^2 D), W_H z (F D), the read-out (D C); backward the read-out and its
+        transpose (2 D C), the W_H gradient and u W_H (2 F D), G V^T, S^T G, dP Kk and dP^T Q
+        (4 T^2 D) and the three projection gradients (3 T d D)."""
+        D, F, C = self.d_m, (T * self.d_m if self.phi == "flatten" else self.d_m), self.outputs
+        forward = 3 * T * self.d * D + 2 * T * T * D + F * D + D * C
+        backward = 2 * D * C + 2 * F * D + 4 * T * T * D + 3 * T * self.d * D
+        return SampleFlops(2 * forward, 2 * (forward + backward))
+
+    def ntk_pair_flops(self, T: int) -> float:
+        """Per output, in multiply-adds: w_O (D), W_H (D + F) and the three pair traces of T x T
+        Gram matrices (T^2 (D + d) each)."""
+        D, F = self.d_m, (T * self.d_m if self.phi == "flatten" else self.d_m)
+        return 2 * self.outputs * (2 * D + F + 3 * T * T * (D + self.d))
 
     def init_variances(self) -> dict[str, float]:
         """Variance of the i.i.d. Gaussian entries of every block at initialisation (the table)."""
