@@ -142,3 +142,19 @@ def test_indrnn_pytorch_path_vmaps_over_stacked_runs(activation):
         for block in model.blocks:
             torch.testing.assert_close(grads[block][s], alone_grads[block], rtol=1e-12, atol=1e-14)
         torch.testing.assert_close(outputs[s], model(run_slice(params, s), X[s]), rtol=1e-12, atol=1e-14)
+
+
+def test_a_gpu_stacks_as_many_seeds_as_half_its_memory_holds_in_equal_chunks(monkeypatch):
+    """E5 at T = 1024 (one run's (n_train, T, m) array is 1 GiB): a 4 GiB budget stacked no seeds at
+    all; on a GPU the budget is half its memory, and the seeds are split into equal chunks."""
+    import attnlab.run as run_module
+
+    class Properties:
+        total_memory = 140 * 2**30
+    monkeypatch.setattr(run_module.torch.cuda, "get_device_properties", lambda device: Properties())
+    e5 = parse_config({"model": {"m": 64}, "data": {"n": 5000, "T": 1024, "d": 8}, "device": "cuda"})
+    per_run = 4000 * 1024 * 64 * 4
+    assert run_module.stack_memory_bytes("cuda") == 70 * 2**30
+    assert stack_size(e5, 10) == 5            # 70 GiB hold 8 runs of 8 such arrays: chunks of 5 and 5
+    assert stack_size(e5, 10, memory_bytes=8 * per_run * 3) == 3     # 4 chunks either way
+    assert stack_size(e5, 8) == 8
