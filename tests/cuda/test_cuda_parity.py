@@ -69,6 +69,21 @@ def test_ntk(target, name):
         torch.testing.assert_close(got.blocks[block].cpu(), kernel, **CLOSE)
 
 
+@pytest.mark.filterwarnings("error::UserWarning")   # vmap's slow per-run fallback warns
+@pytest.mark.parametrize("name", MODELS)
+def test_stacked_steps_are_vectorised(target, name):
+    """The trainer's stacked loss, gradient and forward go through vmap, not a loop over the runs."""
+    model = MODELS[name]()
+    S, (X, y) = 3, problem()
+    with target.path():
+        params, Xs, ys = target.put((stack([model.init(s, F64) for s in range(S)]), stack([X] * S), stack([y] * S)))
+        step, forward = Stacked(model.loss_and_grad, shared=(3,)), Stacked(lambda p, X: model(p, X))
+        step(S, params, Xs, ys, model.default_loss)
+        with torch.no_grad():
+            forward(S, params, Xs)
+    assert step.vectorised is True and forward.vectorised is True
+
+
 def assert_same_training(got, reference, blocks, tolerance=TRAINED):
     pd.testing.assert_frame_equal(got.curves, reference.curves, **tolerance)
     for iterate in ("last", "best", "average"):
