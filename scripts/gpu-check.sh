@@ -161,8 +161,9 @@ note "elapsed $(( $(date +%s) - start )) s; exit status $status"
 [ -f "$WORK/pytest-cuda.txt" ] && cp "$WORK/pytest-cuda.txt" "$OUT/"
 cp "$summary" "$OUT/summary.txt"
 reports=(summary.txt runs-new.txt runs-packed.txt runs-left-behind.txt)   # reports, tables, failure records
-for path in results/*/ results/runs/.failed; do
-    [ -e "$WORK/$path" ] && [ "$path" != results/runs/ ] && reports+=("$path")
+for path in "$WORK"/results/*/ "$WORK"/results/runs/.failed; do
+    path="${path#"$WORK"/}"; path="${path%/}"
+    [ -e "$WORK/$path" ] && [ "$path" != results/runs ] && reports+=("$path")
 done
 tar -czf "$OUT/reports.tar.gz" -C "$WORK" "${reports[@]}"
 ls -l "$OUT"
