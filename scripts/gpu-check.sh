@@ -49,7 +49,12 @@ left() { echo $(( start + BUDGET_S - PACK_S - $(date +%s) )); }
 status=0
 
 note "gpu-check $(date -u +%FT%TZ): DEVICE=$DEVICE PRESET=$PRESET PRESETS='$PRESETS' BUDGET_S=$BUDGET_S"
-note "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+if git rev-parse -q --verify HEAD >/dev/null 2>&1; then
+    note "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
+else
+    note "commit: not a git checkout"
+fi
+bounded() { local l; l=$(left); echo $(( l < $1 ? l : $1 )); }   # a step's limit: its own, or what is left
 
 # 1. install ---------------------------------------------------------------------------------------
 if [ "$INSTALL" = 1 ]; then
@@ -81,9 +86,9 @@ if [ "$DEVICE" != cpu ] && command -v nvidia-smi >/dev/null; then
 fi
 
 # 2. tests marked cuda -----------------------------------------------------------------------------
-if [ "$TESTS" = 1 ] && [ "$status" = 0 ]; then
+if [ "$TESTS" = 1 ] && [ "$status" = 0 ] && [ "$(bounded "$TEST_TIMEOUT_S")" -ge 10 ]; then
     selection=(-m cuda); [ "$DEVICE" = cpu ] && selection=()     # the stand-in runs the cpu-standin half
-    timeout -s INT -k 15 "$TEST_TIMEOUT_S" "$PYTHON" -m pytest -q -rs -p no:cacheprovider "${selection[@]}" tests/cuda \
+    timeout -s INT -k 15 "$(bounded "$TEST_TIMEOUT_S")" "$PYTHON" -m pytest -q -rs -p no:cacheprovider "${selection[@]}" tests/cuda \
         2>&1 | tee "$WORK/pytest-cuda.txt"
     code=${PIPESTATUS[0]}
     note "tests: pytest ${selection[*]} tests/cuda exit $code: $(tail -n 1 "$WORK/pytest-cuda.txt")"
@@ -91,8 +96,8 @@ if [ "$TESTS" = 1 ] && [ "$status" = 0 ]; then
 fi
 
 # 3. timings ---------------------------------------------------------------------------------------
-if [ "$BENCH" = 1 ] && [ "$status" != 2 ]; then
-    limit=$(( $(left) < BENCH_TIMEOUT_S ? $(left) : BENCH_TIMEOUT_S ))
+if [ "$BENCH" = 1 ] && [ "$status" != 2 ] && [ "$(bounded "$BENCH_TIMEOUT_S")" -ge 10 ]; then
+    limit=$(bounded "$BENCH_TIMEOUT_S")
     # shellcheck disable=SC2086
     timeout -s INT -k 15 "$limit" "$PYTHON" benchmarks/bench_gpu.py --device "$DEVICE" --out "$WORK/timings.csv" $BENCH_ARGS
     code=$?
