@@ -115,3 +115,46 @@ def test_stack_size_stacks_small_cpu_runs_and_fills_a_gpu():
     gpu = large.model_copy(update={"device": "cuda"})
     assert stack_size(gpu, 10, memory_bytes=2**40) == 10
     assert stack_size(gpu, 10, memory_bytes=2 * 8 * 4000 * 16 * 256 * 4) == 2
+
+
+@pytest.mark.filterwarnings("error::UserWarning")   # a vmap fallback ("performance drop") fails
+@pytest.mark.parametrize("activation", ["tanh", "erf"])
+def test_indrnn_pytorch_path_vmaps_over_stacked_runs(activation):
+    """On CUDA (and without the fused kernel) stacked IndRNN runs go through torch.func.vmap, not a
+    Python loop over the runs: its PyTorch formulation must avoid out= operations, which vmap
+    refuses, and in-place ones vmap runs through its slow per-run fallback."""
+    from attnlab.models.indrnn import IndRNN
+
+    model = IndRNN(d=3, m=6, activation_name=activation, gain=0.9, fused=False)
+    S = 3
+    params = stack([model.init(s, torch.float64) for s in range(S)])
+    X = torch.randn(S, 7, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) / 2
+    y = torch.randn(S, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    step = Stacked(model.loss_and_grad, shared=(3,))
+    forward = Stacked(lambda p, X: model(p, X))
+    loss, grads = step(S, params, X, y, "mse")
+    with torch.no_grad():
+        outputs = forward(S, params, X)
+    assert step.vectorised is True and forward.vectorised is True
+    for s in range(S):
+        alone_loss, alone_grads = model.loss_and_grad(run_slice(params, s), X[s], y[s])
+        torch.testing.assert_close(loss[s], alone_loss, rtol=1e-12, atol=1e-14)
+        for block in model.blocks:
+            torch.testing.assert_close(grads[block][s], alone_grads[block], rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(outputs[s], model(run_slice(params, s), X[s]), rtol=1e-12, atol=1e-14)
+
+
+def test_a_gpu_stacks_as_many_seeds_as_half_its_memory_holds_in_equal_chunks(monkeypatch):
+    """E5 at T = 1024 (one run's (n_train, T, m) array is 1 GiB): a 4 GiB budget stacked no seeds at
+    all; on a GPU the budget is half its memory, and the seeds are split into equal chunks."""
+    import attnlab.run as run_module
+
+    class Properties:
+        total_memory = 140 * 2**30
+    monkeypatch.setattr(run_module.torch.cuda, "get_device_properties", lambda device: Properties())
+    e5 = parse_config({"model": {"m": 64}, "data": {"n": 5000, "T": 1024, "d": 8}, "device": "cuda"})
+    per_run = 4000 * 1024 * 64 * 4
+    assert run_module.stack_memory_bytes("cuda") == 70 * 2**30
+    assert stack_size(e5, 10) == 5            # 70 GiB hold 8 runs of 8 such arrays: chunks of 5 and 5
+    assert stack_size(e5, 10, memory_bytes=8 * per_run * 3) == 3     # 4 chunks either way
+    assert stack_size(e5, 8) == 8

@@ -25,11 +25,12 @@ from attnlab.train import RESULTS_VERSION
 from attnlab.train.projection import block_radii
 from attnlab.train.recorders import Recorder, build_recorders
 from attnlab.train.memory import peak_memory_bytes, training_step_peak_memory
+from attnlab.train.precision import ieee_float32
 from attnlab.train.trainer import Trainer, TrainResult
 from attnlab.versions import library_versions
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-STACK_MEMORY_BYTES = 4 * 2**30   # CUDA: memory for one stacked computation
+GPU_STACK_SHARE = 0.5           # CUDA: share of the GPU's memory one stacked computation may take
 CPU_STACK_BYTES = 4 * 2**20     # CPU: stack seeds while one run's activations stay this small
 
 
@@ -57,7 +58,7 @@ def setup(config: RunConfig) -> Setup:
     _check_device(config.device)
     check_memory(config)
     dtype = DTYPES[config.dtype]
-    data = build_data(config.data, config.seed).to(dtype=dtype, device=config.device)
+    data = build_data(config.data, config.seed, config.device).to(dtype=dtype, device=config.device)
     model = build_model(config.model, d=data.d, T=data.T, outputs=data.outputs)
     return Setup(model, model.init(config.seed, dtype=dtype, device=config.device), data)
 
@@ -143,10 +144,11 @@ def run(config: RunConfig, root: str | Path = "runs", force: bool = False,
 
 
 def run_many(configs: list[RunConfig], root: str | Path = "runs", force: bool = False,
-             memory_bytes: int = STACK_MEMORY_BYTES,
+             memory_bytes: int | None = None,
              progress: Callable[[int, float], None] | None = None) -> list[Path]:
     """Run configs that differ only by seed; runs the store already holds are reused. Returns the
-    run directories in order. Runs are trained stacked where that is faster (stack_size)."""
+    run directories in order. Runs are trained stacked where that is faster (stack_size; on CUDA
+    within `memory_bytes`, by default stack_memory_bytes)."""
     store = open_store(root)
     todo = [c for c in configs if force or not store.is_complete(c)]
     if todo and todo[0].task == "train":
@@ -161,17 +163,27 @@ def run_many(configs: list[RunConfig], root: str | Path = "runs", force: bool = 
     return [store.path(config) for config in configs]
 
 
-def stack_size(config: RunConfig, runs: int, memory_bytes: int = STACK_MEMORY_BYTES) -> int:
+def stack_size(config: RunConfig, runs: int, memory_bytes: int | None = None) -> int:
     """How many seeds of `config` to train as one stacked computation.
 
     Measured by benchmarks/bench_seed_stacking.py on 2 CPU cores: stacking pays (1.5x) while one
     run's (n, T, width) activations stay cache-sized, and loses (0.4x-0.7x) beyond, where the
     stacked arrays only add memory traffic. On CUDA, stacking fills the device: as many runs as
-    fit in `memory_bytes` (estimated as 8 activation arrays per run)."""
+    fit in `memory_bytes` (default stack_memory_bytes; 8 activation arrays per run), the runs then
+    split into chunks of equal size (10 runs of which 8 fit: two chunks of 5, not 8 and 2)."""
     per_run = _activation_bytes(config)
     if config.device.startswith("cuda"):
-        return max(1, min(runs, memory_bytes // (8 * per_run)))
+        budget = stack_memory_bytes(config.device) if memory_bytes is None else memory_bytes
+        most = max(1, min(runs, budget // (8 * per_run)))
+        chunks = -(-runs // most)
+        return -(-runs // chunks)
     return runs if per_run <= CPU_STACK_BYTES else 1
+
+
+def stack_memory_bytes(device: str) -> int:
+    """Memory one stacked computation may take on a CUDA device: GPU_STACK_SHARE of its memory
+    (the rest holds the data, the iterates, the recorders' work and the allocator's slack)."""
+    return int(GPU_STACK_SHARE * torch.cuda.get_device_properties(torch.device(device)).total_memory)
 
 
 def _activation_bytes(config: RunConfig) -> int:
@@ -219,5 +231,7 @@ def _check_same_but_seed(configs: list[RunConfig]) -> None:
 
 
 def _check_device(device: str) -> None:
+    """Refuse CUDA where there is none; pin the precision policy (train/precision.py: no TF32)."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device = {device!r}: CUDA is not available on this machine; use --device cpu")
+    ieee_float32()

@@ -59,7 +59,7 @@ class Teacher:
 
     def transport(self, U: torch.Tensor, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """v(phi_k) for each draw: v_c (K,), v_u (K, d), v_w (K, d, d) (one d x d per draw, not per sample)."""
-        anchors, alpha = self.anchors.to(U.dtype), self.alpha.to(U.dtype)
+        anchors, alpha = self.anchors.to(U.device, U.dtype), self.alpha.to(U.device, U.dtype)
         h = head_features(self.attention_weights(W), U, anchors)            # over R anchors, K heads
         ds = self.sigma_prime(h.s)                                          # (R, K)
         v_c = self.nu_c * (alpha @ self.sigma(h.s))
@@ -80,23 +80,26 @@ class Teacher:
         return self.sigma(h.s) * v_c + ds * ((h.a * v_u).sum(-1) + w_term)
 
     def labels(self, X: torch.Tensor, K: int, chunk: int = 512, compute_dtype: torch.dtype = torch.float32,
-               max_elements: int = 2**27) -> torch.Tensor:
-        """Monte-Carlo teacher values y_j = (1/K) sum_k <psi(X_j; phi_k), v(phi_k)>: (n,) float64.
+               max_elements: int = 2**27, device: str | torch.device = "cpu") -> torch.Tensor:
+        """Monte-Carlo teacher values y_j = (1/K) sum_k <psi(X_j; phi_k), v(phi_k)>: (n,) float64 on
+        the CPU.
 
         Per-draw terms are computed in `compute_dtype` (float32: 3x faster, ~1e-7 relative error)
         and summed in float64, `chunk` draws at a time; samples are split too where one (samples,
-        T, draws) intermediate would exceed `max_elements` (long sequences)."""
+        T, draws) intermediate would exceed `max_elements` (long sequences). The draws are made on
+        the CPU (the same for every device); the terms are computed on `device` (a GPU takes E5's
+        T = 1024 labels in seconds, the CPU in minutes per seed)."""
         U, W = self.draw(K)
         n, T = X.shape[:2]
-        total = torch.zeros(n, dtype=torch.float64)
-        X, U, W = X.to(compute_dtype), U.to(compute_dtype), W.to(compute_dtype)
+        total = torch.zeros(n, dtype=torch.float64, device=device)
+        X, U, W = (t.to(device, compute_dtype) for t in (X, U, W))
         rows = n if n * T * chunk <= max_elements else max(1, max_elements // (T * chunk))
         for first in range(0, n, rows):
             for start in range(0, K, chunk):
                 part = self.features_dot_transport(X[first:first + rows], U[start:start + chunk],
                                                    W[start:start + chunk])
                 total[first:first + rows] += part.sum(1, dtype=torch.float64)
-        return total / K
+        return (total / K).cpu()
 
     def label_bound(self, K: int) -> float:
         """|y| <= nu_c sup|sigma| + nu_u sup|sigma'| + nu_w sup|sigma'| mean_k ||U_k||: every
@@ -108,12 +111,14 @@ class Teacher:
 
 def teacher_problem(n: int, T: int, d: int, seed: int, K: int = 8192, anchors: int = 16,
                     nu: tuple[float, float, float] = (3.0, 3.0, 3.0), activation_name: str = "tanh",
-                    noise: float = 0.0, attention: str = "full") -> tuple[torch.Tensor, torch.Tensor, Teacher]:
-    """All n sequences X (n, T, d), their labels y (n,) and the teacher that made them."""
+                    noise: float = 0.0, attention: str = "full",
+                    device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor, Teacher]:
+    """All n sequences X (n, T, d), their labels y (n,) and the teacher that made them, on the CPU
+    in float64 (the labels computed on `device`)."""
     X = random_sequences(n, T, d, seed)
     pick = torch.randperm(n, generator=generator(seed, "anchors"))[:anchors]
     teacher = Teacher(X[pick], seed, nu, activation_name, attention)
-    y = teacher.labels(X, K)
+    y = teacher.labels(X, K, device=device)
     if noise > 0:
         y = y + noise * torch.randn(n, generator=generator(seed, "label-noise"), dtype=torch.float64)
     return X, y, teacher

@@ -68,15 +68,26 @@ def input_drive(W_in: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     return drive.reshape(T, B, m)
 
 
+def transformed(*tensors: torch.Tensor) -> bool:
+    """Whether a torch.func transform (vmap over stacked runs) tracks any of these tensors: out=
+    operations are then refused, and each step is computed into a fresh tensor instead."""
+    return any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+
+
 def step_drives(W_in: torch.Tensor, X: torch.Tensor) -> Iterator[torch.Tensor]:
     """W_in x_t (B, m) for t = 1..T in turn, from W_in (m, d), X (B, T, d), without autograd.
 
     Every step is written into the same (B, m) tensor, valid until the next step (it stays in
     cache: products written into fresh memory are markedly slower); for even m as two
-    equal-shaped products side by side, like `input_drive`."""
+    equal-shaped products side by side, like `input_drive`. Under vmap each step is a fresh tensor
+    (the same two products, concatenated)."""
     m, B = W_in.shape[0], X.shape[0]
-    drive = torch.empty(B, m, dtype=X.dtype, device=X.device)
     half = m // 2
+    if transformed(W_in, X):
+        for x in X.unbind(1):
+            yield x @ W_in.T if m % 2 else torch.cat([x @ W_in[:half].T, x @ W_in[half:].T], dim=-1)
+        return
+    drive = torch.empty(B, m, dtype=X.dtype, device=X.device)
     for x in X.unbind(1):
         if m % 2:
             torch.mm(x, W_in.T, out=drive)
@@ -173,7 +184,7 @@ class IndRNN(Model):
                 z = drive.clone() if h is None else torch.addcmul(drive, u, h)
                 if keep:
                     saved.append(z)
-                h = torch.tanh(z, out=z) if tanh else self.sigma(z)
+                h = z.tanh_() if tanh else self.sigma(z)
         return h, saved
 
     def forward(self, params: Params, X: torch.Tensor) -> torch.Tensor:
@@ -221,15 +232,19 @@ class IndRNN(Model):
             u_terms = torch.zeros_like(h_T)                            # sum_t g_t * h_{t-1}, per sample
             carry = weight.unsqueeze(1) * c                            # dL/dh_T (B, m)
             inputs = X.unbind(1)
+            in_place = not transformed(X, *params.values())   # vmap: no out=, no batched addmm_
             for t in range(len(inputs) - 1, -1, -1):
                 step = saved.pop()                      # h_t (tanh) or z_t, freed after this step
                 if tanh:                                # g = carry (1 - h_t^2), in h_t's storage
-                    g = torch.addcmul(carry, carry, step.mul_(step), value=-1, out=step)
+                    square = step.mul_(step)
+                    g = (torch.addcmul(carry, carry, square, value=-1, out=step) if in_place
+                         else torch.addcmul(carry, carry, square, value=-1))
                 else:
                     g = self.sigma_prime(step).mul_(carry)
                 if t > 0:
-                    u_terms.addcmul_(g, saved[-1] if tanh else self.sigma(saved[-1]))
-                grad_W.addmm_(g.T, inputs[t])
+                    previous = saved[-1] if tanh else self.sigma(saved[-1])
+                    u_terms = u_terms.addcmul_(g, previous) if in_place else torch.addcmul(u_terms, g, previous)
+                grad_W = grad_W.addmm_(g.T, inputs[t]) if in_place else torch.addmm(grad_W, g.T, inputs[t])
                 carry = g.mul_(u)                                      # dL/dh_{t-1} = u * dL/dz_t
         return value, {"W_in": grad_W, "u": u_terms.sum(0), "c": grad_c}
 
