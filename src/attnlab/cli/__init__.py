@@ -8,14 +8,15 @@ from __future__ import annotations
 import functools
 import inspect
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Optional
 
 import typer
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from attnlab.config import (ConfigError, FieldFacts, PositiveFloat, PositiveInt, apply_overrides, describe_field,
-                            describe_validation_error, load_config, parse_config, yaml_error_line)
+                            describe_validation_error, load_config, parse_config, parse_yaml,
+                            yaml_error_line)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="attnlab: training dynamics of shallow attention networks.")
@@ -117,7 +118,7 @@ def parse_set_options(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             fail(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.m=64")
         try:
-            overrides[key.strip()] = yaml.safe_load(value)
+            overrides[key.strip()] = parse_yaml(value)
         except yaml.YAMLError as error:
             fail(f"--set {item!r}: the value is not valid YAML ({yaml_error_line(error)})")
     return overrides
@@ -308,6 +309,9 @@ def sweep(
     except ConfigError as error:
         fail(f"invalid sweep file {str(file)!r}: {error}")
     check_option("--executor", executor, Literal[EXECUTORS])
+    check_option("--workers", workers, Optional[PositiveInt])
+    check_option("--threads", threads, Optional[PositiveInt])
+    check_option("--retries", retries, Annotated[int, Field(ge=0)])
     if dry_run:
         typer.echo(format_plan(plan(configs, open_store(root), retry_failed), configs))
         return
@@ -380,16 +384,32 @@ def reproduce(
                                  "wall time (from a few probe steps), and run nothing."),
 ) -> None:
     """Reproduce a paper's experiments: run (reusing finished runs), fit, judge, plot and report."""
-    from attnlab.experiments.reproduce import PAPERS, reproduce as run_reproduction
+    from attnlab.experiments.reproduce import (PAPERS, check_device, experiment_file, experiment_keys,
+                                               reproduce as run_reproduction)
     from attnlab.experiments.spec import PRESETS
     from attnlab.sweep.executors import EXECUTORS
     from attnlab.sweep.runner import StoreNotWritable
 
     check_option("--preset", preset, Literal[PRESETS])
     check_option("--executor", executor, Literal[EXECUTORS])
+    check_option("--workers", workers, Optional[PositiveInt])
+    check_option("--threads", threads, Optional[PositiveInt])
     papers = list(PAPERS) if paper == "all" else [paper]
     if experiment and len(papers) > 1:
         fail("--experiment needs one paper, not all")
+    try:
+        if device is not None:
+            check_device(device)
+        for p in papers:   # the paper and the experiment keys, before anything runs
+            experiment_keys(p, experiment_file(p), experiment or None)
+    except ConfigError as error:
+        fail(str(error))
+    if device is not None and device.startswith("cuda") and (dry_run or executor == "local"):
+        import torch
+
+        if not torch.cuda.is_available():   # runs elsewhere (dask, slurm) may have CUDA
+            fail(f"--device {device!r}: CUDA is not available on this machine (runs and dry-run probes "
+                 "of the local executor use it); use --device cpu")
     if dry_run:
         from attnlab.experiments.plan import describe, plan
 

@@ -58,11 +58,26 @@ def experiment_file(paper: str) -> ExperimentFile:
         return load_experiments(path)
 
 
+def experiment_keys(paper: str, declared: ExperimentFile, keys: list[str] | None) -> list[str]:
+    """`keys` (all of the paper's experiments when None), each checked to be one of them (ConfigError)."""
+    keys = keys or list(declared.experiments)
+    unknown = [k for k in keys if k not in declared.experiments]
+    if unknown:
+        raise ConfigError(f"experiment = {unknown[0]!r}: {paper} has {', '.join(declared.experiments)}")
+    return keys
+
+
+def check_device(device: str) -> str:
+    """`device` validated as RunConfig.device is (ConfigError naming it)."""
+    return parse_config({"device": device}).device
+
+
 def experiment_configs(key: str, experiment: Experiment, preset: str,
                        device: str | None = None) -> dict[str, list[RunConfig]]:
-    """The validated run configs of every series of one experiment."""
+    """The validated run configs of every series of one experiment (on `device` when given)."""
     configs = {name: expand(spec) for name, spec in sweeps(key, experiment, preset).items()}
     if device is not None:
+        device = check_device(device)
         configs = {name: [c.model_copy(update={"device": device}) for c in cs] for name, cs in configs.items()}
     return configs
 
@@ -74,10 +89,7 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     some). Runs live in OUT/runs (shared by every paper and preset); tables, figures and the
     report go to OUT/PAPER/PRESET/. threads: torch threads per local worker (None: the default)."""
     declared = experiment_file(paper)
-    keys = experiments or list(declared.experiments)
-    unknown = [k for k in keys if k not in declared.experiments]
-    if unknown:
-        raise ConfigError(f"experiment = {unknown[0]!r}: {paper} has {', '.join(declared.experiments)}")
+    keys = experiment_keys(paper, declared, experiments)
     out = Path(out)
     name = Path(paper).stem if paper.endswith((".yaml", ".yml")) else paper
     store, folder = open_store(out / "runs"), out / name / preset
@@ -107,9 +119,16 @@ def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[st
     summary for claims on runs, their curves for claims on curves); an order names declared series."""
     flat = [c for cs in configs.values() for c in cs]
     fields = flatten(config_to_dict(flat[0]))
+    fields.pop("seed")   # the bootstrap resamples seeds: x is another field
     if experiment.x not in fields:
-        raise ConfigError(f"{key}.x = {experiment.x!r}: not a config field; fields are {', '.join(fields)}")
-    x_values = {repr(flatten(config_to_dict(c)).get(experiment.x)) for c in flat}
+        raise ConfigError(f"{key}.x = {experiment.x!r}: not a config field other than seed; fields are "
+                          f"{', '.join(fields)}")
+    values = [flatten(config_to_dict(c)).get(experiment.x) for c in flat]
+    words = sorted({repr(v) for v in values if isinstance(v, bool) or not isinstance(v, (int, float))})
+    if words:
+        raise ConfigError(f"{key}.x = {experiment.x!r}: takes {', '.join(words)} in these runs; x must be a "
+                          "numeric field (claims are fitted against it)")
+    x_values = {repr(v) for v in values}
     summary_metrics, curve_metrics = recorded_metrics(flat, store)
     for i, claim in enumerate(experiment.claims):
         if claim.order is not None:
@@ -230,9 +249,12 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
     hue = "series" if len(configs) > 1 else None
     full, done = table, table[table["status"] == "done"]   # failed and diverged runs are not fitted
     curves_of = functools.lru_cache(maxsize=None)(store.curves)   # read once for all curve claims
-    parts = []
+    parts, unjudged = [], []
     for claim in experiment.claims:
         table = done if claim.series is None else done[done["series"].isin(claim.series)]
+        if table.empty:   # every run it needs failed: said in the notes, judged on a rerun
+            unjudged.append(claim.quantity)
+            continue
         if claim.kind == "order":
             parts.append(ordering_experiment(key, claim.quantity, table, "series", claim.metric, claim.order,
                                              figure_dir=figure_dir, x=experiment.x, at=claim.at))
@@ -249,6 +271,9 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
         if claim.source == "curves":
             group = hue or experiment.x
             data, x = curves_table(configs, table, curves_of, claim.metric, experiment.x, group, store.run_id), "step"
+            if data.empty:
+                unjudged.append(claim.quantity)
+                continue
         level = (claim.level.value, claim.level.label) if claim.level else None
         parts.append(scaling_experiment(key, claim.quantity, data, x, claim.metric, figure_dir=figure_dir,
                                         kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
@@ -256,7 +281,7 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
                                         tolerance=claim.tolerance, does_not=claim.does_not,
                                         bound_column=claim.bound_metric,
                                         figure_suffix="_".join(claim.series or [])))
-    for panel in experiment.panels:
+    for panel in experiment.panels if not done.empty else []:
         long = panel_table(done, panel.metrics, experiment.x, hue).rename(columns={"value": panel.quantity})
         figure = scaling_experiment(key, panel.quantity, long, experiment.x, panel.quantity,
                                     figure_dir=figure_dir, kind=panel.fit, hue="curve")
@@ -275,6 +300,8 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
     pending = int((full["status"] == "pending").sum())
     if pending:
         notes.append(f"{pending} of {len(full)} runs are not in the store (status pending).")
+    if unjudged:
+        notes.append("Not judged, no run it needs finished: " + "; ".join(dict.fromkeys(unjudged)) + ".")
     notes += [part.notes for part in parts if part.notes]
     first = next(iter(configs.values()))[0]
     return ExperimentResult(

@@ -23,10 +23,10 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from attnlab.config import ConfigError, Strict, apply_overrides, describe_validation_error, flatten, read_yaml
-from attnlab.sweep.grid import SweepSpec, parse_sweep
+from attnlab.sweep.grid import SweepSpec, check_plain_name, parse_sweep
 
 PRESETS = ("quick", "paper")
 Direction = Literal["negative", "positive"]
@@ -165,7 +165,8 @@ class Experiment(Strict):
 class ExperimentFile(Strict):
     paper: str
     title: str
-    experiments: dict[str, Experiment]
+    experiments: dict[Annotated[str, AfterValidator(check_plain_name)], Experiment]
+    """By key; a key names the experiment's folder of results, so it is a plain file name."""
 
 
 def load_experiments(path: str | Path) -> ExperimentFile:
