@@ -213,3 +213,48 @@ def test_out_pointing_at_a_file_names_it(tmp_path):
     target.write_text("x")
     line = one_line_error(cli("train", *TINY_FLAGS, "--out", target))
     assert "not a directory" in line and "File exists" not in line
+
+
+def test_a_claim_between_one_value_twice_is_refused():
+    from attnlab.experiments.spec import Claim
+
+    with pytest.raises(ValueError, match="between"):
+        Claim(metric="m", quantity="q", between=(4, 4), at_least=1.0)
+
+
+def test_a_claim_on_a_string_metric_is_refused_before_training(tmp_path):
+    raw = yaml.safe_load(yaml.safe_dump(EXPERIMENTS))
+    raw["experiments"]["A1"]["claims"][0]["metric"] = "task"
+    path = write_yaml(tmp_path / "s.yaml", raw)
+    line = one_line_error(cli("reproduce", path, "--out", tmp_path / "res", "--quiet"))
+    assert "A1.claims.0.metric = 'task'" in line and "numeric" in line
+
+
+def test_a_results_table_without_the_columns_of_one_is_refused(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}).to_parquet(tmp_path / "t.parquet")
+    line = one_line_error(cli("report", tmp_path / "t.parquet", "--out", tmp_path / "r"))
+    assert "run_id" in line and "status" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_markdown_report_does_not_carry_raw_html(tmp_path):
+    import pandas as pd
+
+    from attnlab.report import write_report
+    from attnlab.report.result import ExperimentResult
+
+    result = ExperimentResult(key="X1", title="<script>alert(1)</script>", table=pd.DataFrame({"a": ["<b>x</b>"]}),
+                              verdicts=[], figures=[], config={}, notes="<img src=x onerror=alert(1)> m <= 1")
+    write_report([result], tmp_path, title="<script>t</script>")
+    text = (tmp_path / "report.md").read_text()
+    assert "<script" not in text and "<img" not in text and "<b>" not in text
+    assert "m <= 1" in text
+
+
+def test_no_validation_sample_is_said_beside_the_nan(tmp_path):
+    result = cli("train", "--m", "4", "--n", "2", "--K", "64", "--T", "4", "--d", "3", "--steps", "3", "--quiet",
+                 "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "no validation samples" in result.output

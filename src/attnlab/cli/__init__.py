@@ -8,11 +8,11 @@ from __future__ import annotations
 import functools
 import inspect
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import typer
 import yaml
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from attnlab.config import (ConfigError, FieldFacts, PositiveFloat, PositiveInt, apply_overrides, describe_field,
                             describe_validation_error, load_config, parse_config, parse_yaml,
@@ -102,6 +102,12 @@ def check_option(flag: str, value: Any, allowed: Any) -> Any:
         return TypeAdapter(allowed).validate_python(value)
     except ValidationError as error:
         fail(describe_validation_error(error, root=None, name=flag))
+
+
+def check_at_least(flag: str, value: int | None, least: int) -> None:
+    """Exit 2 with `FLAG = VALUE: expected at least LEAST` when the count `value` is below `least`."""
+    if value is not None and value < least:
+        fail(f"{flag} = {value}: expected at least {least}")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -233,6 +239,9 @@ def compare(
     typer.echo(f"step {int(last['step'])}: training loss {last['train_loss']:.6g}, linearised prediction "
                f"{last['predicted_loss']:.6g}; largest relative gap {gap:.3g}")
     typer.echo(f"figure and table: {out / 'compare.png'}, {out / 'compare.csv'}")
+    if frame.attrs.get("diverged_at") is not None:
+        typer.echo(f"the run diverged at step {frame.attrs['diverged_at']} of {cfg.train.steps} (its loss left the "
+                   "finite numbers or grew far above its start): training stopped there; try a smaller --lr")
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -247,6 +256,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"{name:<9}{it['train_loss']:>14.6g}{it['val_loss']:>14.6g}")
     if summary.get("diverged_at") is not None:
         lines.append(f"diverged at step {summary['diverged_at']}")
+    elif all(summary[name]["val_loss"] != summary[name]["val_loss"] for name in ("last", "best", "average")):
+        lines.append("val loss nan: the data has no validation samples (data.val_fraction or data.n_val)")
     lines.append(f"wall time {summary['wall_time_s']:.2f} s")
     return "\n".join(lines)
 
@@ -309,9 +320,9 @@ def sweep(
     except ConfigError as error:
         fail(f"invalid sweep file {str(file)!r}: {error}")
     check_option("--executor", executor, Literal[EXECUTORS])
-    check_option("--workers", workers, Optional[PositiveInt])
-    check_option("--threads", threads, Optional[PositiveInt])
-    check_option("--retries", retries, Annotated[int, Field(ge=0)])
+    check_at_least("--workers", workers, 1)
+    check_at_least("--threads", threads, 1)
+    check_at_least("--retries", retries, 0)
     if dry_run:
         typer.echo(format_plan(plan(configs, open_store(root), retry_failed), configs))
         return
@@ -392,8 +403,8 @@ def reproduce(
 
     check_option("--preset", preset, Literal[PRESETS])
     check_option("--executor", executor, Literal[EXECUTORS])
-    check_option("--workers", workers, Optional[PositiveInt])
-    check_option("--threads", threads, Optional[PositiveInt])
+    check_at_least("--workers", workers, 1)
+    check_at_least("--threads", threads, 1)
     papers = list(PAPERS) if paper == "all" else [paper]
     if experiment and len(papers) > 1:
         fail("--experiment needs one paper, not all")

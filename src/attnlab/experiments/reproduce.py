@@ -144,18 +144,18 @@ def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[st
         known = curve_metrics if claim.source == "curves" else summary_metrics
         if known is not None and claim.metric not in known:
             where = "curve column" if claim.source == "curves" else "metric"
-            raise ConfigError(f"{key}.claims.{i}.metric = {claim.metric!r}: not a {where} these runs "
+            raise ConfigError(f"{key}.claims.{i}.metric = {claim.metric!r}: not a numeric {where} these runs "
                               f"record; they record {', '.join(sorted(known))}")
 
 
 def recorded_metrics(configs: list[RunConfig], store: RunStore) -> tuple[set[str] | None, set[str] | None]:
-    """(results-table metrics, curve columns) that runs of `configs` record: read from a finished
-    run in the store, else found by a two-step run of the first config's model and task on a few
-    samples (None when that probe cannot run, e.g. a missing data file: the runs then fail and are
-    reported as failed)."""
+    """(numeric results-table metrics, curve columns) that runs of `configs` record: read from a
+    finished run in the store, else found by a two-step run of the first config's model and task on
+    a few samples (None when that probe cannot run, e.g. a missing data file: the runs then fail and
+    are reported as failed)."""
     finished = next((c for c in configs if store.path(c).exists() and store.is_complete(c)), None)
     if finished is not None:
-        return set(flatten(store.summary(finished))), set(store.curves(finished).columns)
+        return _numeric(store.summary(finished)), set(store.curves(finished).columns)
     config = configs[0]
     if config.task != "train":
         probe = _probe_config(config, steps=1)
@@ -163,12 +163,18 @@ def recorded_metrics(configs: list[RunConfig], store: RunStore) -> tuple[set[str
             summary = measure(probe)
         except Exception:   # noqa: BLE001 - the real runs will record why
             return None, None
-        return set(flatten(summary)), set()
+        return _numeric(summary), set()
     try:
         result = train(_probe_config(config, steps=2))
     except Exception:   # noqa: BLE001
         return None, None
-    return set(flatten(result.summary)), set(result.curves.columns)
+    return _numeric(result.summary), set(result.curves.columns)
+
+
+def _numeric(summary: dict[str, Any]) -> set[str]:
+    """The flattened keys of a summary whose values are numbers (or None: a number not measured)."""
+    return {k for k, v in flatten(summary).items() if v is None or (isinstance(v, (int, float))
+                                                                    and not isinstance(v, bool))}
 
 
 def _probe_config(config: RunConfig, steps: int) -> RunConfig:

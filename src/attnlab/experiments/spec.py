@@ -85,6 +85,8 @@ class Claim(Strict):
             raise ValueError("at_least / at_most need exactly one of at (an x value) and between ([x0, x1])")
         if self.between is not None and not bounded:
             raise ValueError("between: give at_least or at_most (the bound on the ratio)")
+        if self.between is not None and self.between[0] == self.between[1]:
+            raise ValueError(f"between: {list(self.between)} names one x value twice; give two different ones")
         if self.at is not None and not bounded and self.order is None:
             raise ValueError("at: give at_least / at_most (a bound on the mean) or order (an ordering at x)")
         if (bounded or self.order is not None) and (self.predicted is not None or self.direction is not None
