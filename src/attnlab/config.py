@@ -7,6 +7,7 @@ default is filled in on load, so the dumped config is the *resolved* config that
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
@@ -171,7 +172,20 @@ def _total_for(n_train: int, val_fraction: float) -> int:
     return max(2, round(n_train / (1 - val_fraction)))
 
 
-class TeacherDataConfig(_Sequences, DataSection):
+class _TrainShare(Strict):
+    """A data section that holds out val_fraction of its n samples: at least one must be left to train
+    on (the subclass declares n before val_fraction)."""
+
+    @field_validator("val_fraction", check_fields=False)
+    @classmethod
+    def _leaves_training_samples(cls, val_fraction: float, info: Any) -> float:
+        n = info.data.get("n")
+        if n is not None and _train_share(n, val_fraction) < 1:
+            raise ValueError(f"leaves no training sample of data.n = {n} (use a smaller share)")
+        return val_fraction
+
+
+class TeacherDataConfig(_Sequences, _TrainShare, DataSection):
     """Teacher-student data of spec kernel-regime-transformer.md, section 5.
 
     attention: "full" computes the teacher's attention logits x_t^T W_k x_T (the paper's equations);
@@ -209,7 +223,7 @@ NormTarget = Union[PositiveFloat, Literal["sqrt-d"]]
 Patch = Union[Literal["rows"], PositiveInt]
 
 
-class RandomSequencesConfig(_Sequences, DataSection):
+class RandomSequencesConfig(_Sequences, _TrainShare, DataSection):
     """Random sequences with N(0, 1) labels (spec shallow-encoder.md, W1/W4).
 
     token_norm: "token" rescales every token, "sequence" every sequence, to norm `norm` ("sqrt-d":
@@ -326,7 +340,7 @@ class _Windows:
         return self.model_copy(update={"n": total if self.n is None else min(self.n, total)})
 
 
-class ArLagDataConfig(_Windows, DataSection):
+class ArLagDataConfig(_Windows, _TrainShare, DataSection):
     """Autoregressive lag-L task of spec recurrent-baseline.md, section 2.
 
     context: "matched" windows hold T = L + 1 tokens (the informative token is the first one);
@@ -373,7 +387,7 @@ class ArLagDataConfig(_Windows, DataSection):
         return self.T if self.context == "fixed" else self.L + 1
 
 
-class SeriesDataConfig(_Windows, DataSection):
+class SeriesDataConfig(_Windows, _TrainShare, DataSection):
     """The same windowing over a recorded series shipped with statsmodels (spec section 4)."""
 
     name: Literal["series"] = "series"
@@ -502,7 +516,7 @@ class RunConfig(Strict):
     """Data generator (series:NAME names a recorded series)."""
     train: TrainConfig = TrainConfig()
     diagnostics: DiagnosticsConfig = DiagnosticsConfig()
-    seed: int = 0
+    seed: Annotated[int, Field(ge=-2**63, lt=2**63)] = 0
     """Run seed (data, initialisation, batches)."""
     device: str = "cpu"
     """cpu or cuda[:N]."""
@@ -536,9 +550,17 @@ class RunConfig(Strict):
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
-        if value != "cpu" and not value.startswith("cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda[:N]' (got {value!r})")
+        if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", value):
+            raise ValueError("allowed: cpu, cuda or cuda:N (N a device number)")
         return value
+
+    @model_validator(mode="after")
+    def _batch_within_training_set(self) -> "RunConfig":
+        n_train = self.data.n_train
+        if self.train.method == "projsgd" and n_train is not None and self.train.batch_size > n_train:
+            raise ValueError(f"train.batch_size = {self.train.batch_size}: at most the {n_train} training "
+                             "samples (data.n_train)")
+        return self
 
 
 _DEFAULT_NAMES = {"model": "kernel-transformer", "data": "teacher"}
@@ -566,6 +588,8 @@ def describe_validation_error(error: ValidationError, root: type[BaseModel] | No
         message, value = item["msg"].removeprefix("Value error, "), item["input"]
         if item["type"] in (wording or {}):
             message = wording[item["type"]]
+        elif not loc and item["type"] == "value_error" and root is not None:
+            field = None   # a check across fields: its message names them
         elif item["type"] == "extra_forbidden" and root is not None:
             message = f"unknown field (allowed: {', '.join(_section_at(root, item['loc'][:-1]).model_fields)})"
         elif item["type"] in ("union_tag_invalid", "union_tag_not_found"):
@@ -713,13 +737,74 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
 
 def read_yaml(path: Path, kind: str) -> Any:
     """The parsed YAML of `path` (None when empty); a ConfigError naming the `kind` of file when it
-    cannot be read or parsed (no tag is ever executed: safe_load)."""
+    cannot be read or parsed (no tag is ever executed, see parse_yaml)."""
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read {kind} {str(path)!r}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{kind} {str(path)!r} is not UTF-8 text (byte {error.start}): "
+                          "give a YAML file") from None
+    try:
+        return parse_yaml(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{kind} {str(path)!r} is not valid YAML: {yaml_error_line(error)}") from None
+
+
+YAML_MAX_DEPTH = 100         # nesting of lists and mappings
+YAML_MAX_NODES = 1_000_000   # values once every alias is expanded (an alias bomb has 10^9)
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader (plain YAML only: a tag is refused, never executed) that also refuses a
+    mapping with a key twice, nesting deeper than YAML_MAX_DEPTH and aliases that expand to more
+    than YAML_MAX_NODES values (or into themselves), before anything is built."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.sizes: dict[int, int] = {}   # id(node) -> its values with aliases expanded
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        alias = self.check_event(yaml.AliasEvent)
+        mark = self.peek_event().start_mark
+        self.depth += 1
+        try:
+            if self.depth > YAML_MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {YAML_MAX_DEPTH} levels", mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        if alias and id(node) not in self.sizes:
+            raise yaml.composer.ComposerError(None, None, "an alias refers to its own anchor (recursive alias)", mark)
+        if not alias:
+            children = (node.value if isinstance(node, yaml.SequenceNode) else
+                        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
+            self.sizes[id(node)] = 1 + sum(self.sizes[id(child)] for child in children)
+            if self.sizes[id(node)] > YAML_MAX_NODES:
+                raise yaml.composer.ComposerError(None, None, f"the aliases expand to more than {YAML_MAX_NODES} "
+                                                  "values (an alias bomb?)", mark)
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen = set()
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if (key.tag, key.value) in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"the key {key.value!r} is given twice",
+                                                            key.start_mark)
+                seen.add((key.tag, key.value))
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str) -> Any:
+    """The data of YAML `text` (None when empty), read by the guarded safe loader (_Loader):
+    yaml.YAMLError for invalid, repeated-key, too deep or alias-bomb input."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def yaml_error_line(error: yaml.YAMLError) -> str:
@@ -732,9 +817,11 @@ def yaml_error_line(error: yaml.YAMLError) -> str:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Return a copy of `raw` with each dotted key (`"train.radius.w"`) set to its value."""
+    """Return a copy of `raw` with each dotted key (`"train.radius.w"`) set to its value. Shallower
+    keys go first, so a whole section (`model=indrnn`) is set before the fields given inside it
+    (`model.m=8`), whatever order they came in."""
     result = _deep_copy(raw)
-    for dotted, value in overrides.items():
+    for dotted, value in sorted(overrides.items(), key=lambda item: item[0].count(".")):
         node = result
         *parents, leaf = dotted.split(".")
         for part in parents:

@@ -12,13 +12,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 import torch
 
-from attnlab.config import RunConfig, config_to_dict
+from attnlab.config import RunConfig, TeacherDataConfig, config_to_dict, parse_config
 from attnlab.data import Dataset, build_data, build_teacher
+from attnlab.data.teacher import LABEL_CHUNK, LABEL_MAX_ELEMENTS
 from attnlab.models import Model, Params, build_model
 from attnlab.store import RunStore, identity
 from attnlab.train import RESULTS_VERSION
@@ -48,13 +49,25 @@ def open_store(root: str | Path) -> RunStore:
     return RunStore(root, RESULTS_VERSION)
 
 
-def run_id(config: RunConfig) -> str:
+def run_id(config: RunConfig | Mapping[str, Any]) -> str:
     """The id of the run of `config` in any store of this code."""
-    return identity.run_id(config, RESULTS_VERSION)
+    return identity.run_id(as_config(config), RESULTS_VERSION)
 
 
-def setup(config: RunConfig) -> Setup:
+def as_config(config: RunConfig | Mapping[str, Any]) -> RunConfig:
+    """`config` itself, or the RunConfig a mapping of its fields describes (ConfigError when invalid);
+    TypeError naming the expected types for anything else."""
+    if isinstance(config, RunConfig):
+        return config
+    if isinstance(config, Mapping):
+        return parse_config(dict(config))
+    raise TypeError(f"expected a RunConfig or a mapping of its fields (as in a config file), "
+                    f"not {type(config).__name__}")
+
+
+def setup(config: RunConfig | Mapping[str, Any]) -> Setup:
     """Generate the data and initialise the model of `config` (on its device, in its dtype)."""
+    config = as_config(config)
     _check_device(config.device)
     check_memory(config)
     dtype = DTYPES[config.dtype]
@@ -63,16 +76,18 @@ def setup(config: RunConfig) -> Setup:
     return Setup(model, model.init(config.seed, dtype=dtype, device=config.device), data)
 
 
-def train(config: RunConfig, recorders: list[Recorder] | None = None,
+def train(config: RunConfig | Mapping[str, Any], recorders: list[Recorder] | None = None,
           progress: Callable[[int, float], None] | None = None) -> TrainResult:
     """Run `config` in memory (nothing is written), with the recorders its diagnostics section asks
     for added to `recorders`."""
     return train_many([config], [recorders or []], progress)[0]
 
 
-def train_many(configs: list[RunConfig], recorders: list[list[Recorder]] | None = None,
+def train_many(configs: list[RunConfig | Mapping[str, Any]], recorders: list[list[Recorder]] | None = None,
                progress: Callable[[int, float], None] | None = None) -> list[TrainResult]:
-    """Train configs that differ only by seed together, in memory; one result per config."""
+    """Train configs (RunConfigs or mappings of their fields) that differ only by seed together, in
+    memory; one result per config."""
+    configs = [as_config(config) for config in configs]
     _check_same_but_seed(configs)
     setups = [setup(config) for config in configs]
     recorders = [[*(extra or []), *build_recorders(config.diagnostics, s.model, s.params0, s.data, config.train)]
@@ -85,8 +100,9 @@ def train_many(configs: list[RunConfig], recorders: list[list[Recorder]] | None 
     return results
 
 
-def measure(config: RunConfig) -> dict:
+def measure(config: RunConfig | Mapping[str, Any]) -> dict:
     """The summary of a measurement task (approximation-error, linearisation-error, peak-memory)."""
+    config = as_config(config)
     from attnlab.theory.kernel_regime import approximation_error, linearisation_error
 
     _check_device(config.device)
@@ -131,9 +147,10 @@ def peak_memory(config: RunConfig) -> dict[str, int]:
             "batch": X.shape[0], "tokens": X.shape[1]}
 
 
-def run(config: RunConfig, root: str | Path = "runs", force: bool = False,
+def run(config: RunConfig | Mapping[str, Any], root: str | Path = "runs", force: bool = False,
         progress: Callable[[int, float], None] | None = None) -> Path:
     """Run `config` unless the store already holds it; return the run directory."""
+    config = as_config(config)
     store = open_store(root)
     if store.is_complete(config) and not force:
         return store.path(config)
@@ -143,12 +160,13 @@ def run(config: RunConfig, root: str | Path = "runs", force: bool = False,
     return store.write(config, result.curves, result.summary, replace=force)
 
 
-def run_many(configs: list[RunConfig], root: str | Path = "runs", force: bool = False,
+def run_many(configs: list[RunConfig | Mapping[str, Any]], root: str | Path = "runs", force: bool = False,
              memory_bytes: int | None = None,
              progress: Callable[[int, float], None] | None = None) -> list[Path]:
     """Run configs that differ only by seed; runs the store already holds are reused. Returns the
     run directories in order. Runs are trained stacked where that is faster (stack_size; on CUDA
     within `memory_bytes`, by default stack_memory_bytes)."""
+    configs = [as_config(config) for config in configs]
     store = open_store(root)
     todo = [c for c in configs if force or not store.is_complete(c)]
     if todo and todo[0].task == "train":
@@ -197,12 +215,27 @@ class RunTooLarge(ValueError):
 
 
 def estimated_bytes(config: RunConfig) -> int:
-    """A lower estimate of the memory one run of `config` needs: its data (n, T, d), 8 activation
-    arrays (n_train, T, width) and the parameters (width x the token features)."""
+    """A lower estimate of the memory one run of `config` needs: its data (n, T, d) as generated (in
+    float64) and in the run's dtype, the teacher's work (teacher data), 8 activation arrays (n_train,
+    T, width) and the parameters (width x the token features). A mini-batch (projsgd, batch_size <=
+    n_train) needs no more than the full batch."""
     data, width = config.data, config.model.width
     n, T, d = data.n_samples or 1, data.tokens, data.d
     itemsize = DTYPES[config.dtype].itemsize
-    return itemsize * (n * T * d + 8 * _activation_bytes(config) // itemsize + width * (T * d + d + 2))
+    run = itemsize * (n * T * d + 8 * _activation_bytes(config) // itemsize + width * (T * d + d + 2))
+    return 8 * n * T * d + _teacher_bytes(config) + run
+
+
+def _teacher_bytes(config: RunConfig) -> int:
+    """The teacher's draws (U (K, d), W (K, d, d) in float64 and in float32) and 4 intermediate
+    (samples, T, draws) float32 arrays of its labels (Teacher.labels), for teacher data; else 0."""
+    data = config.data
+    if not isinstance(data, TeacherDataConfig):
+        return 0
+    draws = data.K * (data.d * data.d + data.d) * (8 + 4)
+    chunk = min(LABEL_CHUNK, data.K)
+    rows = data.n if data.n * data.T * chunk <= LABEL_MAX_ELEMENTS else max(1, LABEL_MAX_ELEMENTS // (data.T * chunk))
+    return draws + 4 * 4 * rows * data.T * chunk
 
 
 def check_memory(config: RunConfig) -> None:
@@ -217,7 +250,8 @@ def check_memory(config: RunConfig) -> None:
         except (ValueError, OSError, AttributeError):   # pragma: no cover - not POSIX
             return
     if need > have:
-        sizes = ", ".join(f"{k} = {v}" for k, v in (("data.n", config.data.n_samples),
+        sizes = ", ".join(f"{k} = {v}" for k, v in (("data.n", config.data.n_samples), ("tokens", config.data.tokens),
+                                                     ("data.K", getattr(config.data, "K", None)),
                                                      ("model width", config.model.width)) if v is not None)
         raise RunTooLarge(f"the run needs at least {need / 2**30:.3g} GiB ({sizes}), {where} "
                           f"{have / 2**30:.3g} GiB: reduce the sizes")

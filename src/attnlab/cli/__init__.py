@@ -15,7 +15,8 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from attnlab.config import (ConfigError, FieldFacts, PositiveFloat, PositiveInt, apply_overrides, describe_field,
-                            describe_validation_error, load_config, parse_config, yaml_error_line)
+                            describe_validation_error, load_config, parse_config, parse_yaml,
+                            yaml_error_line)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="attnlab: training dynamics of shallow attention networks.")
@@ -103,6 +104,12 @@ def check_option(flag: str, value: Any, allowed: Any) -> Any:
         fail(describe_validation_error(error, root=None, name=flag))
 
 
+def check_at_least(flag: str, value: int | None, least: int) -> None:
+    """Exit 2 with `FLAG = VALUE: expected at least LEAST` when the count `value` is below `least`."""
+    if value is not None and value < least:
+        fail(f"{flag} = {value}: expected at least {least}")
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print one error line and exit with `code` (2: invalid input)."""
     typer.echo(f"error: {message}", err=True)
@@ -117,7 +124,7 @@ def parse_set_options(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             fail(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.m=64")
         try:
-            overrides[key.strip()] = yaml.safe_load(value)
+            overrides[key.strip()] = parse_yaml(value)
         except yaml.YAMLError as error:
             fail(f"--set {item!r}: the value is not valid YAML ({yaml_error_line(error)})")
     return overrides
@@ -232,6 +239,9 @@ def compare(
     typer.echo(f"step {int(last['step'])}: training loss {last['train_loss']:.6g}, linearised prediction "
                f"{last['predicted_loss']:.6g}; largest relative gap {gap:.3g}")
     typer.echo(f"figure and table: {out / 'compare.png'}, {out / 'compare.csv'}")
+    if frame.attrs.get("diverged_at") is not None:
+        typer.echo(f"the run diverged at step {frame.attrs['diverged_at']} of {cfg.train.steps} (its loss left the "
+                   "finite numbers or grew far above its start): training stopped there; try a smaller --lr")
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -246,6 +256,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"{name:<9}{it['train_loss']:>14.6g}{it['val_loss']:>14.6g}")
     if summary.get("diverged_at") is not None:
         lines.append(f"diverged at step {summary['diverged_at']}")
+    elif all(summary[name]["val_loss"] != summary[name]["val_loss"] for name in ("last", "best", "average")):
+        lines.append("val loss nan: the data has no validation samples (data.val_fraction or data.n_val)")
     lines.append(f"wall time {summary['wall_time_s']:.2f} s")
     return "\n".join(lines)
 
@@ -308,6 +320,9 @@ def sweep(
     except ConfigError as error:
         fail(f"invalid sweep file {str(file)!r}: {error}")
     check_option("--executor", executor, Literal[EXECUTORS])
+    check_at_least("--workers", workers, 1)
+    check_at_least("--threads", threads, 1)
+    check_at_least("--retries", retries, 0)
     if dry_run:
         typer.echo(format_plan(plan(configs, open_store(root), retry_failed), configs))
         return
@@ -405,16 +420,32 @@ def reproduce(
                                  "experiment by experiment, and run nothing."),
 ) -> None:
     """Reproduce a paper's experiments: run (reusing finished runs), fit, judge, plot and report."""
-    from attnlab.experiments.reproduce import PAPERS, reproduce as run_reproduction
+    from attnlab.experiments.reproduce import (PAPERS, check_device, experiment_file, experiment_keys,
+                                               reproduce as run_reproduction)
     from attnlab.experiments.spec import PRESETS
     from attnlab.sweep.executors import EXECUTORS
     from attnlab.sweep.runner import StoreNotWritable
 
     check_option("--preset", preset, Literal[PRESETS])
     check_option("--executor", executor, Literal[EXECUTORS])
+    check_at_least("--workers", workers, 1)
+    check_at_least("--threads", threads, 1)
     papers = list(PAPERS) if paper == "all" else [paper]
     if experiment and len(papers) > 1:
         fail("--experiment needs one paper, not all")
+    try:
+        if device is not None:
+            check_device(device)
+        for p in papers:   # the paper and the experiment keys, before anything runs
+            experiment_keys(p, experiment_file(p), experiment or None)
+    except ConfigError as error:
+        fail(str(error))
+    if device is not None and device.startswith("cuda") and (dry_run or executor == "local"):
+        import torch
+
+        if not torch.cuda.is_available():   # runs elsewhere (dask, slurm) may have CUDA
+            fail(f"--device {device!r}: CUDA is not available on this machine (runs and dry-run probes "
+                 "of the local executor use it); use --device cpu")
     if dry_run:
         dry_run_plan(papers, experiment or None, preset, out, device, workers or 1, threads)
         return

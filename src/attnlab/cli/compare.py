@@ -23,8 +23,9 @@ from attnlab.train.trainer import Trainer
 def linearised_vs_training(config: RunConfig, path: str | Path | None = None,
                            max_memory: float | None = None) -> pd.DataFrame:
     """Train `config` in memory and predict its training loss from the float64 NTK of the training
-    set at initialisation. Returns a frame (step, train_loss, predicted_loss) at the recorded steps;
-    with `path`, also saves the figure there (PNG/PDF by suffix)."""
+    set at initialisation. Returns a frame (step, train_loss, predicted_loss) at the recorded steps,
+    with the step the run diverged at (None: it did not) in frame.attrs["diverged_at"]; with `path`,
+    also saves the figure there (PNG/PDF by suffix)."""
     if config.train.method == "projsgd":
         raise ValueError("train.method = 'projsgd': the linearised prediction is for full-batch "
                          "gradient descent (gd, or projgd inside the radii)")
@@ -38,6 +39,7 @@ def linearised_vs_training(config: RunConfig, path: str | Path | None = None,
     result = Trainer(s.model, config.train, seed=config.seed).fit(s.params0, s.data)
     frame = result.curves[["step", "train_loss"]].dropna().reset_index(drop=True)
     frame["predicted_loss"] = dynamics.loss_curve(frame["step"].to_numpy())
+    frame.attrs["diverged_at"] = result.summary.get("diverged_at")
     if path is not None:
         plot_loss_prediction(frame["step"], frame["predicted_loss"], frame["step"], frame["train_loss"], path,
                              title=f"{config.model.name}: linearised prediction vs training")

@@ -29,6 +29,10 @@ def random_sequences(n: int, T: int, d: int, seed: int, stream: str = "inputs") 
     return clip_token_norms(X)
 
 
+LABEL_CHUNK = 512               # teacher draws evaluated at once by Teacher.labels
+LABEL_MAX_ELEMENTS = 2**27      # its (samples, T, draws) intermediates hold about this many values
+
+
 class Teacher:
     """The transport-map teacher: draws phi_k and evaluates f* by Monte Carlo over K of them."""
 
@@ -79,8 +83,8 @@ class Teacher:
         w_term = torch.einsum("jkd,kde,je->jk", g, v_w, h.xT)
         return self.sigma(h.s) * v_c + ds * ((h.a * v_u).sum(-1) + w_term)
 
-    def labels(self, X: torch.Tensor, K: int, chunk: int = 512, compute_dtype: torch.dtype = torch.float32,
-               max_elements: int = 2**27, device: str | torch.device = "cpu") -> torch.Tensor:
+    def labels(self, X: torch.Tensor, K: int, chunk: int = LABEL_CHUNK, compute_dtype: torch.dtype = torch.float32,
+               max_elements: int = LABEL_MAX_ELEMENTS, device: str | torch.device = "cpu") -> torch.Tensor:
         """Monte-Carlo teacher values y_j = (1/K) sum_k <psi(X_j; phi_k), v(phi_k)>: (n,) float64 on
         the CPU.
 

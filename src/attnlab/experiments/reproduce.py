@@ -59,11 +59,26 @@ def experiment_file(paper: str) -> ExperimentFile:
         return load_experiments(path)
 
 
+def experiment_keys(paper: str, declared: ExperimentFile, keys: list[str] | None) -> list[str]:
+    """`keys` (all of the paper's experiments when None), each checked to be one of them (ConfigError)."""
+    keys = keys or list(declared.experiments)
+    unknown = [k for k in keys if k not in declared.experiments]
+    if unknown:
+        raise ConfigError(f"experiment = {unknown[0]!r}: {paper} has {', '.join(declared.experiments)}")
+    return keys
+
+
+def check_device(device: str) -> str:
+    """`device` validated as RunConfig.device is (ConfigError naming it)."""
+    return parse_config({"device": device}).device
+
+
 def experiment_configs(key: str, experiment: Experiment, preset: str,
                        device: str | None = None) -> dict[str, list[RunConfig]]:
-    """The validated run configs of every series of one experiment."""
+    """The validated run configs of every series of one experiment (on `device` when given)."""
     configs = {name: expand(spec) for name, spec in sweeps(key, experiment, preset).items()}
     if device is not None:
+        device = check_device(device)
         configs = {name: [c.model_copy(update={"device": device}) for c in cs] for name, cs in configs.items()}
     return configs
 
@@ -75,10 +90,7 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     some). Runs live in OUT/runs (shared by every paper and preset); tables, figures and the
     report go to OUT/PAPER/PRESET/. threads: torch threads per local worker (None: the default)."""
     declared = experiment_file(paper)
-    keys = experiments or list(declared.experiments)
-    unknown = [k for k in keys if k not in declared.experiments]
-    if unknown:
-        raise ConfigError(f"experiment = {unknown[0]!r}: {paper} has {', '.join(declared.experiments)}")
+    keys = experiment_keys(paper, declared, experiments)
     out = Path(out)
     name = Path(paper).stem if paper.endswith((".yaml", ".yml")) else paper
     store, folder = open_store(out / "runs"), out / name / preset
@@ -108,9 +120,16 @@ def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[st
     summary for claims on runs, their curves for claims on curves); an order names declared series."""
     flat = [c for cs in configs.values() for c in cs]
     fields = flatten(config_to_dict(flat[0]))
+    fields.pop("seed")   # the bootstrap resamples seeds: x is another field
     if experiment.x not in fields:
-        raise ConfigError(f"{key}.x = {experiment.x!r}: not a config field; fields are {', '.join(fields)}")
-    x_values = {repr(flatten(config_to_dict(c)).get(experiment.x)) for c in flat}
+        raise ConfigError(f"{key}.x = {experiment.x!r}: not a config field other than seed; fields are "
+                          f"{', '.join(fields)}")
+    values = [flatten(config_to_dict(c)).get(experiment.x) for c in flat]
+    words = sorted({repr(v) for v in values if isinstance(v, bool) or not isinstance(v, (int, float))})
+    if words:
+        raise ConfigError(f"{key}.x = {experiment.x!r}: takes {', '.join(words)} in these runs; x must be a "
+                          "numeric field (claims are fitted against it)")
+    x_values = {repr(v) for v in values}
     summary_metrics, curve_metrics = recorded_metrics(flat, store)
     for i, claim in enumerate(experiment.claims):
         if claim.order is not None:
@@ -126,7 +145,7 @@ def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[st
         known = curve_metrics if claim.source == "curves" else summary_metrics
         if known is not None and claim.metric not in known:
             where = "curve column" if claim.source == "curves" else "metric"
-            raise ConfigError(f"{key}.claims.{i}.metric = {claim.metric!r}: not a {where} these runs "
+            raise ConfigError(f"{key}.claims.{i}.metric = {claim.metric!r}: not a numeric {where} these runs "
                               f"record; they record {', '.join(sorted(known))}")
     for i, figure in enumerate(experiment.figures):
         for j, row in enumerate(figure.rows):
@@ -142,13 +161,13 @@ def figure_columns(row: FigureRow) -> list[str]:
 
 
 def recorded_metrics(configs: list[RunConfig], store: RunStore) -> tuple[set[str] | None, set[str] | None]:
-    """(results-table metrics, curve columns) that runs of `configs` record: read from a finished
-    run in the store, else found by a two-step run of the first config's model and task on a few
-    samples (None when that probe cannot run, e.g. a missing data file: the runs then fail and are
-    reported as failed)."""
+    """(numeric results-table metrics, curve columns) that runs of `configs` record: read from a
+    finished run in the store, else found by a two-step run of the first config's model and task on
+    a few samples (None when that probe cannot run, e.g. a missing data file: the runs then fail and
+    are reported as failed)."""
     finished = next((c for c in configs if store.path(c).exists() and store.is_complete(c)), None)
     if finished is not None:
-        return set(flatten(store.summary(finished))), set(store.curves(finished).columns)
+        return _numeric(store.summary(finished)), set(store.curves(finished).columns)
     config = configs[0]
     if config.task != "train":
         probe = _probe_config(config, steps=1)
@@ -156,12 +175,18 @@ def recorded_metrics(configs: list[RunConfig], store: RunStore) -> tuple[set[str
             summary = measure(probe)
         except Exception:   # noqa: BLE001 - the real runs will record why
             return None, None
-        return set(flatten(summary)), set()
+        return _numeric(summary), set()
     try:
         result = train(_probe_config(config, steps=2))
     except Exception:   # noqa: BLE001
         return None, None
-    return set(flatten(result.summary)), set(result.curves.columns)
+    return _numeric(result.summary), set(result.curves.columns)
+
+
+def _numeric(summary: dict[str, Any]) -> set[str]:
+    """The flattened keys of a summary whose values are numbers (or None: a number not measured)."""
+    return {k for k, v in flatten(summary).items() if v is None or (isinstance(v, (int, float))
+                                                                    and not isinstance(v, bool))}
 
 
 def _probe_config(config: RunConfig, steps: int) -> RunConfig:
@@ -238,9 +263,12 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
     hue = "series" if len(configs) > 1 else None
     full, done = table, table[table["status"] == "done"]   # failed and diverged runs are not fitted
     curves_of = functools.lru_cache(maxsize=None)(store.curves)   # read once for all curve claims
-    parts = []
+    parts, unjudged = [], []
     for claim in experiment.claims:
         table = done if claim.series is None else done[done["series"].isin(claim.series)]
+        if table.empty:   # every run it needs failed: said in the notes, judged on a rerun
+            unjudged.append(claim.quantity)
+            continue
         if claim.kind == "order":
             parts.append(ordering_experiment(key, claim.quantity, table, "series", claim.metric, claim.order,
                                              figure_dir=figure_dir, x=experiment.x, at=claim.at,
@@ -258,6 +286,9 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
         if claim.source == "curves":
             group = hue or experiment.x
             data, x = curves_table(configs, table, curves_of, claim.metric, experiment.x, group, store.run_id), "step"
+            if data.empty:
+                unjudged.append(claim.quantity)
+                continue
         level = (claim.level.value, claim.level.label) if claim.level else None
         parts.append(scaling_experiment(key, claim.quantity, data, x, claim.metric, figure_dir=figure_dir,
                                         kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
@@ -265,7 +296,7 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
                                         tolerance=claim.tolerance, does_not=claim.does_not,
                                         bound_column=claim.bound_metric,
                                         figure_suffix="_".join(claim.series or []), aggregate=claim.centre))
-    for panel in experiment.panels:
+    for panel in experiment.panels if not done.empty else []:
         long = panel_table(done, panel.metrics, experiment.x, hue).rename(columns={"value": panel.quantity})
         figure = scaling_experiment(key, panel.quantity, long, experiment.x, panel.quantity,
                                     figure_dir=figure_dir, kind=panel.fit, hue="curve")
@@ -288,6 +319,8 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
     pending = int((full["status"] == "pending").sum())
     if pending:
         notes.append(f"{pending} of {len(full)} runs are not in the store (status pending).")
+    if unjudged:
+        notes.append("Not judged, no run it needs finished: " + "; ".join(dict.fromkeys(unjudged)) + ".")
     notes += [part.notes for part in parts if part.notes]
     first = next(iter(configs.values()))[0]
     return ExperimentResult(

@@ -26,10 +26,10 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from attnlab.config import ConfigError, Strict, apply_overrides, describe_validation_error, flatten, read_yaml
-from attnlab.sweep.grid import SweepSpec, parse_sweep
+from attnlab.sweep.grid import SweepSpec, check_plain_name, parse_sweep
 
 PRESETS = ("quick", "paper")
 Direction = Literal["negative", "positive"]
@@ -92,6 +92,8 @@ class Claim(Strict):
             raise ValueError("at_least / at_most need exactly one of at (an x value) and between ([x0, x1])")
         if self.between is not None and not bounded:
             raise ValueError("between: give at_least or at_most (the bound on the ratio)")
+        if self.between is not None and self.between[0] == self.between[1]:
+            raise ValueError(f"between: {list(self.between)} names one x value twice; give two different ones")
         if self.at is not None and not bounded and self.order is None:
             raise ValueError("at: give at_least / at_most (a bound on the mean) or order (an ordering at x)")
         if (bounded or self.order is not None) and (self.predicted is not None or self.direction is not None
@@ -207,7 +209,8 @@ class Experiment(Strict):
 class ExperimentFile(Strict):
     paper: str
     title: str
-    experiments: dict[str, Experiment]
+    experiments: dict[Annotated[str, AfterValidator(check_plain_name)], Experiment]
+    """By key; a key names the experiment's folder of results, so it is a plain file name."""
 
 
 def load_experiments(path: str | Path) -> ExperimentFile:

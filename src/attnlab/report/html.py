@@ -14,6 +14,7 @@ import html
 import math
 import mimetypes
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -243,18 +244,18 @@ def render_markdown(results: list[ExperimentResult], title: str, versions: dict[
                     generated: str, out_dir: Path) -> str:
     """The Markdown summary: verdict table, then per experiment its verdicts, figures, table,
     config and command; figures are linked relative to out_dir."""
-    lines = [f"# {title}", "", f"Generated {generated} by attnlab {versions.get('attnlab', '')}.", "",
+    lines = [f"# {_md_text(title)}", "", f"Generated {generated} by attnlab {versions.get('attnlab', '')}.", "",
              "## Verdicts", ""]
     lines.append(verdict_markdown(results))
     for result in results:
-        lines += ["", f"## {result.key}: {result.title}", ""]
+        lines += ["", _md_text(f"## {result.key}: {result.title}"), ""]
         if result.paper:
-            lines += [f"*{result.paper}*", ""]
+            lines += [_md_text(f"*{result.paper}*"), ""]
         if result.claim:
-            lines += [f"**Claim.** {result.claim}", ""]
-        lines += [f"- {_md_status(v)}: {v.text}" for v in result.verdicts]
+            lines += [_md_text(f"**Claim.** {result.claim}"), ""]
+        lines += [_md_text(f"- {_md_status(v)}: {v.text}") for v in result.verdicts]
         if result.notes:
-            lines += ["", result.notes]
+            lines += ["", _md_text(result.notes)]
         for figure in result.figures:
             rel = os.path.relpath(Path(figure).resolve(), out_dir.resolve())
             lines += ["", f"![{result.key}: {Path(figure).stem}]({Path(rel).as_posix()})"]
@@ -293,10 +294,16 @@ def _md_status(v: Verdict) -> str:
     return f"**{v.status.upper()}**" if v.status == "inconsistent" else v.status
 
 
+def _md_text(text: str) -> str:
+    """Markdown text with every HTML tag opening (`<` before a letter, '/', '!' or '?') escaped, so a
+    user's string shows as written and never runs as HTML; other text (m <= 1) is kept as it is."""
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+
+
 def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     def cell(value: Any) -> str:
         text = "—" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-        return text.replace("|", "\\|").replace("\n", " ")
+        return _md_text(text).replace("|", "\\|").replace("\n", " ")
     out = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return out

@@ -42,6 +42,10 @@ def load_sweep_table(sweep: str | Path) -> pd.DataFrame:
     sweep = Path(sweep)
     if sweep.is_file() and sweep.suffix == ".parquet":
         table = pd.read_parquet(sweep)
+        missing = [c for c in ("run_id", "status") if c not in table.columns]
+        if missing:
+            raise NoRunsError(f"{sweep} is not a results table of attnlab: it lacks the columns "
+                              f"{', '.join(missing)} (its columns: {', '.join(map(str, table.columns))})")
     elif sweep.is_dir():
         stores = [sweep, *sorted(p for p in sweep.iterdir()   # a run directory is no store below
                                  if p.is_dir() and not p.name.startswith(".") and not (p / CONFIG).exists())]

@@ -10,8 +10,10 @@ The run id (identity.py) also covers the results version, the version of what ru
 directory is written under a temporary name (`.incomplete-<run_id>-<pid>@<host>-*`) and renamed into place when
 complete. A run counts as complete only when its marker is there and every checksum matches; a
 directory that is damaged (a file changed, truncated or deleted) is named in a warning and
-recomputed. A directory written before markers existed is checked by parsing its files, and
-adopted (marker added) when they all parse.
+recomputed, and so is a directory that holds another run's config (two directories swapped). The
+checksums of config.yaml and summary.json are also kept in the metadata of curves.parquet: a directory
+whose marker was deleted is checked against them. A directory written before markers existed (no such
+metadata) is checked by parsing its files, and adopted (marker added) when they all parse.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from attnlab.store.identity import run_id
 SUMMARY, CURVES, CONFIG, COMPLETE = "summary.json", "curves.parquet", "config.yaml", "complete.json"
 CHECKED = (CONFIG, CURVES, SUMMARY)
 DONE, DIVERGED, FAILED, PENDING = "done", "diverged", "failed", "pending"   # statuses of a run
+CURVES_SUMS = "attnlab.sha256"   # key of the checksums of config.yaml and summary.json in curves.parquet
 STALE_AFTER_S = 24 * 3600   # a temporary folder of another host is left alone this long
 
 log = logging.getLogger("attnlab.store")
@@ -65,11 +68,12 @@ class RunStore:
         return self.root / self.run_id(config)
 
     def is_complete(self, config: RunConfig) -> bool:
-        """Whether the run's directory is whole; a damaged one is named in a warning (once)."""
+        """Whether the run's directory is whole and holds this config; a damaged one, or one holding
+        another run, is named in a warning (once)."""
         path = self.path(config)
         if not path.exists():
             return False
-        problem = check_run_dir(path)
+        problem = check_run_dir(path, config_to_dict(config))
         if problem is not None:
             _warn_once(path, f"run directory {path}: {problem}; it will be recomputed")
         return problem is None
@@ -86,16 +90,17 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(final.name)}-", dir=self.root))
         try:
-            (tmp / CONFIG).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
-            curves.to_parquet(tmp / CURVES, index=False)
-            (tmp / SUMMARY).write_text(dumps_summary(summary))
+            texts = {CONFIG: yaml.safe_dump(config_to_dict(config), sort_keys=False), SUMMARY: dumps_summary(summary)}
+            (tmp / CONFIG).write_text(texts[CONFIG])
+            _write_curves(tmp / CURVES, curves, {name: _sha256_text(text) for name, text in texts.items()})
+            (tmp / SUMMARY).write_text(texts[SUMMARY])
             _write_marker(tmp)
             try:
                 os.rename(tmp, final)
             except OSError as error:
                 if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
-                if not replace and check_run_dir(final) is None:   # an identical run finished first
+                if not replace and check_run_dir(final, config_to_dict(config)) is None:   # an identical run finished first
                     shutil.rmtree(tmp)
                 else:
                     _exchange(tmp, final)   # tmp now holds the old directory
@@ -141,13 +146,19 @@ class RunStore:
         return pd.DataFrame(rows, columns=["run_id", "status", *config_columns, *summary_columns, "error"])
 
     def _whole_dirs(self) -> list[Path]:
-        """Every whole run directory under root, by name (damaged ones are named in a warning)."""
+        """Every whole run directory under root, by name (damaged ones, and copies of a run under
+        another name than its run id, are named in a warning)."""
         folders = sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
         whole = []
         for path in (p for p in folders if not p.name.startswith(".")):
             problem = check_run_dir(path)
             if problem is None:
-                whole.append(path)
+                held = read_summary(path).get("run_id", path.name)
+                if held == path.name:
+                    whole.append(path)
+                else:
+                    _warn_once(path, f"run directory {path}: a copy of run {held} (its folder has another "
+                                     "name); skipped")
             elif (path / CONFIG).exists() or (path / SUMMARY).exists():
                 _warn_once(path, f"run directory {path}: {problem}; skipped")
         return whole
@@ -166,13 +177,24 @@ class RunStore:
 
 
 # ------------------------------------------------------------------------------ run directories
-def check_run_dir(path: Path) -> str | None:
-    """None when the run directory `path` is whole, else what is wrong with it (one phrase)."""
+def check_run_dir(path: Path, config: dict[str, Any] | None = None) -> str | None:
+    """None when the run directory `path` is whole (and holds `config`, the resolved config as
+    config_to_dict gives it, when given), else what is wrong with it (one phrase)."""
     marker = path / COMPLETE
-    if not marker.is_file():
-        return _adopt_legacy(path)
+    problem = _check_marker(path) if marker.is_file() else _adopt_legacy(path)
+    if problem is None and config is not None:
+        try:
+            held = yaml.safe_load((path / CONFIG).read_text())
+        except (OSError, yaml.YAMLError):
+            return f"{CONFIG} is unreadable"
+        if held != config:
+            return f"it holds another run's {CONFIG} (directories moved or swapped)"
+    return problem
+
+
+def _check_marker(path: Path) -> str | None:
     try:
-        sums = json.loads(marker.read_text())["sha256"]
+        sums = json.loads((path / COMPLETE).read_text())["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         return f"{COMPLETE} is unreadable"
     for name in CHECKED:
@@ -185,11 +207,27 @@ def check_run_dir(path: Path) -> str | None:
     return None
 
 
-def _adopt_legacy(path: Path) -> str | None:
-    """A directory written before completion markers: whole if its three files parse (the marker is
-    then added where the store is writable); else what is wrong."""
+def _write_curves(path: Path, curves: pd.DataFrame, sums: dict[str, str]) -> None:
+    """curves as Parquet, with the checksums `sums` of the other files in its metadata (the frame's
+    attrs[CURVES_SUMS], which pandas keeps in the file)."""
+    curves = curves.copy(deep=False)
+    curves.attrs[CURVES_SUMS] = sums
+    curves.to_parquet(path, index=False)
+
+
+def _kept_sums(path: Path) -> dict[str, str]:
+    """The checksums _write_curves kept in the Parquet file `path` ({} when there are none)."""
     import pyarrow.parquet as pq
 
+    attrs = (pq.read_table(path).schema.metadata or {}).get(b"PANDAS_ATTRS")
+    sums = json.loads(attrs).get(CURVES_SUMS, {}) if attrs else {}
+    return sums if isinstance(sums, dict) else {}
+
+
+def _adopt_legacy(path: Path) -> str | None:
+    """A directory without its completion marker: whole if its three files parse and, when its
+    curves.parquet keeps the checksums of the other files (a directory of this store whose marker
+    was lost), they match; the marker is then added where the store is writable. Else what is wrong."""
     for name in CHECKED:
         if not (path / name).is_file():
             return f"{name} is missing" if name != SUMMARY or (path / CONFIG).exists() else "not a run"
@@ -202,9 +240,12 @@ def _adopt_legacy(path: Path) -> str | None:
     except (OSError, ValueError) as error:
         return f"{SUMMARY} does not parse ({error})"
     try:
-        pq.read_table(path / CURVES)
-    except Exception as error:   # pyarrow raises ArrowInvalid, OSError, ...
+        sums = _kept_sums(path / CURVES)
+    except Exception as error:   # pyarrow raises ArrowInvalid, OSError, ...; json ValueError
         return f"{CURVES} does not parse ({str(error).splitlines()[0]})"
+    for name in (CONFIG, SUMMARY):
+        if name in sums and _sha256(path / name) != sums[name]:
+            return f"{name} does not match the checksum kept in {CURVES} (edited?)"
     try:
         _write_marker(path)
     except OSError:
@@ -215,6 +256,10 @@ def _adopt_legacy(path: Path) -> str | None:
 def _write_marker(folder: Path) -> None:
     sums = {name: _sha256(folder / name) for name in CHECKED}
     atomic_write_text(folder / COMPLETE, json.dumps({"sha256": sums}, indent=2))
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _sha256(path: Path) -> str:

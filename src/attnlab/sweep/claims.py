@@ -5,7 +5,9 @@ same sweep share the work instead of training every run twice.
 
 Creating the file is atomic: of two drivers, exactly one gets the claim. A claim is stale when
 its process is gone (a claim of this host) or it is older than CLAIM_EXPIRY_S (a claim of another
-host, whose process cannot be checked); a stale claim may be broken and taken.
+host, whose process cannot be checked), or when it is still unreadable (empty or garbage) CLAIM_WRITE_S
+after it was created (its writer died or its disk was full); a stale claim may be broken and taken.
+A claim whose content cannot be written is removed at once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from attnlab.store.runs import pid_alive
 
 CLAIMS_DIR = ".claims"
 CLAIM_EXPIRY_S = 12 * 3600
+CLAIM_WRITE_S = 10.0   # an unreadable claim older than this is not being written: it is stale
 
 
 class Claims:
@@ -48,8 +51,12 @@ class Claims:
                 if not self._break_if_stale(path):
                     return False
                 continue
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}, handle)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    json.dump({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}, handle)
+            except BaseException:   # a full disk, an interrupt: leave no unreadable claim behind
+                path.unlink(missing_ok=True)
+                raise
             return True
         return False
 
@@ -97,8 +104,8 @@ def _is_stale(path: Path, owner: dict[str, Any] | None) -> bool:
         age = time.time() - path.stat().st_mtime
     except OSError:
         return False   # gone: nothing to break
-    if owner is None:   # being written this moment, or garbage: judged by age alone
-        return age > CLAIM_EXPIRY_S
+    if owner is None:   # being written this moment, or left unreadable by a writer that failed
+        return age > CLAIM_WRITE_S
     if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
         return not pid_alive(owner["pid"])
     return age > CLAIM_EXPIRY_S

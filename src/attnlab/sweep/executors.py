@@ -19,8 +19,10 @@ tasks the engine gives up on are recorded by the driver (tasks.engine_failure).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
+import subprocess
 import threading
 import time
 from multiprocessing import get_context
@@ -226,6 +228,8 @@ class SlurmExecutor:
         import submitit
 
         self.executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+        if self.executor.cluster == "slurm":
+            _watch_queue_without_accounting()
         params: dict[str, Any] = dict(timeout_min=time_min, mem_gb=mem_gb, cpus_per_task=cpus_per_task,
                                       name="attnlab-sweep", slurm_array_parallelism=array_parallelism)
         if partition is not None:
@@ -264,6 +268,43 @@ class SlurmExecutor:
 
     def close(self) -> None:
         pass
+
+
+@functools.cache
+def _watch_queue_without_accounting() -> None:
+    """Make submitit's SLURM jobs read their states from sacct where accounting is on, and from
+    squeue, quietly, where it is off (sacct then fails at every poll with a warning, and a cancelled
+    job, which leaves no result, would never be seen to end). submitit builds the jobs of an array
+    as SlurmJob itself, so its shared watcher is replaced."""
+    from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
+
+    class QueueWatcher(SlurmInfoWatcher):
+        accounting: bool | None = None   # whether sacct answers (asked once)
+
+        def update(self) -> None:
+            if QueueWatcher.accounting is None:
+                QueueWatcher.accounting = subprocess.run(["sacct", "--noheader", "-j", "1"], capture_output=True,
+                                                         text=True).returncode == 0
+            if QueueWatcher.accounting:
+                super().update()
+                return
+            unfinished = self._registered - self._finished
+            if not unfinished:
+                return
+            self._num_calls += 1
+            listing = subprocess.run(["squeue", "--noheader", "--states=all", "--array", "--me",
+                                      "--format=%i|%T|%N"], capture_output=True, text=True)
+            if listing.returncode == 0:   # a job no longer listed has ended (and been purged)
+                info = self.read_info("JobID|State|NodeList\n" + listing.stdout)
+                for job_id in unfinished:
+                    info.setdefault(job_id, {"JobID": job_id, "State": "COMPLETED", "NodeList": ""})
+                self._info_dict.update(info)
+            self._last_status_check = time.time()
+            for job_id in unfinished:
+                if self.is_done(job_id, mode="cache"):
+                    self._finished.add(job_id)
+
+    SlurmJob.watcher = QueueWatcher(delay_s=600)
 
 
 # ---------------------------------------------------------------------------------------- factory

@@ -27,6 +27,15 @@ from attnlab.config import (ConfigError, RunConfig, Strict, apply_overrides, des
 
 
 Axis = Annotated[list[Any], Field(min_length=1)]
+MAX_RUNS = 100_000   # runs one grid may describe (counted from the axes before anything is expanded)
+
+
+def check_plain_name(name: str) -> str:
+    """`name` when it can name a file inside a folder (no folder part, not empty, '.' or '..'),
+    else ValueError: table and result names come from user files and must stay under --root/--out."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError("must be a plain file name: not empty, '.' or '..', without '/' or '\\'")
+    return name
 
 
 class SweepSpec(Strict):
@@ -38,6 +47,8 @@ class SweepSpec(Strict):
     axes: dict[str, Axis] = {}
     zip_axes: dict[str, Axis] = {}
     seeds: list[int] | None = None
+
+    _plain_name = field_validator("name")(check_plain_name)
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -148,10 +159,13 @@ def _check_axis_value(base: dict[str, Any], field: str, value: Any, where: str,
 def expand(spec: SweepSpec) -> list[RunConfig]:
     """All run configs of the grid, validated, in sweep order; raises ConfigError naming the field.
 
-    The base is checked alone, then every axis value on top of the base, then every combination
+    A grid of more than MAX_RUNS runs is refused first. The base is checked alone, then every axis value on top of the base, then every combination
     (for errors that only a combination produces, e.g. an odd width with paired initialisation).
     Duplicate configs (the same run reached twice) are kept once.
     """
+    if spec.size > MAX_RUNS:
+        raise ConfigError(f"the grid has {spec.size} runs; at most {MAX_RUNS} in one sweep: split it into "
+                          "several sweep files")
     _validate(spec.base, "base.")
     for section, axes in (("axes", spec.axes), ("zip_axes", spec.zip_axes)):
         for field, values in axes.items():

@@ -37,6 +37,9 @@ class StoreNotWritable(OSError):
 
 def check_writable(root: Path) -> None:
     """Raise StoreNotWritable (naming `root`) unless runs can be written under `root`."""
+    if root.exists() and not root.is_dir():
+        raise StoreNotWritable(f"run store {str(root)!r} is not a directory (a file is there): "
+                               "choose a writable directory")
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=root, prefix=".write-check-"):

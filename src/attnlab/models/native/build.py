@@ -4,7 +4,9 @@ The library is compiled with the system C++ compiler (`$CXX`, else g++, else c++
 runs on (-march=native), and cached under `$ATTNLAB_CACHE` (default ~/.cache/attnlab) by a hash of
 the source and this folder's headers, the flags, the compiler's version and the CPU: later
 processes load it in milliseconds, and concurrent first uses are safe (each compiles to a private
-name, then renames atomically).
+name, then renames atomically). The SHA-256 of the library is written beside it after the build
+(`.so.sha256`); a cached library that does not match it (truncated, damaged) is built again rather
+than loaded, since loading a damaged library can kill the process.
 `ATTNLAB_NATIVE=0` turns every compiled kernel off; callers then use their PyTorch path.
 """
 
@@ -20,7 +22,7 @@ import subprocess
 import warnings
 from pathlib import Path
 
-from attnlab.store import atomic_write
+from attnlab.store import atomic_write, atomic_write_text
 
 SOURCE_DIR = Path(__file__).parent
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno", "-pthread")
@@ -66,7 +68,7 @@ def load(name: str) -> ctypes.CDLL | None:
     key = hashlib.sha256("\0".join([source.read_text(), *headers, " ".join(FLAGS), version, _cpu_identity(),
                                     platform.machine()]).encode()).hexdigest()[:16]
     target = cache_dir() / f"{name}-{key}.so"
-    if not target.exists():
+    if not _verified(target):
         try:
             _compile(compiler, source, target)
         except (OSError, subprocess.CalledProcessError) as error:
@@ -78,6 +80,24 @@ def load(name: str) -> ctypes.CDLL | None:
 
 
 def _compile(compiler: str, source: Path, target: Path) -> None:
+    """Build `source` into `target`, then write the library's checksum beside it."""
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(target, lambda scratch: subprocess.run([compiler, *FLAGS, str(source), "-o", str(scratch)],
                                                         check=True, capture_output=True, text=True), mode=0o755)
+    atomic_write_text(_checksum_path(target), _sha256(target))
+
+
+def _verified(target: Path) -> bool:
+    """Whether the cached library `target` is there and matches the checksum written after its build."""
+    try:
+        return _checksum_path(target).read_text().strip() == _sha256(target)
+    except OSError:
+        return False
+
+
+def _checksum_path(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
