@@ -44,3 +44,21 @@ def test_one_flatten_keeps_lists_and_empty_mappings_only_when_asked():
     tree = {"a": {"b": 1, "c": [1, 2], "e": {}}, "d": None}
     assert flatten(tree) == {"a.b": 1, "a.c": [1, 2], "d": None}
     assert flatten(tree, keep_empty=True) == {"a.b": 1, "a.c": [1, 2], "a.e": {}, "d": None}
+
+
+def test_a_thinned_copy_is_adopted_with_its_summary_and_fewer_curve_rows(tmp_path):
+    import pandas as pd
+
+    from attnlab.store import thin_copy
+
+    config = parse_config({"model": {"m": 4}, "data": {"n": 20, "T": 3, "d": 2, "K": 8}})
+    source = RunStore(tmp_path / "a", "v1")
+    curves = pd.DataFrame({"step": range(101), "train_loss": [1.0 / (k + 1) for k in range(101)]})
+    source.write(config, curves, {"last": {"train_loss": 0.5}})
+    target = RunStore(tmp_path / "b", "v1")
+    thin_copy(source.path(config), target.path(config), every=25)
+    assert target.is_complete(config)
+    assert target.summary(config) == source.summary(config)
+    assert target.curves(config)["step"].tolist() == [0, 25, 50, 75, 100]
+    with pytest.raises(ValueError, match="every = 0"):
+        thin_copy(source.path(config), tmp_path / "c", every=0)

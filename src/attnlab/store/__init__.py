@@ -4,7 +4,8 @@ completion marker, the table reader and the failure records. It knows nothing of
 - ``identity``: ``run_id(config, results_version)``, the hash that names a run.
 - ``atomic``: ``atomic_write(path, write)``, ``atomic_write_text(path, text)``.
 - ``runs``: ``RunStore(root, results_version)``: ``write``, ``is_complete``, ``summary``, ``curves``,
-  ``table(configs=None)``; ``check_run_dir(path)``, ``read_summary(run_dir)``.
+  ``table(configs=None)``; ``check_run_dir(path)``, ``read_summary(run_dir)``, ``thin_copy`` (a run
+  directory with its curves thinned, to ship).
 - ``failures``: ``FailureLog``, ROOT/.failed/<run_id>.json (``RunStore.failures``).
 """
 
@@ -12,7 +13,7 @@ from attnlab.store.atomic import atomic_write, atomic_write_text
 from attnlab.store.failures import FailureLog
 from attnlab.store.identity import run_id
 from attnlab.store.runs import (COMPLETE, CONFIG, CURVES, DIVERGED, DONE, FAILED, PENDING, SUMMARY, RunStore,
-                                check_run_dir, read_summary)
+                                check_run_dir, read_summary, thin_copy)
 
 __all__ = ["COMPLETE", "CONFIG", "CURVES", "DIVERGED", "DONE", "FAILED", "PENDING", "SUMMARY", "FailureLog",
-           "RunStore", "atomic_write", "atomic_write_text", "check_run_dir", "read_summary", "run_id"]
+           "RunStore", "atomic_write", "atomic_write_text", "check_run_dir", "read_summary", "run_id", "thin_copy"]

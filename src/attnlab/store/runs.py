@@ -177,6 +177,33 @@ class RunStore:
 
 
 # ------------------------------------------------------------------------------ run directories
+def thin_copy(source: Path, dest: Path, every: int) -> None:
+    """Copy the whole run directory `source` to `dest` (a new path) with its curves thinned to the
+    rows of every `every`-th step and the last row, marked complete anew: a small copy to ship in a
+    repository, which any store adopts as the finished run (config and summary are unchanged)."""
+    if every < 1:
+        raise ValueError(f"every = {every}: must be a positive number of steps")
+    problem = check_run_dir(source)
+    if problem is not None:
+        raise ValueError(f"run directory {source}: {problem}")
+    curves = pd.read_parquet(source / CURVES)
+    if "step" in curves and len(curves):
+        keep = (curves["step"] % every == 0) | (curves.index == curves.index[-1])
+        curves = curves[keep].reset_index(drop=True)
+    texts = {name: (source / name).read_text() for name in (CONFIG, SUMMARY)}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(dest.name)}-", dir=dest.parent))
+    try:
+        for name, text in texts.items():
+            (tmp / name).write_text(text)
+        _write_curves(tmp / CURVES, curves, {name: _sha256_text(text) for name, text in texts.items()})
+        _write_marker(tmp)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def check_run_dir(path: Path, config: dict[str, Any] | None = None) -> str | None:
     """None when the run directory `path` is whole (and holds `config`, the resolved config as
     config_to_dict gives it, when given), else what is wrong with it (one phrase)."""

@@ -1,0 +1,45 @@
+"""Copy an experiment preset's finished runs from a run store into a folder of the repository, their
+curves thinned to every EVERY-th step (attnlab.store.thin_copy), so that a preset spanning several
+sessions loses no finished run. A store adopts the copies as they are:
+
+    python scripts/pack-runs.py arda2026 E4 paper results/runs docs/paper/arda2026/E4/runs [--every 50]
+    mkdir -p results/runs && cp -rn docs/paper/arda2026/E4/runs/. results/runs/   # to resume
+
+Runs already in the destination are left as they are; prints how many of the preset's runs are packed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from attnlab.experiments.reproduce import experiment_configs, experiment_file
+from attnlab.run import open_store
+from attnlab.store import thin_copy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paper")
+    parser.add_argument("experiment")
+    parser.add_argument("preset")
+    parser.add_argument("store", type=Path)
+    parser.add_argument("dest", type=Path)
+    parser.add_argument("--every", type=int, default=50, help="keep the curves' rows of every EVERY-th step")
+    args = parser.parse_args()
+    experiment = experiment_file(args.paper).experiments[args.experiment]
+    configs = [c for cs in experiment_configs(args.experiment, experiment, args.preset).values() for c in cs]
+    store = open_store(args.store)
+    packed = added = 0
+    for config in configs:
+        target = args.dest / store.run_id(config)
+        if not target.exists() and store.is_complete(config):
+            thin_copy(store.path(config), target, args.every)
+            added += 1
+        packed += target.exists()
+    print(f"{args.paper} {args.experiment} ({args.preset}): {packed} of {len(configs)} runs packed in "
+          f"{args.dest} ({added} new)")
+
+
+if __name__ == "__main__":
+    main()
