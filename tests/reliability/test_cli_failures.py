@@ -10,39 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 import attnlab.run
-from attnlab.cli import app
 from attnlab.data.idx import IdxError, read_idx
+from clitools import cli, one_line_error, tiny_experiments
 
 TINY_DATA = {"n": 40, "K": 64, "T": 4, "d": 3}
 TRAIN = ["train", "--m", "4", "--n", "40", "--K", "64", "--T", "4", "--d", "3", "--steps", "10", "--quiet"]
 
-EXPERIMENTS = {
-    "paper": "test", "title": "Tiny",
-    "experiments": {"A1": {
-        "title": "approximation error against width", "claim": "falls like m^-1/2",
-        "base": {"task": "approximation-error", "dtype": "float64",
-                 "data": {"n": 60, "T": 4, "d": 3, "K": 256, "anchors": 4}},
-        "x": "model.m",
-        "claims": [{"metric": "approximation_error", "quantity": "approximation error", "predicted": -0.5}],
-        "presets": {"quick": {"axes": {"model.m": [4, 16, 64]}, "seeds": 2}},
-    }},
-}
+EXPERIMENTS = tiny_experiments((4, 16, 64), seeds=2)
 
 
-def cli(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, code=2):
-    """The result exited with `code` after one 'error:' line and no traceback."""
-    assert result.exit_code == code, result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.output
-    return errors[0]
 
 
 def experiment_file(tmp_path, **changes):

@@ -7,39 +7,17 @@ import time
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from attnlab.cli import app
 from attnlab.config import ConfigError, load_config, parse_config
 from attnlab.sweep.grid import MAX_RUNS, expand, parse_sweep
+from clitools import cli, one_line_error, tiny_experiments
 
 TINY = {"model": {"m": 4}, "data": {"n": 40, "K": 64, "T": 4, "d": 3}, "train": {"steps": 5}}
 TINY_FLAGS = ["--m", "4", "--n", "40", "--K", "64", "--T", "4", "--d", "3", "--steps", "5", "--quiet"]
 
-EXPERIMENTS = {
-    "paper": "test", "title": "Tiny",
-    "experiments": {"A1": {
-        "title": "approximation error against width", "claim": "falls like m^-1/2",
-        "base": {"task": "approximation-error", "dtype": "float64",
-                 "data": {"n": 60, "T": 4, "d": 3, "K": 256, "anchors": 4}},
-        "x": "model.m",
-        "claims": [{"metric": "approximation_error", "quantity": "approximation error", "predicted": -0.5}],
-        "presets": {"quick": {"axes": {"model.m": [4, 16]}, "seeds": 1}},
-    }},
-}
+EXPERIMENTS = tiny_experiments()
 
 
-def cli(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, code=2):
-    """The result exited with `code` after one 'error:' line and no traceback; returns that line."""
-    assert result.exit_code == code, result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.output
-    return errors[0]
 
 
 def files_under(folder):

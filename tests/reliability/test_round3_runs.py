@@ -15,43 +15,22 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
 
 import attnlab.run
-from attnlab.cli import app
 from attnlab.config import parse_config
 from attnlab.run import estimated_bytes, open_store, run_id
 from attnlab.store import COMPLETE, SUMMARY
 from attnlab.sweep import claims as claims_module
 from attnlab.sweep.claims import Claims
 from attnlab.sweep.grid import expand, parse_sweep
+from clitools import cli, one_line_error, tiny_experiments
 
 TINY = {"model": {"m": 4}, "data": {"n": 40, "K": 64, "T": 4, "d": 3}, "train": {"steps": 10}}
 TINY_FLAGS = ["--m", "4", "--n", "40", "--K", "64", "--T", "4", "--d", "3", "--steps", "10", "--quiet"]
 SWEEP = {"name": "tiny", "base": TINY, "axes": {"model.m": [4, 6]}, "seeds": 1}
-EXPERIMENTS = {
-    "paper": "test", "title": "Tiny",
-    "experiments": {"A1": {
-        "title": "approximation error against width", "claim": "falls like m^-1/2",
-        "base": {"task": "approximation-error", "dtype": "float64",
-                 "data": {"n": 60, "T": 4, "d": 3, "K": 256, "anchors": 4}},
-        "x": "model.m",
-        "claims": [{"metric": "approximation_error", "quantity": "approximation error", "predicted": -0.5}],
-        "presets": {"quick": {"axes": {"model.m": [4, 16]}, "seeds": 1}},
-    }},
-}
+EXPERIMENTS = tiny_experiments()
 
 
-def cli(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, code=2):
-    assert result.exit_code == code, result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.output
-    return errors[0]
 
 
 def sweep(tmp_path, *extra):

@@ -11,21 +11,12 @@ import time
 import pandas as pd
 import pytest
 import yaml
+from clitools import tiny_experiments
 
 PARTITION = "debug"
 TINY = {"model": {"m": 4}, "data": {"n": 40, "K": 64, "T": 4, "d": 3}, "train": {"steps": 10}}
 SWEEP = {"name": "sl", "base": TINY, "axes": {"model.m": [4, 6]}, "seeds": 2}
-EXPERIMENTS = {
-    "paper": "test", "title": "Tiny",
-    "experiments": {"A1": {
-        "title": "approximation error against width", "claim": "falls like m^-1/2",
-        "base": {"task": "approximation-error", "dtype": "float64",
-                 "data": {"n": 60, "T": 4, "d": 3, "K": 256, "anchors": 4}},
-        "x": "model.m",
-        "claims": [{"metric": "approximation_error", "quantity": "approximation error", "predicted": -0.5}],
-        "presets": {"quick": {"axes": {"model.m": [4, 16]}, "seeds": 2}},
-    }},
-}
+EXPERIMENTS = tiny_experiments(seeds=2)
 
 
 def _no_cluster() -> str | None:

@@ -54,17 +54,9 @@ def window_max_mean(steps: Sequence[int], values: Sequence[float], window: int =
     if window <= 0:
         raise ValueError(f"window = {window}: must be a positive number of steps")
     steps_a = np.asarray(steps, dtype=np.int64)
-    values_a = np.asarray(values, dtype=np.float64)
-    if steps_a.shape != values_a.shape:
-        raise ValueError(f"steps {steps_a.shape} and values {values_a.shape} must have the same length")
-    keep = np.isfinite(values_a)
-    if total_steps is not None:
-        keep &= steps_a < total_steps
-    if not keep.any():
-        return math.nan
-    windows = steps_a[keep] // window
-    maxima = [values_a[keep][windows == k].max() for k in np.unique(windows)]
-    return float(np.mean(maxima))
+    end = total_steps if total_steps is not None else int(steps_a.max(initial=-1)) + 1
+    maxima = block_maxima(steps_a, values, window, end)
+    return float(maxima.mean()) if len(maxima) else math.nan
 
 
 def block_maxima(steps: Sequence[int], values: Sequence[float], block: int, total_steps: int) -> np.ndarray:
