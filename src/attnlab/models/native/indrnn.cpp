@@ -320,7 +320,7 @@ void forward(const Problem<F>& P, F* f, F* buffer, int64_t per_worker, int worke
 }
 
 // f(X_b) into f (B) and the gradient of the loss into gW, gu, gc (layouts as the parameters).
-// partial: (chunks, G (d + 2) Mp) zeros, the chunks' partial gradients.
+// partial: (chunks, G (d + 2) Mp), the chunks' partial gradients (each chunk zeroes its row).
 template <typename F, int D>
 void loss_and_grad(const Problem<F>& P, F* f_out, F* gW, F* gu, F* gc, F* partial, F* buffer,
                    int64_t per_worker, int workers) {
@@ -329,6 +329,7 @@ void loss_and_grad(const Problem<F>& P, F* f_out, F* gW, F* gu, F* gc, F* partia
     for_each_chunk(chunks, workers, [&](int64_t ch, int worker) {
         const Scratch<F> w = scratch(P, buffer, per_worker, worker, true);
         F* out = partial + ch * per;
+        std::fill(out, out + per, F(0));
         for_each_group(P.B, ch, [&](const int64_t* first, int count) {
             F f[GROUP], weight[GROUP];
             group_forward<F, D>(P, first, w, true, f);

@@ -86,7 +86,7 @@ def loss_and_grad(params: dict, X: torch.Tensor, y: torch.Tensor, scale: float, 
     workers, units = _workers(B), layout.groups * layout.padded
     code = ACTIVATION_CODES[activation]
     scratch = X.new_empty(workers, lib.rnn_scratch(T, units, code, 1))
-    partial = X.new_zeros(-(-B // lib.rnn_chunk()), (d + 2) * units)
+    partial = X.new_empty(-(-B // lib.rnn_chunk()), (d + 2) * units)   # zeroed by each chunk's worker
     W, u, c = tensors[1:]
     y = y.contiguous()
     f = X.new_empty(B)
