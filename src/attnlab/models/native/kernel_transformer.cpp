@@ -1,10 +1,14 @@
 // Fused forward pass and loss gradient of the multi-head kernel-regime Transformer
 // (attnlab.models.kernel_transformer; spec kernel-regime-transformer.md, section 1).
 //
-// One sample at a time, one SIMD register of heads at a time (a tile): logits, softmax, attended token a_i,
-// read-out s_i and M_i U_i never leave the cache, and the gradient of each sample is added into a
-// per-chunk accumulator at once. Samples are split into fixed chunks of CHUNK and the chunks'
-// partial sums are added in chunk order, so the result does not depend on the number of threads.
+// Samples go in blocks of SUB. For a block, v_i = W_i x_T of every head and sample is one small
+// matrix product (register tiles of heads against rows of samples). Then, one sample at a time and
+// one SIMD register of heads at a time (a tile), the logits and read-outs (blocks of tokens against
+// the tile), the softmax, the attended token a_i, s_i and M_i U_i = sum_t p_t (r_t - s_i) x_t never
+// leave the cache; a forward pass alone stops at s_i. The block's gradient follows: c and U sample
+// by sample, W as a second small product over the block. Blocks lie in fixed chunks of CHUNK
+// samples whose partial sums are added in chunk order, so the result does not depend on the number
+// of threads; every lane's sums run in the same order whatever the tiling.
 //
 // Layouts (head index innermost, heads of each group padded with zeros to a multiple of the tile):
 //   X (B, T, d), y (B), W (G, d, d, Mp) with W[g][k][e][h] = W_{head h of group g}[k][e],
