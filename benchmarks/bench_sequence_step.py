@@ -195,7 +195,6 @@ def main() -> None:
         start = time.perf_counter()
         reference_run(module, data, args.reference_steps, lr, radius)
         reference = (time.perf_counter() - start) / args.reference_steps
-        type(module)(params)
         ref_loss = reference_run(type(module)(params), data, 20, lr, radius)
         print(f"{name:<26}{flops / 1e9:>11.3f}{seconds * 1e3:>12.1f}{reference * 1e3:>14.1f}"
               f"{reference / seconds:>9.1f}x{flops / seconds / 1e9:>9.1f}{flops / seconds / rate:>10.0%}"
