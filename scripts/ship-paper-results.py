@@ -51,7 +51,8 @@ def merged_report(old: str, new: str, order: list[str]) -> str:
     table_end = head.rfind("|---")                               # rows follow the table's rule line
     table_end = head.index("\n", table_end) + 1
     head = head[:table_end] + "".join(rows.get(k, "") for k in keys) + head[table_end:]
-    return head.rstrip("\n") + "\n\n" + "".join(sections[k] for k in keys if k in sections).rstrip("\n") + "\n" + tail
+    body = "\n\n".join(sections[k].rstrip("\n") for k in keys if k in sections)
+    return head.rstrip("\n") + "\n\n" + body + "\n" + tail
 
 
 def read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
