@@ -1,12 +1,15 @@
-"""Ship the small outputs of a paper-preset reproduction into docs/paper/PAPER/, experiment by
-experiment: the experiments of the new report replace their own verdict rows, report sections,
-per-run tables (EXP/results.csv) and figures (figures/EXP_*.png); the others stay as shipped before.
-So experiments reproduced in different sessions (or on different machines) share one report.
+"""Ship the small outputs of a reproduction into docs/PRESET/PAPER/, experiment by experiment: the
+experiments of the new report replace their own verdict rows, report sections, per-run tables
+(EXP/results.csv) and figures (figures/EXP_*.png); the others stay as shipped before. So experiments
+reproduced in different sessions (or on different machines) share one report.
 
-    python scripts/ship-paper-results.py arda2026 [results] [--wall-time E4=5.2h ...]
+    python scripts/ship-results.py arda2026 [results] [--preset paper] [--wall-time E4=5.2h ...]
 
-docs/paper/PAPER/shipped.csv records, per experiment, when its report was generated, by which
-attnlab commit, and the measured wall time where one is given. No run store is copied.
+docs/PRESET/PAPER/shipped.csv records, per experiment, when its report was generated, by which
+attnlab commit, and the measured wall time where one is given. No run store is copied. Then the
+README's verdict tables (between `<!-- verdicts: PRESET PAPER -->` and `<!-- /verdicts -->`) are
+rewritten from the shipped reports, and so is the list of claims whose status differs between the
+quick and the paper preset (`<!-- changes: PAPER -->`), so the README shows what docs/ holds.
 """
 
 from __future__ import annotations
@@ -55,6 +58,47 @@ def merged_report(old: str, new: str, order: list[str]) -> str:
     return head.rstrip("\n") + "\n\n" + body + "\n" + tail
 
 
+def verdict_table(report: str) -> str:
+    """The verdict table of a report (header, rule and rows)."""
+    head, rows, _, _ = split_report(report)
+    table = [line for line in head.splitlines(keepends=True) if line.startswith("|")]
+    return "".join(table) + "".join(rows.values())
+
+
+def claim_key(claim: str) -> str:
+    """A claim's name with the x values of a ratio left out (the presets compare different x)."""
+    return re.sub(r"ratio \S+ / \S+", "ratio", claim)
+
+
+def status_changes(quick: pd.DataFrame, paper: pd.DataFrame) -> str:
+    """One line per claim judged in both presets with a different status."""
+    statuses = {claim_key(row.claim): row.status for row in quick.itertuples()}
+    lines = [f"- {row.experiment}, {row.claim}: {statuses[claim_key(row.claim)]} in the quick preset, "
+             f"{row.status} at the paper's sizes ({row.measured})\n"
+             for row in paper.itertuples()
+             if claim_key(row.claim) in statuses and statuses[claim_key(row.claim)] != row.status]
+    return "".join(lines) or "- none so far\n"
+
+
+def updated_readme(readme: str, docs: Path) -> str:
+    """`readme` with its verdict tables and status-change lists rewritten from the shipped reports."""
+    def table(match: re.Match) -> str:
+        report = docs / match.group(1) / match.group(2) / "report.md"
+        body = verdict_table(report.read_text()) if report.exists() else match.group(3)
+        return f"{match.group(0).split(chr(10))[0]}\n{body}<!-- /verdicts -->"
+
+    def changes(match: re.Match) -> str:
+        quick, paper = (docs / preset / match.group(1) / "report_verdicts.csv" for preset in ("quick", "paper"))
+        if not (quick.exists() and paper.exists()):
+            return match.group(0)
+        columns = ["experiment", "claim", "measured", "status"]
+        body = status_changes(read_csv(quick, columns), read_csv(paper, columns))
+        return f"<!-- changes: {match.group(1)} -->\n{body}<!-- /changes -->"
+
+    readme = re.sub(r"<!-- verdicts: (\w+) (\w+) -->\n(.*?)<!-- /verdicts -->", table, readme, flags=re.DOTALL)
+    return re.sub(r"<!-- changes: (\w+) -->\n(.*?)<!-- /changes -->", changes, readme, flags=re.DOTALL)
+
+
 def read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     """The table at `path` as strings (empty with `columns` where there is none)."""
     if not path.exists():
@@ -72,10 +116,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paper")
     parser.add_argument("results", nargs="?", default="results", type=Path)
+    parser.add_argument("--preset", default="paper", choices=["quick", "paper"])
     parser.add_argument("--wall-time", action="append", default=[], metavar="EXP=TIME",
                         help="the measured wall time of an experiment's reproduction, e.g. E4=5.2h")
     args = parser.parse_args()
-    src, dst = args.results / args.paper / "paper", ROOT / "docs" / "paper" / args.paper
+    src, dst = args.results / args.paper / args.preset, ROOT / "docs" / args.preset / args.paper
     new_verdicts = pd.read_csv(src / "report_verdicts.csv", keep_default_na=False, dtype=str)
     keys = list(dict.fromkeys(new_verdicts["experiment"]))
     (dst / "figures").mkdir(parents=True, exist_ok=True)
@@ -114,6 +159,8 @@ def main() -> None:
             (dst / key).mkdir(exist_ok=True)
             shutil.copy2(src / key / "results.csv", dst / key / "results.csv")
     print(f"shipped {', '.join(keys)} into {dst.relative_to(ROOT)}")
+    readme = ROOT / "README.md"
+    readme.write_text(updated_readme(readme.read_text(), ROOT / "docs"))
 
 
 if __name__ == "__main__":

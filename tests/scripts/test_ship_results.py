@@ -1,11 +1,11 @@
-"""scripts/ship-paper-results.py merges a new reproduction into the shipped report experiment by
+"""scripts/ship-results.py merges a new reproduction into the shipped report experiment by
 experiment: the new experiments replace their own rows and sections, the others stay as they were."""
 
 import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ship-paper-results.py"
-spec = importlib.util.spec_from_file_location("ship_paper_results", SCRIPT)
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ship-results.py"
+spec = importlib.util.spec_from_file_location("ship_results", SCRIPT)
 ship = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ship)
 
@@ -32,3 +32,23 @@ def test_a_report_splits_into_head_rows_sections_and_versions():
     assert sections["E1"].startswith("## E1: title") and "| 1 |" in sections["E1"]
     assert "## Verdicts" in head and "E1" not in head
     assert tail.startswith("\n## Library versions") and "day 1" in tail
+
+
+def test_the_readme_tables_and_status_changes_follow_the_shipped_reports(tmp_path):
+    for preset, status in (("quick", "inconclusive"), ("paper", "consistent")):
+        folder = tmp_path / preset / "arda2026"
+        folder.mkdir(parents=True)
+        (folder / "report.md").write_text(report(preset, {"E1": f"{preset} value"}))
+        (folder / "report_verdicts.csv").write_text(
+            "experiment,claim,measured,status\n"
+            f"E1,E1 claim,{preset} value,{status}\n"
+            f"E8,E8 ratio L=255 / L=3,1x,{'consistent' if preset == 'quick' else 'INCONSISTENT'}\n"
+            .replace("L=255 / L=3", "L=511 / L=1" if preset == "paper" else "L=255 / L=3"))
+    readme = ("intro\n<!-- verdicts: paper arda2026 -->\nstale\n<!-- /verdicts -->\nmiddle\n"
+              "<!-- changes: arda2026 -->\n<!-- /changes -->\n<!-- verdicts: paper wu2023 -->\nkept\n<!-- /verdicts -->\n")
+    updated = ship.updated_readme(readme, tmp_path)
+    assert "stale" not in updated and "| E1 | E1 claim | p | paper value | consistent |\n<!-- /verdicts -->" in updated
+    assert "- E1, E1 claim: inconclusive in the quick preset, consistent at the paper's sizes (paper value)\n" in updated
+    assert "- E8, E8 ratio L=511 / L=1: consistent in the quick preset, INCONSISTENT at the paper's sizes" in updated
+    assert "<!-- verdicts: paper wu2023 -->\nkept\n<!-- /verdicts -->" in updated      # nothing shipped yet
+    assert ship.updated_readme(updated, tmp_path) == updated
