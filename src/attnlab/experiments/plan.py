@@ -18,10 +18,10 @@ seconds = calls x overhead + FLOPs / rate (calls: steps, draws or 1), once per d
 (`Calibration` keeps them): one on a few samples gives the overhead, one on many the rate. A
 training probe takes the median step time of a few steps, and the rest of its time as the fixed
 cost of a run. Runs share `workers` processes, so the wall time is the total divided by them.
-Training is calibrated per token count T: the sequence kernels' speed per FLOP grows several-fold
-from T = 5 to T = 97, so a rate probed at one T misjudges the others. One rate per kind still misses
-how the speed per FLOP grows with the width: a probe runs at a width where a sample costs at most
-PROBE_SAMPLE_FLOPS, so runs of much larger products (the encoder at d_m = 2048) are estimated too slow.
+Training is calibrated per token count T and width: the kernels' speed per FLOP grows several-fold
+from T = 5 to T = 97 and from m = 8 to m = 256, so a rate probed at one shape misjudges the others.
+A probe runs at a width where a sample costs at most PROBE_SAMPLE_FLOPS, so runs of much larger
+products (the encoder at d_m = 2048) are still estimated too slow.
 """
 
 from __future__ import annotations
@@ -129,7 +129,8 @@ def run_work(config: RunConfig) -> Work:
         steps += train.reference.max_steps
         flops += train.reference.max_steps * n_train * per.gradient
     flops += _recorder_flops(config, model, n_train)
-    return Work(("train", config.model.name, *where, f"T {data.tokens}", threads), steps, flops)
+    return Work(("train", config.model.name, *where, f"T {data.tokens}", f"width {config.model.width}", threads),
+                steps, flops)
 
 
 def _recorder_flops(config: RunConfig, model: Model, n_train: int) -> float:
