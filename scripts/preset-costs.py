@@ -5,7 +5,7 @@ shipped per-run table, or in the packed run directories of a preset still under 
 
     python scripts/preset-costs.py [--threads 1]
 
-The estimate leaves out the teacher labels, which runs of one data section and seed share.
+The estimate counts a teacher's labels once per data section and seed, as the runs share them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from attnlab.experiments.plan import Calibration, run_work
+from attnlab.experiments.plan import Calibration, label_work, run_work
 from attnlab.experiments.reproduce import experiment_configs, experiment_file
 from attnlab.run import open_store
 
@@ -53,6 +53,9 @@ def main() -> None:
             configs = [c for cs in experiment_configs(key, experiments[key], "paper").values() for c in cs]
             done = [c for c in configs if store.run_id(c) in walls]
             estimate = sum(calibration.seconds(run_work(c), c) for c in done)
+            for config in {(c.data, c.seed): c for c in done}.values():        # labels: once per data and seed
+                labels = label_work(config)
+                estimate += calibration.seconds(labels, config) if labels is not None else 0.0
             seconds = sum(walls[store.run_id(c)] for c in done)
             share = "" if len(done) == len(configs) else f" of {len(configs)}"
             print(f"| {key} | {len(done)}{share} | {duration(estimate)} | {duration(seconds)} | "
