@@ -106,7 +106,7 @@ def test_bad_experiment_files_and_names_are_refused(tmp_path, tiny_file):
                            ({"tolerance": 0.1}, "tolerance: needs predicted"),
                            ({"does_not": "grow"}, "does_not: needs a tolerance"),
                            ({"does_not": "grow", "tolerance": 0.1, "direction": "negative"}, "does_not judges"),
-                           ({"every_at_most": 1.0, "predicted": 0.0}, "every_at_most: a bound on every run")]:
+                           ({"every_at_most": 1.0, "predicted": 0.0}, "claim of kind 'every' takes no predicted")]:
         bad = dict(TINY, experiments={"A1": {**TINY["experiments"]["A1"],
                                              "claims": [{"metric": "e", "quantity": "e", **claim}]}})
         path.write_text(yaml.safe_dump(bad))

@@ -194,10 +194,10 @@ def test_out_pointing_at_a_file_names_it(tmp_path):
 
 
 def test_a_claim_between_one_value_twice_is_refused():
-    from attnlab.experiments.spec import Claim
+    from attnlab.experiments.claims import parse_claim
 
     with pytest.raises(ValueError, match="between"):
-        Claim(metric="m", quantity="q", between=(4, 4), at_least=1.0)
+        parse_claim({"metric": "m", "quantity": "q", "between": (4, 4), "at_least": 1.0})
 
 
 def test_a_claim_on_a_string_metric_is_refused_before_training(tmp_path):

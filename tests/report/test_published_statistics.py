@@ -10,9 +10,11 @@ import pytest
 from attnlab.config import ConfigError
 from attnlab.experiments.reproduce import (check_claims_against_runs, experiment_configs, experiment_file,
                                           judge_experiment)
-from attnlab.experiments.spec import Claim, sweeps
+from attnlab.experiments.claims import parse_claim
+from attnlab.experiments.spec import sweeps
 from attnlab.report import stacked_figure
-from attnlab.report.fit import fit_power_law, judge_order
+from attnlab.report.fit import fit_power_law
+from attnlab.report.verdict import judge_order
 from attnlab.run import open_store
 
 
@@ -46,13 +48,13 @@ def test_an_ordering_on_means_compares_the_means():
 
 
 def test_a_claim_chooses_its_aggregate_and_a_bound_judges_means():
-    assert Claim(metric="y", quantity="q").centre == "median"
-    assert Claim(metric="y", quantity="q", aggregate="mean").centre == "mean"
-    assert Claim(metric="y", quantity="q", at=4, at_least=1.0).centre == "mean"
+    assert parse_claim({"metric": "y", "quantity": "q"}).aggregate == "median"
+    assert parse_claim({"metric": "y", "quantity": "q", "aggregate": "mean"}).aggregate == "mean"
+    assert parse_claim({"metric": "y", "quantity": "q", "at": 4, "at_least": 1.0}).aggregate == "mean"
     with pytest.raises(ValueError, match="a bound .* judges the mean over seeds"):
-        Claim(metric="y", quantity="q", at=4, at_least=1.0, aggregate="median")
+        parse_claim({"metric": "y", "quantity": "q", "at": 4, "at_least": 1.0, "aggregate": "median"})
     with pytest.raises(ValueError, match="every_at_most judges every run"):
-        Claim(metric="y", quantity="q", every_at_most=1.0, aggregate="mean")
+        parse_claim({"metric": "y", "quantity": "q", "every_at_most": 1.0, "aggregate": "mean"})
 
 
 def _runs(rng: np.random.Generator) -> pd.DataFrame:

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attnlab.report.fit import (fit_exponential, fit_log_trend, fit_power_law, fit_trend, fraction_text, judge,
-                                judge_bound, judge_order, judge_sign, interval_verdict, measurement)
+from attnlab.report.fit import fit_exponential, fit_log_trend, fit_power_law, fit_trend, fraction_text
+from attnlab.report.verdict import (interval_verdict, judge, judge_bound, judge_every, judge_no_growth, judge_order,
+                                    judge_sign, measurement)
 
 WIDTHS = (8, 16, 32, 64, 128, 256)
 
@@ -297,7 +298,6 @@ def _fit_with_interval(low: float, high: float, slope: float | None = None, kind
 
 @given(low=st.floats(-3, 3), width=st.floats(0, 3), tol=st.floats(0, 1))
 def test_no_growth_is_judged_one_sided_on_the_interval(low, width, tol):
-    from attnlab.report.fit import judge_no_growth
     high = low + width
     grow = judge_no_growth("E5 gap", _fit_with_interval(low, high), "grow", tol)
     expected = "consistent" if high < tol else "inconsistent" if low > tol else "inconclusive"
@@ -311,7 +311,6 @@ def test_no_growth_is_judged_one_sided_on_the_interval(low, width, tol):
 
 
 def test_no_growth_allows_a_falling_quantity_and_states_the_tolerance():
-    from attnlab.report.fit import judge_no_growth
     falling = judge_no_growth("E5 relative loss", _fit_with_interval(-0.14, -0.04, -0.09), "grow", 0.05,
                               prediction="bound independent of T")
     assert falling.status == "consistent"
@@ -336,7 +335,6 @@ def Fit_one_seed():
 
 
 def test_every_run_bound():
-    from attnlab.report.fit import judge_every
     assert judge_every("E5 ratio", [0.2, 0.5, 0.99], 1.0).status == "consistent"
     above = judge_every("E5 ratio", [0.2, 1.01, math.nan], 1.0)
     assert above.status == "inconsistent" and "1 above" in above.measured and "1 missing" in above.measured

@@ -11,15 +11,15 @@ import pytest
 
 from report_tables import power_rows
 
-from attnlab.report import (ExperimentResult, fit_power_law, judge, ordering_experiment, plot_groups,
+from attnlab.report import (ExperimentResult, SlopePrediction, fit_power_law, judge, ordering_experiment, plot_groups,
                             scaling_experiment, write_report)
 from attnlab.report.html import render_html, verdict_markdown
 
 
 def test_scaling_experiment_judges_fits_and_plots(tmp_path):
     table = pd.DataFrame(power_rows(np.random.default_rng(1), -0.5))
-    result = scaling_experiment("E1", "approximation error", table, "m", "error", predicted=-0.5,
-                                figure_dir=tmp_path, n_boot=300)
+    result = scaling_experiment("E1", "approximation error", table, "m", "error",
+                                predictions=SlopePrediction(slope=-0.5), figure_dir=tmp_path, n_boot=300)
     (verdict,) = result.verdicts
     fit = fit_power_law(table, "m", "error", n_boot=300)
     assert verdict.status == "consistent" and verdict.estimate == fit.slope
@@ -34,8 +34,8 @@ def test_scaling_experiment_judges_fits_and_plots(tmp_path):
 def test_scaling_experiment_wrong_prediction_is_inconsistent_for_every_series(tmp_path):
     rng = np.random.default_rng(2)
     table = pd.DataFrame(power_rows(rng, -0.5, T=4) + power_rows(rng, -0.5, T=16))
-    result = scaling_experiment("E1", "error", table, "m", "error", predicted=-1.0, hue="T",
-                                figure_dir=tmp_path, n_boot=300)
+    result = scaling_experiment("E1", "error", table, "m", "error", predictions=SlopePrediction(slope=-1.0),
+                                hue="T", figure_dir=tmp_path, n_boot=300)
     assert [v.claim for v in result.verdicts] == ["E1 error (T=4)", "E1 error (T=16)"]
     assert [v.status for v in result.verdicts] == ["inconsistent", "inconsistent"]
     assert all(v.text.endswith("inconsistent with m^-1") for v in result.verdicts)
@@ -45,21 +45,18 @@ def test_scaling_experiment_log_exp_direction_and_measurement(tmp_path):
     rng = np.random.default_rng(3)
     flat = pd.DataFrame([{"T": T, "seed": s, "loss": 0.2 + 0.02 * rng.standard_normal()}
                          for T in (4, 8, 16, 32) for s in range(4)])
-    log = scaling_experiment("E5", "training loss", flat, "T", "loss", kind="log", predicted=0.0,
-                             prediction="flat in T", figure_dir=tmp_path, n_boot=300)
+    log = scaling_experiment("E5", "training loss", flat, "T", "loss", kind="log",
+                             predictions=SlopePrediction(slope=0.0, text="flat in T"), figure_dir=tmp_path, n_boot=300)
     assert log.verdicts[0].status == "consistent" and "log T" in log.verdicts[0].measured
     curve = pd.DataFrame([{"step": k, "seed": s, "loss": math.exp(-0.05 * k + 0.05 * rng.standard_normal())}
                           for k in range(0, 100, 10) for s in range(3)])
-    rate = scaling_experiment("E6", "training loss", curve, "step", "loss", kind="exp", direction="negative",
-                              figure_dir=tmp_path, n_boot=300)
+    rate = scaling_experiment("E6", "training loss", curve, "step", "loss", kind="exp",
+                              predictions=SlopePrediction(direction="negative"), figure_dir=tmp_path, n_boot=300)
     assert rate.verdicts[0].status == "consistent" and rate.verdicts[0].measured.startswith("exp(-0.05")
     plain = scaling_experiment("E7", "loss", curve, "step", "loss", kind="exp", figure_dir=tmp_path, n_boot=50)
     assert plain.verdicts[0].status == "measured"
     with pytest.raises(ValueError, match="column 'width'"):
         scaling_experiment("E8", "loss", curve, "width", "loss", figure_dir=tmp_path)
-    with pytest.raises(ValueError, match="not both"):
-        scaling_experiment("E8", "loss", curve, "step", "loss", predicted=0, direction="negative",
-                           figure_dir=tmp_path)
 
 
 def test_report_shows_every_claim_with_status_and_embeds_figures(tmp_path, small_results):
@@ -133,15 +130,16 @@ def test_scaling_experiment_per_series_predictions(tmp_path):
     rows = [{"model": name, "lag": lag, "seed": s, "grad": lag ** power * math.exp(0.1 * rng.standard_normal())}
             for name, power in (("indrnn", 1.0), ("transformer", 0.0)) for lag in (1, 2, 4, 8, 16)
             for s in range(3)]
+    predictions = {"indrnn": SlopePrediction(direction="positive"),
+                   "transformer": SlopePrediction(slope=0.0, text="flat in lag")}
     result = scaling_experiment("W3", "gradient norm", pd.DataFrame(rows), "lag", "grad", hue="model",
-                                direction={"indrnn": "positive"}, predicted={"transformer": 0.0},
-                                prediction={"transformer": "flat in lag"}, figure_dir=tmp_path, n_boot=300)
+                                predictions=predictions, figure_dir=tmp_path, n_boot=300)
     assert [(v.claim, v.status) for v in result.verdicts] == [
         ("W3 gradient norm (model=indrnn)", "consistent"), ("W3 gradient norm (model=transformer)", "consistent")]
     assert result.verdicts[1].prediction == "flat in lag"
     with pytest.raises(ValueError, match=r"\['rnn'\] are not values of 'model'"):
         scaling_experiment("W3", "g", pd.DataFrame(rows), "lag", "grad", hue="model",
-                           direction={"rnn": "positive"}, figure_dir=tmp_path)
+                           predictions={"rnn": SlopePrediction(direction="positive")}, figure_dir=tmp_path)
     with pytest.raises(ValueError, match="need hue"):
-        scaling_experiment("W3", "g", pd.DataFrame(rows), "lag", "grad", predicted={"indrnn": 1.0},
-                           figure_dir=tmp_path)
+        scaling_experiment("W3", "g", pd.DataFrame(rows), "lag", "grad",
+                           predictions={"indrnn": SlopePrediction(slope=1.0)}, figure_dir=tmp_path)

@@ -19,9 +19,9 @@ from typing import Any, Callable
 import pandas as pd
 
 from attnlab.config import ConfigError, RunConfig, TeacherDataConfig, config_to_dict, flatten, parse_config
+from attnlab.experiments.claims import Runs
 from attnlab.experiments.spec import Experiment, ExperimentFile, FigureRow, load_experiments, sweeps
-from attnlab.report import (ExperimentResult, bound_experiment, every_experiment, ordering_experiment,
-                            scaling_experiment, stacked_figure, write_report)
+from attnlab.report import ExperimentResult, scaling_experiment, stacked_figure, write_report
 from attnlab.run import measure, open_store, run_many, train
 from attnlab.store import RunStore
 from attnlab.sweep.grid import expand
@@ -117,7 +117,7 @@ def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[st
                               store: RunStore) -> None:
     """Raise ConfigError (naming the field) unless every claim can be judged from these runs: x is a
     config field, swept where a fit or ratio needs it; each metric is recorded by the runs (their
-    summary for claims on runs, their curves for claims on curves); an order names declared series."""
+    summary for claims on runs, their curves for claims on curves)."""
     flat = [c for cs in configs.values() for c in cs]
     fields = flatten(config_to_dict(flat[0]))
     fields.pop("seed")   # the bootstrap resamples seeds: x is another field
@@ -132,19 +132,13 @@ def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[st
     x_values = {repr(v) for v in values}
     summary_metrics, curve_metrics = recorded_metrics(flat, store)
     for i, claim in enumerate(experiment.claims):
-        if claim.order is not None:
-            unknown = [name for name in claim.order if name not in experiment.series]
-            if unknown:
-                raise ConfigError(f"{key}.claims.{i}.order: {unknown} are not series of {key}; "
-                                  f"its series are {sorted(experiment.series)}")
-        needs_sweep = (claim.kind == "fit" and claim.source == "runs") or claim.between is not None
-        if needs_sweep and len(x_values) < 2:
+        if claim.needs_sweep and len(x_values) < 2:
             raise ConfigError(f"{key}.claims.{i}: x = {experiment.x!r} takes one value "
                               f"({next(iter(x_values))}) in these runs; the claim needs it swept "
                               "(add it to the preset's axes)")
-        known = curve_metrics if claim.source == "curves" else summary_metrics
+        known = curve_metrics if claim.on_curves else summary_metrics
         if known is not None and claim.metric not in known:
-            where = "curve column" if claim.source == "curves" else "metric"
+            where = "curve column" if claim.on_curves else "metric"
             raise ConfigError(f"{key}.claims.{i}.metric = {claim.metric!r}: not a numeric {where} these runs "
                               f"record; they record {', '.join(sorted(known))}")
     for i, figure in enumerate(experiment.figures):
@@ -212,8 +206,7 @@ def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], stor
     parts = [store.table(cs).assign(series=name) for name, cs in configs.items()]
     table = pd.concat(parts, ignore_index=True)
     metrics = list(dict.fromkeys(
-        [column for claim in experiment.claims if claim.source == "runs"
-         for column in (claim.metric, claim.bound_metric) if column]
+        [column for claim in experiment.claims for column in claim.columns()]
         + [column for panel in experiment.panels for column in panel.metrics.values()]
         + [column for figure in experiment.figures for row in figure.rows for column in figure_columns(row)]))
     for column in (experiment.x, *metrics):
@@ -223,11 +216,11 @@ def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], stor
     return table[[c for c in columns if c in table.columns]]
 
 
-def curves_table(configs: dict[str, list[RunConfig]], table: pd.DataFrame,
-                 curves_of: Callable[[RunConfig], pd.DataFrame], metric: str, x: str, group: str,
+def curves_table(table: pd.DataFrame, metric: str, group: str, *, configs: dict[str, list[RunConfig]],
+                 curves_of: Callable[[RunConfig], pd.DataFrame], x: str,
                  run_id: Callable[[RunConfig], str]) -> pd.DataFrame:
-    """Long table of one curve column of every finished run: step (> 0), metric, seed, and `group`
-    naming the curve (the value of x; "series, x=value" when there are several series)."""
+    """Long table of one curve column of every finished run of `table`: step (> 0), metric, seed, and
+    `group` naming the curve (the value of x; "series, x=value" when there are several series)."""
     parts = []
     by_id = {run_id(c): c for cs in configs.values() for c in cs}
     for _, row in table.iterrows():
@@ -258,76 +251,59 @@ def panel_table(table: pd.DataFrame, metrics: dict[str, str], x: str, hue: str |
 
 
 def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figure_dir: Path, paper: str,
-                     preset: str, source: str, configs: dict[str, list[RunConfig]], store: RunStore) -> ExperimentResult:
-    """Fit and judge every claim of one experiment; one ExperimentResult with all verdicts and figures."""
+                     preset: str, source: str, configs: dict[str, list[RunConfig]],
+                     store: RunStore) -> ExperimentResult:
+    """Judge every claim of one experiment and draw its figures; one ExperimentResult with all
+    verdicts and figures. table: one row per run (failed and diverged runs are not judged)."""
     hue = "series" if len(configs) > 1 else None
-    full, done = table, table[table["status"] == "done"]   # failed and diverged runs are not fitted
-    curves_of = functools.lru_cache(maxsize=None)(store.curves)   # read once for all curve claims
+    done = table[table["status"] == "done"]
+    curves = functools.partial(curves_table, configs=configs, x=experiment.x, run_id=lambda c: store.run_id(c),
+                               curves_of=functools.lru_cache(maxsize=None)(store.curves))   # each run read once
     parts, unjudged = [], []
     for claim in experiment.claims:
-        table = done if claim.series is None else done[done["series"].isin(claim.series)]
-        if table.empty:   # every run it needs failed: said in the notes, judged on a rerun
+        runs = done if claim.series is None else done[done["series"].isin(claim.series)]
+        part = None if runs.empty else claim.judge(Runs(key, runs, experiment.x, hue, figure_dir, curves))
+        if part is None:   # every run it needs failed: said in the notes, judged on a rerun
             unjudged.append(claim.quantity)
-            continue
-        if claim.kind == "order":
-            parts.append(ordering_experiment(key, claim.quantity, table, "series", claim.metric, claim.order,
-                                             figure_dir=figure_dir, x=experiment.x, at=claim.at,
-                                             aggregate=claim.centre))
-            continue
-        if claim.kind == "every":
-            parts.append(every_experiment(key, claim.quantity, table, claim.metric, claim.every_at_most, hue=hue))
-            continue
-        if claim.kind == "bound":
-            parts.append(bound_experiment(key, claim.quantity, table, experiment.x, claim.metric, at=claim.at,
-                                          between=claim.between, at_least=claim.at_least,
-                                          at_most=claim.at_most, hue=hue))
-            continue
-        data, x, group = table, experiment.x, hue
-        if claim.source == "curves":
-            group = hue or experiment.x
-            data, x = curves_table(configs, table, curves_of, claim.metric, experiment.x, group, store.run_id), "step"
-            if data.empty:
-                unjudged.append(claim.quantity)
-                continue
-        level = (claim.level.value, claim.level.label) if claim.level else None
-        parts.append(scaling_experiment(key, claim.quantity, data, x, claim.metric, figure_dir=figure_dir,
-                                        kind=claim.fit, predicted=claim.predicted, direction=claim.direction,
-                                        prediction=claim.prediction, hue=group, level=level,
-                                        tolerance=claim.tolerance, does_not=claim.does_not,
-                                        bound_column=claim.bound_metric,
-                                        figure_suffix="_".join(claim.series or []), aggregate=claim.centre))
+        else:
+            parts.append(part)
     for panel in experiment.panels if not done.empty else []:
         long = panel_table(done, panel.metrics, experiment.x, hue).rename(columns={"value": panel.quantity})
         figure = scaling_experiment(key, panel.quantity, long, experiment.x, panel.quantity,
                                     figure_dir=figure_dir, kind=panel.fit, hue="curve")
-        parts.append(ExperimentResult(key=key, title=panel.quantity, table=pd.DataFrame(), verdicts=[],
-                                      figures=figure.figures, config={}, notes=figure.notes))
+        parts.append(ExperimentResult(key=key, title=panel.quantity, table=pd.DataFrame(),
+                                      figures=figure.figures, notes=figure.notes))
     for figure in experiment.figures:
         parts.append(stacked_figure(key, figure.name, figure.title, done, experiment.x,
                                     [(row.quantity, row.metric, row.pooled, row.log_y) for row in figure.rows],
                                     figure_dir=figure_dir, hue=hue, labels=figure.labels, logx=figure.log_x))
-    notes = [experiment.notes] if experiment.notes else []
-    failed = full[full["status"] == "failed"]
-    if len(failed):
-        reasons = failed["error"].fillna("no reason recorded").value_counts()
-        notes.append(f"{len(failed)} of {len(full)} runs failed (status failed in the table; fits use the "
-                     "others): " + "; ".join(f"{n} x {reason}" for reason, n in reasons.items()) + ".")
-    diverged = int((full["status"] == "diverged").sum())
-    if diverged:
-        notes.append(f"{diverged} of {len(full)} runs diverged (status diverged in the table): "
-                     "they are left out of the fits.")
-    pending = int((full["status"] == "pending").sum())
-    if pending:
-        notes.append(f"{pending} of {len(full)} runs are not in the store (status pending).")
-    if unjudged:
-        notes.append("Not judged, no run it needs finished: " + "; ".join(dict.fromkeys(unjudged)) + ".")
-    notes += [part.notes for part in parts if part.notes]
+    notes = [n for n in [experiment.notes, *_run_notes(table, unjudged), *(p.notes for p in parts)] if n]
     first = next(iter(configs.values()))[0]
     return ExperimentResult(
-        key=key, title=experiment.title, table=full.drop(columns=["run_id"]),
+        key=key, title=experiment.title, table=table.drop(columns=["run_id"]),
         verdicts=[v for part in parts for v in part.verdicts], figures=[f for part in parts for f in part.figures],
         config=_config_summary(first, experiment.x), claim=experiment.claim, paper=source,
         command=f"attnlab reproduce {paper} --experiment {key} --preset {preset}", notes="\n\n".join(notes))
+
+
+def _run_notes(table: pd.DataFrame, unjudged: list[str]) -> list[str]:
+    """What the notes say of runs that failed, diverged or are missing, and of claims not judged."""
+    notes = []
+    failed = table[table["status"] == "failed"]
+    if len(failed):
+        reasons = failed["error"].fillna("no reason recorded").value_counts()
+        notes.append(f"{len(failed)} of {len(table)} runs failed (status failed in the table; fits use the "
+                     "others): " + "; ".join(f"{n} x {reason}" for reason, n in reasons.items()) + ".")
+    diverged = int((table["status"] == "diverged").sum())
+    if diverged:
+        notes.append(f"{diverged} of {len(table)} runs diverged (status diverged in the table): "
+                     "they are left out of the fits.")
+    pending = int((table["status"] == "pending").sum())
+    if pending:
+        notes.append(f"{pending} of {len(table)} runs are not in the store (status pending).")
+    if unjudged:
+        notes.append("Not judged, no run it needs finished: " + "; ".join(dict.fromkeys(unjudged)) + ".")
+    return notes
 
 
 def _config_summary(config: RunConfig, x: str) -> dict[str, Any]:

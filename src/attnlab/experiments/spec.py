@@ -6,12 +6,9 @@ An experiment file (YAML, e.g. arda2026.yaml) holds a paper's experiments. Each 
     x:        the swept config field the claims are fitted against (e.g. model.m)
     series:   optional named variants drawn on one figure (each with its own base, or a width
               rule log_width: k meaning model.m = 2 ceil(k log n / 2) for each data.n)
-    claims:   metric (a column of the results table), fit kind, and the prediction: a slope
-              (`predicted`), a sign (`direction`), a bound independent of x (`does_not: grow`
-              with a slope `tolerance`, judged one-sided), or nothing (a plain measurement); or an
-              ordering of series (`order`), a bound on a mean / ratio (`at_least`, `at_most`), or
-              a bound on every run (`every_at_most`); fits and orderings use the median over
-              seeds unless `aggregate: mean`
+    claims:   what is judged, one of the kinds of claims.py: a fitted law with its predicted slope,
+              sign or bound independent of x (or a plain measurement), an ordering of series, a
+              bound on a mean at one x or on the ratio of means at two, or a bound on every run
     panels:   figures without verdicts: several metrics side by side against x
     figures:  figures without verdicts: panels stacked top to bottom sharing x, each one metric
               (mean over seeds, or runs' block statistics pooled) per series, e.g. a paper's figure
@@ -26,124 +23,13 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError
 
 from attnlab.config import ConfigError, Strict, apply_overrides, describe_validation_error, flatten, read_yaml
+from attnlab.experiments.claims import Claim, without_kinds
 from attnlab.sweep.grid import SweepSpec, check_plain_name, parse_sweep
 
 PRESETS = ("quick", "paper")
-Direction = Literal["negative", "positive"]
-NoChange = Literal["grow", "fall"]
-
-
-Bound = Union[float, dict[str, float], None]
-AxisValue = Union[float, Literal["smallest", "largest"]]
-
-
-class Claim(Strict):
-    """One judged statement: `metric` against the experiment's x, fitted as `fit`.
-
-    source "curves" fits the metric against the training step instead (one series per value of
-    the experiment's x; "exp": linear convergence); `order` judges series names ordered by the
-    metric (smallest first) instead of a fit, over all runs or only those at x = `at`.
-    `at_least` / `at_most` bound the metric's mean over seeds at x = `at`, or the ratio of its
-    means at the two x values of `between` ([x0, x1]: mean at x1 / mean at x0), per series when
-    given as mappings. `tolerance` judges `predicted` as a band (predicted +- tolerance: the whole
-    interval inside is consistent, wholly outside inconsistent). `does_not` ("grow" / "fall", per
-    series as a mapping) judges a bound independent of x one-sided on the slope's interval with the
-    slope `tolerance` (grow: consistent when the interval lies below +tolerance, inconsistent when
-    it lies wholly above). `every_at_most` checks every run's value against a number (e.g. a
-    measurement over its analytic bound <= 1). `bound_metric` names a column drawn with the fit
-    (each run's analytic bound on the metric). `series` restricts the claim to those series (all by
-    default). `level` draws a horizontal reference line ({value, label}) on the figure.
-    `aggregate` ("median" or "mean"; default median) is what a fit is fitted to and an ordering
-    compares at each x: the median of the runs or their mean (as a paper plotting means does); a
-    bound always judges means.
-    """
-
-    metric: str
-    quantity: str
-    fit: Literal["power", "log", "exp"] = "power"
-    source: Literal["runs", "curves"] = "runs"
-    order: list[str] | None = None
-    at: AxisValue | None = None
-    between: tuple[AxisValue, AxisValue] | None = None
-    at_least: Bound = None
-    at_most: Bound = None
-    predicted: Union[float, dict[str, float], None] = None
-    direction: Union[Direction, dict[str, Direction], None] = None
-    prediction: Union[str, dict[str, str], None] = None
-    tolerance: Annotated[float, Field(gt=0)] | None = None
-    does_not: Union[NoChange, dict[str, NoChange], None] = None
-    every_at_most: float | None = None
-    bound_metric: str | None = None
-    series: list[str] | None = None
-    level: "Level | None" = None
-    aggregate: Literal["median", "mean"] | None = None
-
-    @model_validator(mode="after")
-    def _one_prediction(self) -> "Claim":
-        both = self.predicted is not None and self.direction is not None
-        if both and not (isinstance(self.predicted, dict) and isinstance(self.direction, dict)):
-            raise ValueError("give predicted (a slope) or direction (a sign), not both "
-                             "(both only as mappings from series to prediction)")
-        bounded = self.at_least is not None or self.at_most is not None
-        if bounded and (self.at is None) == (self.between is None):
-            raise ValueError("at_least / at_most need exactly one of at (an x value) and between ([x0, x1])")
-        if self.between is not None and not bounded:
-            raise ValueError("between: give at_least or at_most (the bound on the ratio)")
-        if self.between is not None and self.between[0] == self.between[1]:
-            raise ValueError(f"between: {list(self.between)} names one x value twice; give two different ones")
-        if self.at is not None and not bounded and self.order is None:
-            raise ValueError("at: give at_least / at_most (a bound on the mean) or order (an ordering at x)")
-        if (bounded or self.order is not None) and (self.predicted is not None or self.direction is not None
-                                                     or self.does_not is not None):
-            raise ValueError("a bound or an ordering takes no predicted / direction (those judge a fitted slope)")
-        if self.does_not is not None:
-            if self.tolerance is None:
-                raise ValueError("does_not: needs a tolerance (the largest slope the bound allows, e.g. 0.05)")
-            others = [v for v in (self.predicted, self.direction) if v is not None]
-            if others and not all(isinstance(v, dict) for v in (*others, self.does_not)):
-                raise ValueError("does_not judges the slope on its own: give no predicted / direction "
-                                 "(both only as mappings from series to prediction)")
-        if self.tolerance is not None and self.predicted is None and self.does_not is None:
-            raise ValueError("tolerance: needs predicted (the slope it is a band around) or does_not")
-        if self.every_at_most is not None and (bounded or self.order is not None or self.predicted is not None
-                                               or self.direction is not None or self.does_not is not None):
-            raise ValueError("every_at_most: a bound on every run takes no other prediction")
-        if bounded and self.order is not None:
-            raise ValueError("give order or a bound (at_least / at_most), not both")
-        if bounded and self.aggregate == "median":
-            raise ValueError("aggregate = 'median': a bound (at_least / at_most) judges the mean over seeds; "
-                             "give aggregate: mean or leave it out")
-        if self.every_at_most is not None and self.aggregate is not None:
-            raise ValueError("aggregate: every_at_most judges every run, not an aggregate; leave it out")
-        return self
-
-    @property
-    def centre(self) -> Literal["median", "mean"]:
-        """The aggregate over seeds in force: `aggregate`, else the mean for a bound, the median otherwise."""
-        return self.aggregate or ("mean" if self.kind == "bound" else "median")
-
-    @property
-    def kind(self) -> Literal["order", "bound", "every", "fit"]:
-        """How the claim is judged: an ordering of series, a bound on a mean or ratio, a bound on
-        every run, or a fit."""
-        if self.order is not None:
-            return "order"
-        if self.every_at_most is not None:
-            return "every"
-        return "bound" if self.at_least is not None or self.at_most is not None else "fit"
-
-
-class Level(Strict):
-    """A horizontal reference line on a claim's figure, e.g. a task's best achievable loss."""
-
-    value: float
-    label: str
-
-
-Claim.model_rebuild()
 
 
 class Panel(Strict):
@@ -220,7 +106,7 @@ def load_experiments(path: str | Path) -> ExperimentFile:
     try:
         return ExperimentFile.model_validate(raw)
     except ValidationError as error:
-        problems = describe_validation_error(error, ExperimentFile, name=None)
+        problems = describe_validation_error(without_kinds(error), ExperimentFile, name=None)
         raise ConfigError(f"experiment file {path.name}: {problems}") from None
 
 
@@ -252,22 +138,15 @@ def sweeps(key: str, experiment: Experiment, preset: str) -> dict[str, SweepSpec
 
 
 def _check_claims(key: str, experiment: Experiment, preset: str) -> None:
-    """Claims on runs may only name declared series, and only x values the preset sweeps."""
+    """Claims may only name declared series, and only x values the preset sweeps."""
     swept = experiment.presets[preset].axes.get(experiment.x)
     for i, claim in enumerate(experiment.claims):
-        for field in ("predicted", "direction", "prediction", "at_least", "at_most", "does_not"):
-            mapping = getattr(claim, field)
-            by_series = isinstance(mapping, dict) and claim.source == "runs"   # curves: keyed by x values
-            unknown = sorted(set(mapping) - set(experiment.series)) if by_series else []
+        for field, names in claim.named_series().items():
+            unknown = sorted(set(names) - set(experiment.series))
             if unknown:
                 raise ConfigError(f"{key}.claims.{i}.{field}: {unknown} are not series of {key}; "
                                   f"its series are {sorted(experiment.series)}")
-        unknown = sorted(set(claim.series or []) - set(experiment.series))
-        if unknown:
-            raise ConfigError(f"{key}.claims.{i}.series: {unknown} are not series of {key}; "
-                              f"its series are {sorted(experiment.series)}")
-        points = [claim.at] if claim.at is not None else list(claim.between or [])
-        for point in points:
+        for point in claim.points():
             if swept is not None and not isinstance(point, str) and not any(
                     math.isclose(point, v, rel_tol=1e-9) for v in swept):
                 raise ConfigError(f"{key}.claims.{i}: {experiment.x} = {point:g} is not swept by preset "

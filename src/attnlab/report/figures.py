@@ -21,8 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from attnlab.report.fit import AGGREGATES, Fit, fraction_text, symbol
-from attnlab.seeding import stream_seed
+from attnlab.report.fit import AGGREGATES, Fit, bootstrap, fraction_text, percentiles, symbol
 from attnlab.store import atomic_write
 
 STYLE: dict[str, Any] = {
@@ -264,12 +263,12 @@ def plot_groups(table: pd.DataFrame, group: str, y: str, order: Sequence | None 
     if ax is None:
         _, ax = new_figure()
     values = list(order) if order is not None else sorted(table[group].dropna().unique(), key=str)
-    rng = np.random.default_rng(stream_seed(rng_seed, "report.groups.bootstrap"))
-    tail = (1 - ci) / 2
+    runs = [pd.to_numeric(table.loc[table[group] == value, y], errors="coerce").to_numpy(dtype=float)
+            for value in values]
+    runs = [v[np.isfinite(v)] for v in runs]
+    boot = bootstrap(runs, centre, n_boot, rng_seed, "report.groups.bootstrap")
     with matplotlib.rc_context(STYLE):
-        for i, value in enumerate(values):
-            v = pd.to_numeric(table.loc[table[group] == value, y], errors="coerce").to_numpy(dtype=float)
-            v = v[np.isfinite(v)]
+        for i, (v, samples) in enumerate(zip(runs, boot)):
             colour = PALETTE[i % len(PALETTE)]
             if len(v) == 0:
                 ax.text(i, 0.5, "no runs", transform=ax.get_xaxis_transform(), ha="center", color="0.4")
@@ -277,8 +276,7 @@ def plot_groups(table: pd.DataFrame, group: str, y: str, order: Sequence | None 
             jitter = (np.arange(len(v)) - (len(v) - 1) / 2) * min(0.04, 0.5 / len(v))
             ax.plot(i + jitter, v, "o", color=colour, alpha=0.55, markersize=3.5)
             middle = float(centre(v))
-            boot = centre(v[rng.integers(0, len(v), size=(n_boot, len(v)))], axis=1)
-            low, high = np.quantile(boot, [tail, 1 - tail])
+            low, high = percentiles(samples, ci)
             ax.errorbar([i + 0.25], [middle], yerr=[[middle - low], [high - middle]], fmt="_", color=colour,
                         markersize=14, capsize=3, linewidth=1.4)
         ax.set_xticks(range(len(values)), [_value_text(v) for v in values])

@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from attnlab.report.fit import Verdict
 from attnlab.report.result import ExperimentResult
+from attnlab.report.verdict import Status, Verdict
 from attnlab.store import atomic_write_text
 from attnlab.versions import library_versions
 
 MAX_TABLE_ROWS = 500
-STATUS_ORDER = ("inconsistent", "inconclusive", "consistent", "measured")
+STATUS_ORDER = (Status.INCONSISTENT, Status.INCONCLUSIVE, Status.CONSISTENT, Status.MEASURED)
 
 
 def write_report(results: list[ExperimentResult], out_dir: str | Path, title: str, name: str = "report",
@@ -135,7 +135,7 @@ def _verdict_table_html(results: list[ExperimentResult]) -> str:
     for result in results:
         for v in result.verdicts:
             status = f'<span class="status {v.status}">{esc(v.status)}</span>'
-            if v.status == "inconclusive" and v.reason:
+            if v.status == Status.INCONCLUSIVE and v.reason:
                 status += f'<br><small>{esc(v.reason)}</small>'
             rows.append(f'<tr class="{v.status}"><td><a href="#{_anchor(result.key)}">{esc(result.key)}</a></td>'
                         f"<td>{esc(v.claim)}</td><td>{esc(v.prediction)}</td><td>{esc(v.measured)}</td>"
@@ -291,7 +291,7 @@ def verdict_frame(results: list[ExperimentResult]) -> pd.DataFrame:
 
 
 def _md_status(v: Verdict) -> str:
-    return f"**{v.status.upper()}**" if v.status == "inconsistent" else v.status
+    return f"**{v.status.value.upper()}**" if v.status == Status.INCONSISTENT else v.status.value
 
 
 def _md_text(text: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from attnlab.report.fit import Verdict
+from attnlab.report.verdict import Verdict
 
 
 @dataclass

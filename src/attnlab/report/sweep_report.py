@@ -20,9 +20,10 @@ import pandas as pd
 
 from attnlab.config import RunConfig
 from attnlab.report.figures import new_figure, plot_scaling, save_figure
-from attnlab.report.fit import fit_power_law, measurement, symbol
+from attnlab.report.fit import fit_power_law, symbol
 from attnlab.report.html import write_report
 from attnlab.report.result import ExperimentResult
+from attnlab.report.verdict import measurement
 from attnlab.run import open_store
 from attnlab.store import CONFIG, DIVERGED, FAILED, PENDING, SUMMARY, atomic_write_text
 
