@@ -35,7 +35,8 @@ def test_the_kind_is_read_off_the_fields(fields, kind):
 
 @pytest.mark.parametrize("fields, line", [
     ({"tolerance": 0.1}, "claims.0.tolerance: needs predicted"),
-    ({"predicted": 0.0, "direction": "negative"}, "claims.0.direction: give predicted (a slope) or direction (a sign), not both"),
+    ({"predicted": 0.0, "direction": "negative"},
+     "claims.0.direction: give predicted (a slope) or direction (a sign), not both"),
     ({"tolerance": -1.0, "predicted": 0.0}, "claims.0.tolerance = -1.0: Input should be greater than 0"),
     ({"order": ["a"]}, "claims.0.order = ['a']: List should have at least 2 items"),
     ({"at": 4}, "claims.0.at: give at_least / at_most"),
@@ -57,10 +58,11 @@ def test_an_invalid_claim_is_one_line_naming_its_field(tmp_path, fields, line):
 def test_a_fit_claim_gives_one_prediction_per_series():
     claim = parse_claim({"metric": "y", "quantity": "q", "direction": {"a": "positive"}, "does_not": {"b": "grow"},
                          "tolerance": 0.05, "prediction": {"b": "bounded"}})
-    assert claim.predictions() == {"a": SlopePrediction(direction="positive", tolerance=0.05),
-                                   "b": SlopePrediction(does_not="grow", tolerance=0.05, text="bounded")}
-    assert parse_claim({"metric": "y", "quantity": "q", "predicted": -0.5}).predictions() == SlopePrediction(slope=-0.5)
-    assert parse_claim({"metric": "y", "quantity": "q"}).predictions() is None
+    assert claim.prediction_for("a") == SlopePrediction(direction="positive", tolerance=0.05)
+    assert claim.prediction_for("b") == SlopePrediction(does_not="grow", tolerance=0.05, text="bounded")
+    assert claim.prediction_for("c") == SlopePrediction(tolerance=0.05)                 # a measurement
+    plain = parse_claim({"metric": "y", "quantity": "q", "predicted": -0.5})
+    assert plain.prediction_for(None) == plain.prediction_for("a") == SlopePrediction(slope=-0.5)
 
 
 def _runs(tmp_path) -> Runs:

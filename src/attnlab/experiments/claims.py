@@ -122,15 +122,14 @@ class FitClaim(ClaimBase):
 
     @model_validator(mode="after")
     def _one_prediction(self) -> "FitClaim":
-        mapped = lambda *values: all(isinstance(v, dict) for v in values)   # noqa: E731
-        if self.predicted is not None and self.direction is not None and not mapped(self.predicted, self.direction):
+        if self.predicted is not None and self.direction is not None and not _mappings(self.predicted, self.direction):
             raise ValueError("direction: give predicted (a slope) or direction (a sign), not both "
                              "(both only as mappings from series to prediction)")
         if self.does_not is not None:
             if self.tolerance is None:
                 raise ValueError("does_not: needs a tolerance (the largest slope the bound allows, e.g. 0.05)")
             for field in ("predicted", "direction"):
-                if getattr(self, field) is not None and not mapped(getattr(self, field), self.does_not):
+                if getattr(self, field) is not None and not _mappings(getattr(self, field), self.does_not):
                     raise ValueError(f"{field}: does_not judges the slope on its own: give no predicted / "
                                      "direction (both only as mappings from series to prediction)")
         if self.tolerance is not None and self.predicted is None and self.does_not is None:
@@ -149,19 +148,11 @@ class FitClaim(ClaimBase):
         mapped = {f: list(getattr(self, f)) for f in fields if isinstance(getattr(self, f), dict)}
         return ({} if self.on_curves else mapped) | super().named_series()   # curves: keyed by x values
 
-    def predictions(self) -> SlopePrediction | dict[str, SlopePrediction] | None:
-        """What the slope is judged against: one prediction for every series, or one per series named."""
-        tests = {"slope": self.predicted, "direction": self.direction, "does_not": self.does_not}
-        text = self.prediction
-        if not any(isinstance(v, dict) for v in tests.values()):
-            if all(v is None for v in tests.values()):
-                return None
-            return SlopePrediction(**tests, tolerance=self.tolerance, text=None if isinstance(text, dict) else text)
-        names = dict.fromkeys(name for v in tests.values() if isinstance(v, dict) for name in v)
-        return {name: SlopePrediction(**{f: v.get(name) for f, v in tests.items() if isinstance(v, dict)},
-                                      tolerance=self.tolerance,
-                                      text=text.get(name) if isinstance(text, dict) else text)
-                for name in names}
+    def prediction_for(self, series: Any) -> SlopePrediction:
+        """What the slope of `series` (a value of the runs' hue; None with one series) is judged against."""
+        pick = lambda value: value.get(series) if isinstance(value, dict) else value   # noqa: E731
+        return SlopePrediction(pick(self.predicted), pick(self.direction), pick(self.does_not), self.tolerance,
+                               pick(self.prediction))
 
     def judge(self, runs: Runs) -> ExperimentResult | None:
         data, x, group = runs.table, runs.x, runs.hue
@@ -171,10 +162,17 @@ class FitClaim(ClaimBase):
             if data.empty:
                 return None
         level = (self.level.value, self.level.label) if self.level else None
+        predictions = ({value: self.prediction_for(value) for value in data[group].unique()} if group
+                       else self.prediction_for(None))
         return scaling_experiment(runs.key, self.quantity, data, x, self.metric, figure_dir=runs.figure_dir,
-                                  kind=self.fit, predictions=self.predictions(), hue=group, aggregate=self.aggregate,
+                                  kind=self.fit, predictions=predictions, hue=group, aggregate=self.aggregate,
                                   level=level, bound_column=self.bound_metric,
                                   figure_suffix="_".join(self.series or []))
+
+
+def _mappings(*values: Any) -> bool:
+    """Whether every value is a mapping (from series to prediction)."""
+    return all(isinstance(v, dict) for v in values)
 
 
 class OrderClaim(ClaimBase):
