@@ -102,19 +102,23 @@ def band_status(low: float, high: float, floor: float = -math.inf, ceiling: floa
 def interval_verdict(claim: str, estimate: float, ci_low: float, ci_high: float, *, measured: str,
                      prediction: str, predicted: float | None = None, direction: Direction | None = None,
                      reason: str = "", joiner: str = ": ", tolerance: float | None = None,
-                     does_not: NoChange | None = None) -> Verdict:
+                     does_not: NoChange | None = None, at_least: float | None = None,
+                     at_most: float | None = None) -> Verdict:
     """The verdict on a measured interval: against a point `predicted` (contained in the interval;
     with a `tolerance` the closed band predicted +- tolerance), a `direction` (the open band below or
-    above 0), or a bound independent of x `does_not` ("grow": the open band below +tolerance,
-    "fall": above -tolerance). None of them: status "measured".
+    above 0), a bound independent of x `does_not` ("grow": the open band below +tolerance, "fall":
+    above -tolerance), or bounds on the value (the closed band from `at_least` to `at_most`). None
+    of them: status "measured".
 
     A non-empty `reason` (e.g. "2 seeds") makes it inconclusive; so does a NaN interval.
     joiner joins claim and measured in the text.
     """
-    if sum(v is not None for v in (predicted, direction, does_not)) > 1:
-        raise ValueError("give one of predicted (a value), direction (a sign) or does_not (a bound)")
+    bounded = at_least is not None or at_most is not None
+    if sum(v is not None for v in (predicted, direction, does_not)) + bounded > 1:
+        raise ValueError("give one of predicted (a value), direction (a sign), does_not (a bound independent "
+                         "of x) or at_least / at_most (bounds on the value)")
     finite = all(math.isfinite(v) for v in (estimate, ci_low, ci_high))
-    if predicted is None and direction is None and does_not is None:
+    if predicted is None and direction is None and does_not is None and not bounded:
         status = Status.MEASURED
     elif reason or not finite:
         status, reason = Status.INCONCLUSIVE, reason or "no finite interval"
@@ -127,6 +131,9 @@ def interval_verdict(claim: str, estimate: float, ci_low: float, ci_high: float,
             straddle = f"interval contains {'+' if does_not == 'grow' else '-'}{edge:g}"
         elif predicted is not None:
             band, straddle = (predicted - tolerance, predicted + tolerance), "interval crosses the band's edge"
+        elif bounded:
+            band = (-math.inf if at_least is None else at_least, math.inf if at_most is None else at_most)
+            straddle = "interval crosses a bound"
         else:
             band = (-math.inf, 0.0) if direction == "negative" else (0.0, math.inf)
             straddle = "interval contains 0"
@@ -353,15 +360,6 @@ def judge_bound(claim: str, values: Sequence[float], *, at_least: float | None =
     estimate = groups[0].mean() / (groups[1].mean() if baseline is not None else 1.0)
     low, high = percentiles(boot[0] / (boot[1] if baseline is not None else 1.0), ci)
     measured = f"{estimate:.3g}{unit} [{low:.3g}, {high:.3g}]"
-    if prediction == "—":
-        return Verdict(claim, prediction, measured, Status.MEASURED, float(estimate), low, high)
-    reason = ""
-    if n_min < min_seeds:
-        status, reason = Status.INCONCLUSIVE, f"{n_min} run(s), fewer than {min_seeds}"
-    elif not all(math.isfinite(v) for v in (estimate, low, high)):
-        status, reason = Status.INCONCLUSIVE, "no finite interval"
-    else:
-        status = band_status(low, high, -math.inf if at_least is None else at_least,
-                             math.inf if at_most is None else at_most)
-        reason = "interval crosses a bound" if status == Status.INCONCLUSIVE else ""
-    return Verdict(claim, prediction, measured, status, float(estimate), low, high, reason)
+    reason = f"{n_min} run(s), fewer than {min_seeds}" if n_min < min_seeds and prediction != "—" else ""
+    return interval_verdict(claim, estimate, low, high, measured=measured, prediction=prediction, reason=reason,
+                            at_least=at_least, at_most=at_most)
