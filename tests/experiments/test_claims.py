@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from attnlab.config import ConfigError
 from attnlab.experiments.claims import (CLAIM_KINDS, ClaimBase, EveryClaim, FitClaim, MeanClaim, OrderClaim,
                                         RatioClaim, Runs, claim_union, parse_claim)
-from attnlab.experiments.spec import load_experiments
+from attnlab.experiments.spec import load_experiments, rebuild_claims
 from attnlab.report import ExperimentResult, SlopePrediction, Status
 
 FILE = {"paper": "p", "title": "t", "experiments": {"A1": {
@@ -89,15 +89,23 @@ def test_each_kind_judges_a_synthetic_table(tmp_path, fields, statuses):
     assert all(f.exists() for f in result.figures)
 
 
-def test_a_new_kind_is_one_class():
+def test_a_new_kind_is_one_class(tmp_path):
     class MedianAbove(ClaimBase):
         kind: Literal["median-above"] = "median-above"
         floor: float
 
+    raw = yaml.safe_load(yaml.safe_dump(FILE))
+    raw["experiments"]["A1"]["claims"] = [{"kind": "median-above", "metric": "y", "quantity": "q", "floor": 1.0}]
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump(raw))
     try:
         assert CLAIM_KINDS["median-above"] is MedianAbove
-        claim = TypeAdapter(claim_union()).validate_python({"kind": "median-above", "metric": "y", "quantity": "q",
-                                                            "floor": 1.0})
+        claim = TypeAdapter(claim_union()).validate_python(raw["experiments"]["A1"]["claims"][0])
         assert isinstance(claim, MedianAbove) and claim.floor == 1.0
+        rebuild_claims()
+        (claim,) = load_experiments(tmp_path / "e.yaml").experiments["A1"].claims
+        assert isinstance(claim, MedianAbove)
     finally:
         del CLAIM_KINDS["median-above"]
+        rebuild_claims()
+    with pytest.raises(ConfigError, match="'median-above' is not a kind of claim"):
+        load_experiments(tmp_path / "e.yaml")

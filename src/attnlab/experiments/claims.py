@@ -12,8 +12,8 @@
 A claim names its kind with `kind`, or the kind is read off its fields (order, every_at_most,
 between, at_least / at_most / at; a fit otherwise), so experiment files need not say it. Every kind
 is one class deriving from ClaimBase with a Literal `kind`: CLAIM_KINDS and the `Claim` union are
-built from them, so a new kind is one class (a module defining one later rebuilds the models that
-hold claims with `claim_union()`).
+built from them, so a new kind is one class (defined after this module is imported, it joins the
+experiment files' claims with `spec.rebuild_claims()`).
 """
 
 from __future__ import annotations
@@ -319,8 +319,8 @@ def without_kinds(error: ValidationError) -> ValidationError:
         at = next((i for i, part in enumerate(loc) if part in CLAIM_KINDS and _claim_at(loc, i)), None)
         if item["type"] in ("union_tag_invalid", "union_tag_not_found") and _claim_at(loc, len(loc)):
             at = len(loc)
-            message = f"kind: {item['input'].get('kind') if isinstance(item['input'], dict) else item['input']!r} " \
-                      f"is not a kind of claim (allowed: {', '.join(CLAIM_KINDS)})"
+            given = item["input"].get("kind") if isinstance(item["input"], dict) else item["input"]
+            message = f"kind: {given!r} is not a kind of claim (allowed: {', '.join(CLAIM_KINDS)})"
         elif at is not None and item["type"] == "value_error" and len(loc) == at + 1:
             message = str(item["ctx"]["error"])
         elif at is not None and item["type"] in ("missing", "extra_forbidden") and len(loc) == at + 2:

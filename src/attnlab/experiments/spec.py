@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, Field, ValidationError
 
 from attnlab.config import ConfigError, Strict, apply_overrides, describe_validation_error, flatten, read_yaml
-from attnlab.experiments.claims import Claim, without_kinds
+from attnlab.experiments.claims import Claim, claim_union, without_kinds
 from attnlab.sweep.grid import SweepSpec, check_plain_name, parse_sweep
 
 PRESETS = ("quick", "paper")
@@ -97,6 +97,13 @@ class ExperimentFile(Strict):
     title: str
     experiments: dict[Annotated[str, AfterValidator(check_plain_name)], Experiment]
     """By key; a key names the experiment's folder of results, so it is a plain file name."""
+
+
+def rebuild_claims() -> None:
+    """Make experiment files take every kind of claim in CLAIM_KINDS (after a module defined a new one)."""
+    Experiment.model_fields["claims"].annotation = list[claim_union()]
+    Experiment.model_rebuild(force=True)
+    ExperimentFile.model_rebuild(force=True)
 
 
 def load_experiments(path: str | Path) -> ExperimentFile:
