@@ -21,12 +21,13 @@ from attnlab.config import RunConfig, TeacherDataConfig, config_to_dict, parse_c
 from attnlab.data import Dataset, build_data, build_teacher
 from attnlab.data.teacher import LABEL_CHUNK, LABEL_MAX_ELEMENTS
 from attnlab.models import Model, Params, build_model
+from attnlab.numerics.precision import ieee_float32
+from attnlab.recorder import Recorder
 from attnlab.store import RunStore, identity
 from attnlab.train import RESULTS_VERSION
 from attnlab.train.projection import block_radii
-from attnlab.train.recorders import Recorder, build_recorders
+from attnlab.train.recorders import build_recorders
 from attnlab.train.memory import peak_memory_bytes, training_step_peak_memory
-from attnlab.train.precision import ieee_float32
 from attnlab.train.trainer import Trainer, TrainResult
 from attnlab.versions import library_versions
 
@@ -265,7 +266,7 @@ def _check_same_but_seed(configs: list[RunConfig]) -> None:
 
 
 def _check_device(device: str) -> None:
-    """Refuse CUDA where there is none; pin the precision policy (train/precision.py: no TF32)."""
+    """Refuse CUDA where there is none; pin the precision policy (numerics/precision.py: no TF32)."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device = {device!r}: CUDA is not available on this machine; use --device cpu")
     ieee_float32()

@@ -11,12 +11,12 @@ import attnlab
 
 # Bottom to top. A module belongs to the first entry that is its name or a package above it.
 LAYERS = [
-    ("attnlab", "attnlab.config", "attnlab.seeding", "attnlab.versions"),
+    ("attnlab", "attnlab.config", "attnlab.seeding", "attnlab.versions", "attnlab.numerics", "attnlab.recorder"),
     ("attnlab.store",),
     ("attnlab.models",),
     ("attnlab.data",),
-    ("attnlab.train",),
     ("attnlab.ntk",),
+    ("attnlab.train",),
     ("attnlab.theory",),
     ("attnlab.sweep",),
     ("attnlab.run",),
@@ -70,6 +70,11 @@ def upward_imports() -> list[str]:
 
 def test_no_module_imports_a_layer_above_its_own():
     assert upward_imports() == []
+
+
+def test_the_ground_floor_imports_no_other_attnlab_module():
+    floor = [SOURCE / "recorder.py", *sorted((SOURCE / "numerics").rglob("*.py"))]
+    assert [f"{path.relative_to(SOURCE.parent)}:{line}: {name}" for path in floor for line, name in imports(path)] == []
 
 
 def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):

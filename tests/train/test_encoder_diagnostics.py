@@ -10,10 +10,13 @@ import torch
 from attnlab.config import (DiagnosticsConfig, RandomSequencesConfig, RunConfig, ShallowEncoderConfig,
                             TrainConfig)
 from attnlab.data.dataset import Dataset
+from attnlab.models.base import Model
 from attnlab.models.shallow_encoder import ShallowEncoder
 from attnlab.run import train
 from attnlab.seeding import generator
-from attnlab.train.diagnostics import FeatureRecorder, NTKRecorder, WeightChangeRecorder, attention_statistics
+from attnlab.ntk.drift import NTKRecorder
+from attnlab.numerics.statistics import attention_statistics
+from attnlab.train.diagnostics import FeatureRecorder, WeightChangeRecorder
 from attnlab.train.recorders import build_recorders
 
 
@@ -72,7 +75,7 @@ def test_ntk_recorder_matches_model_ntk():
 
 
 def test_build_recorders_rejects_models_without_features():
-    class Plain:
+    class Plain(Model):
         name = "plain"
     X = _inputs()
     data = Dataset(X, torch.zeros(6), X[:0], torch.zeros(0))

@@ -16,8 +16,8 @@ from attnlab.models.indrnn import IndRNN
 from attnlab.models.kernel_transformer import KernelTransformer
 from attnlab.models.shallow_encoder import ShallowEncoder
 from attnlab.ntk import NTKDriftRecorder
+from attnlab.ntk.drift import NTKRecorder
 from attnlab.run import train
-from attnlab.train.diagnostics import NTKRecorder
 from attnlab.train.recorders import (CORE_VERSION, REGISTRY, RESULTS_VERSION, RecorderEntry, build_recorders,
                                      results_version)
 

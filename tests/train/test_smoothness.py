@@ -84,5 +84,6 @@ def test_smoothness_recorder_writes_initial_and_largest_values_to_the_summary():
     assert summary["max"]["grad_norm"] == pytest.approx(
         max((curves[[f"grad_norm_{b}" for b in "WUc"]]**2).sum(axis=1).pow(0.5).dropna()))
     with pytest.raises(ValueError, match="smoothness_every"):
+        from attnlab.models.base import Model
         from attnlab.train.smoothness import SmoothnessRecorder
-        SmoothnessRecorder(type("M", (), {"name": "shallow-encoder"})(), torch.zeros(1, 1, 1))
+        SmoothnessRecorder(type("M", (Model,), {"name": "shallow-encoder"})(), torch.zeros(1, 1, 1))

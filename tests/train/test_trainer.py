@@ -9,6 +9,7 @@ from attnlab.config import TrainConfig
 from attnlab.data.dataset import Dataset
 from attnlab.data.teacher import teacher_data
 from attnlab.models.kernel_transformer import KernelTransformer
+from attnlab.recorder import RunRecorder
 from attnlab.train.projection import head_distances, project
 from attnlab.train.trainer import Trainer
 
@@ -17,7 +18,7 @@ def tiny_data(n=40, T=5, d=4, seed=0):
     return teacher_data(n, T, d, seed, K=64, anchors=4)
 
 
-class Snapshots:
+class Snapshots(RunRecorder):
     """Recorder keeping a copy of every iterate."""
 
     every = 1

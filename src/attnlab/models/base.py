@@ -45,13 +45,22 @@ class SampleFlops:
 class Model:
     """Base class: subclasses set `config_class`, `blocks`, `radius_keys`, `width` and implement
     `from_config`, `init`, `forward`, and `sample_flops` (the arithmetic of one sequence: the cost
-    model of `attnlab reproduce --dry-run`)."""
+    model of `attnlab reproduce --dry-run`).
+
+    What else a model can do it declares here, and the recorders and the NTK engine read only these
+    declarations: `sequence_block`, `has_structured_ntk` (then `ntk_blocks`), `has_forward_state`
+    (then `forward_state`), `has_output_gradient_norms` (then `output_gradient_norms`, and
+    `smoothness_bound` where it has an analytic bound)."""
 
     config_class: ClassVar[type]   # its section of the run config (attnlab.config), tagged by `name`
     name: ClassVar[str]
     blocks: ClassVar[tuple[str, ...]]
     radius_keys: ClassVar[dict[str, str]] = {}  # block -> field of TrainConfig.radius
     default_loss: ClassVar[str] = "mse"
+    sequence_block: ClassVar[str | None] = None   # the block that mixes positions (E4 reports its gradient norm)
+    has_structured_ntk: ClassVar[bool] = False
+    has_forward_state: ClassVar[bool] = False
+    has_output_gradient_norms: ClassVar[bool] = False
     width: int
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -81,6 +90,25 @@ class Model:
         """FLOPs of one entry of the structured empirical NTK (`ntk_blocks`) from the per-sample
         features; 0 for a model without one."""
         return 0.0
+
+    def ntk_blocks(self, params: Params, X1: torch.Tensor, X2: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The exact empirical NTK per parameter block, {block: (N1, N2)} on X1 (N1, T, d) and X2
+        (N2, T, d) (X1 when None), without per-sample gradients; where `has_structured_ntk`."""
+        raise NotImplementedError(f"model {self.name!r} has no structured NTK")
+
+    def forward_state(self, params: Params, X: torch.Tensor) -> Any:
+        """The forward pass on X (B, T, d) with its read-out features `r`, attention logits `L` and
+        attention `S` (B, T, T) and outputs `f`; where `has_forward_state`."""
+        raise NotImplementedError(f"model {self.name!r} exposes no features or attention")
+
+    def output_gradient_norms(self, params: Params, X: torch.Tensor) -> torch.Tensor:
+        """||grad_theta f(X_b)|| for every sample of X (B, T, d): (B,); where `has_output_gradient_norms`."""
+        raise NotImplementedError(f"model {self.name!r} has no per-sample gradient norm")
+
+    def smoothness_bound(self, params: Params, token_norm: float) -> float | None:
+        """An analytic bound on the per-sample output-gradient norm over all sequences whose tokens
+        have norm <= token_norm; None for a model without one."""
+        return None
 
     def loops_over_runs(self, params: Params, X: torch.Tensor) -> bool:
         """Whether stacked runs (params (S, ...), X (S, n, T, d)) should be computed one run at a time

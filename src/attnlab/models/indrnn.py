@@ -114,6 +114,7 @@ class IndRNN(Model):
     blocks = ("W_in", "u", "c")
     radius_keys = {"W_in": "w", "u": "u", "c": "c"}
     sequence_block = "u"   # the block that mixes positions (E4 reports its gradient norm)
+    has_output_gradient_norms = True
     default_loss = "mse"
 
     def __init__(self, d: int, m: int, activation_name: str = "tanh", gain: float = 1.5,
@@ -247,6 +248,10 @@ class IndRNN(Model):
                 grad_W = grad_W.addmm_(g.T, inputs[t]) if in_place else torch.addmm(grad_W, g.T, inputs[t])
                 carry = g.mul_(u)                                      # dL/dh_{t-1} = u * dL/dz_t
         return value, {"W_in": grad_W, "u": u_terms.sum(0), "c": grad_c}
+
+    def output_gradient_norms(self, params: Params, X: torch.Tensor) -> torch.Tensor:
+        """||grad_theta f(X_b)|| for every sample of X (B, T, d): (B,) (module `output_gradient_norms`)."""
+        return output_gradient_norms(self, params, X)
 
     def state_jacobian_norms(self, params: Params, X: torch.Tensor) -> torch.Tensor:
         """||dh_T / dh_t|| for t = 1..T, averaged over the batch: (T,), the last entry 1.

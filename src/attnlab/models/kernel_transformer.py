@@ -81,6 +81,8 @@ class KernelTransformer(Model):
     blocks = ("W", "U", "c")
     radius_keys = {"W": "w", "U": "u", "c": "c"}
     sequence_block = "W"   # the block that mixes positions (E4 reports its gradient norm)
+    has_structured_ntk = True
+    has_output_gradient_norms = True
     default_loss = "mse"
 
     def __init__(self, d: int, m: int, activation_name: str = "tanh", paired: bool = True, fused: bool = True):
@@ -197,6 +199,15 @@ class KernelTransformer(Model):
         F1 = self._features_in_chunks(params, X1, chunk_size)
         F2 = F1 if X2 is None else self._features_in_chunks(params, X2, chunk_size)
         return {"W": (F1.g @ F2.g.T) * (F1.xT @ F2.xT.T), "U": F1.u @ F2.u.T, "c": F1.c @ F2.c.T}
+
+    def output_gradient_norms(self, params: Params, X: torch.Tensor) -> torch.Tensor:
+        """||grad_theta f(X_b)|| for every sample of X (B, T, d): (B,) (module `output_gradient_norms`)."""
+        return output_gradient_norms(self, params, X)
+
+    def smoothness_bound(self, params: Params, token_norm: float) -> float:
+        """The analytic bound on ||grad_theta f(X)|| for tokens of norm <= token_norm (module
+        `output_gradient_bound`); it does not depend on T."""
+        return output_gradient_bound(self, params, token_norm)
 
     def _features_in_chunks(self, params: Params, X: torch.Tensor, chunk_size: int) -> NTKFeatures:
         if chunk_size <= 0:

@@ -73,6 +73,8 @@ class ShallowEncoder(Model):
     blocks = ("W_Q", "W_K", "W_V", "W_H", "w_O")
     radius_keys: dict[str, str] = {}
     sequence_block = None   # no single block mixes positions
+    has_structured_ntk = True
+    has_forward_state = True
     default_loss = "half-mse"
 
     def __init__(self, d: int, T: int, d_m: int, phi: str = "flatten", scaling: str | float = "sqrt",

@@ -1,20 +1,70 @@
-"""The NTK-drift recorder on the empirical kernel of any model (attnlab.ntk.empirical).
+"""The NTK along training, as recorders (attnlab.recorder): one formula, two kernels.
 
-On a fixed probe set X_p it records, every `every` steps, lambda_min(K_t) and the relative drift
-||K_t - K_0||_F / ||K_0||_F, where K_0 is the kernel at `params0` (or at the first call). Small
-drift is the kernel regime of both theories; growing drift is the sign of leaving it. The formula
-lives in attnlab.train.diagnostics.NTKRecorder; this class only chooses the kernel.
+On fixed inputs X (N, T, d), every `every` steps: ntk_lambda_min = lambda_min(K_t), ntk_drift =
+||K_t - K_0||_F / ||K_0||_F (K_0: the kernel at `params0`, or at the first call) and, where the
+kernel comes in blocks, ntk_trace_<block>. Small drift is the kernel regime of both theories;
+growing drift is the sign of leaving it.
+
+    NTKRecorder       the model's structured kernel (`ntk_blocks`), or any `kernel` function
+    NTKDriftRecorder  the empirical kernel of any model (attnlab.ntk.empirical)
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Callable
 
 import torch
 
+from attnlab.models.base import Model
 from attnlab.ntk.empirical import empirical
 from attnlab.ntk.target import Params
-from attnlab.train.diagnostics import NTKRecorder
+from attnlab.numerics.precision import exact_matmul
+from attnlab.numerics.statistics import frobenius
+from attnlab.recorder import RunRecorder, switch_off
+
+Kernel = Callable[[Params], tuple[torch.Tensor | None, dict[str, torch.Tensor]]]
+
+
+class NTKRecorder(RunRecorder):
+    """ntk_lambda_min, ntk_drift and ntk_trace_<block> of the NTK on X (N, T, d).
+
+    `kernel(params) -> (K (N, N) or None, {block: K_block})` (None: K is the sum of the blocks); by
+    default the model's structured `ntk_blocks`. Kernels are computed without TF32 (exact_matmul)
+    and compared in float64."""
+
+    def __init__(self, model: Model, X: torch.Tensor, params0: Params | None = None, every: int = 10,
+                 kernel: Kernel | None = None, field: str = "diagnostics.ntk_every"):
+        if every <= 0:
+            raise ValueError(f"every = {every}: must be a positive number of steps")
+        if kernel is None and not model.has_structured_ntk:
+            raise ValueError(f"{field}: model {model.name!r} has no structured NTK (ntk_blocks); "
+                             f"{switch_off(field)}")
+        self.model, self.X, self.every = model, X, every
+        self._kernel = kernel or self.structured_kernel
+        self.K0 = None if params0 is None else self.kernel(params0)[0]
+
+    def structured_kernel(self, params: Params) -> tuple[None, dict[str, torch.Tensor]]:
+        """(None, blocks) on X from the model's `ntk_blocks`."""
+        return None, self.model.ntk_blocks(params, self.X)
+
+    def kernel(self, params: Params) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(K (N, N), {block: K_block}) at `params`, in float64."""
+        with exact_matmul():
+            K, blocks = self._kernel(params)
+        blocks = {k: v.double() for k, v in blocks.items()}
+        return (sum(blocks.values()) if K is None else K.double()), blocks
+
+    def __call__(self, step: int, params: Params) -> dict[str, float]:
+        K, blocks = self.kernel(params)
+        if self.K0 is None:
+            self.K0 = K
+        if not bool(torch.isfinite(K).all()):
+            return {"ntk_lambda_min": math.nan, "ntk_drift": math.nan}
+        row = {"ntk_lambda_min": float(torch.linalg.eigvalsh(K).min()),
+               "ntk_drift": frobenius(K - self.K0) / frobenius(self.K0)}
+        row.update({f"ntk_trace_{name}": float(b.trace()) for name, b in blocks.items()})
+        return row
 
 
 class NTKDriftRecorder(NTKRecorder):

@@ -2,12 +2,12 @@
 
 K_ab = <grad_theta f(X1_a), grad_theta f(X2_b)>, per parameter block and in total. Methods:
 
-- "structured": the model's own `ntk_blocks(params, X1, X2=None) -> {block: (N1, N2)}` (a model MAY
-  define it; attnlab's KernelTransformer does). No per-sample gradient is ever built.
+- "structured": the model's own `ntk_blocks(params, X1, X2=None) -> {block: (N1, N2)}` (an attnlab
+  model MAY declare it, `has_structured_ntk`; the KernelTransformer and the ShallowEncoder do). No per-sample gradient is ever built.
 - "jacobian": per-sample Jacobians (vmap over jacrev) contracted block by block. Time
   ~ N (forward+backward) + N1 N2 P, memory ~ N P (chunked to stay within `max_memory`).
 - "vjp-jvp": NTK-vector products. Time ~ N1 N2 forward-mode passes, memory O(P).
-- "auto": "structured" when the model has `ntk_blocks`, else the generic method of smaller estimated
+- "auto": "structured" when the model declares `ntk_blocks`, else the generic method of smaller estimated
   time within `max_memory` (the cost model is in attnlab.ntk.cost).
 
 Kernels are computed with TF32 disabled; pass dtype=torch.float64 for small eigenvalues.
@@ -21,10 +21,11 @@ from typing import Any
 
 import torch
 
+from attnlab.models.base import Model
 from attnlab.ntk.cost import DEFAULT_MAX_MEMORY, choose_plan, footprint, plan_jacobian, plan_vjp_jvp
 from attnlab.ntk.generic import jacobian_ntk, vjp_jvp_ntk
-from attnlab.train.precision import exact_matmul
 from attnlab.ntk.target import Params, as_target
+from attnlab.numerics.precision import exact_matmul
 
 METHODS = ("auto", "structured", "jacobian", "vjp-jvp")
 
@@ -41,8 +42,9 @@ class NTK:
 
 
 def has_structured_path(model: Any) -> bool:
-    """Whether `model` provides `ntk_blocks(params, X1, X2=None)`."""
-    return callable(getattr(model, "ntk_blocks", None))
+    """Whether `model` is an attnlab Model that declares `ntk_blocks(params, X1, X2=None)`
+    (`has_structured_ntk`)."""
+    return isinstance(model, Model) and model.has_structured_ntk
 
 
 def empirical(model: Any, X: torch.Tensor, X2: torch.Tensor | None = None, params: Params | None = None,

@@ -21,8 +21,8 @@ from attnlab.models.activations import activation
 from attnlab.models.base import Model
 from attnlab.models.kernel_transformer import covariance_times_readout, head_features
 from attnlab.ntk.empirical import empirical
-from attnlab.train.precision import exact_matmul
 from attnlab.ntk.target import Params
+from attnlab.numerics.precision import exact_matmul
 from attnlab.seeding import generator
 
 

@@ -14,8 +14,8 @@ import torch
 from scipy.sparse.linalg import LinearOperator
 from torch.func import grad, jvp, vjp, vmap
 
-from attnlab.train.precision import exact_matmul
 from attnlab.ntk.target import Params, as_target
+from attnlab.numerics.precision import exact_matmul
 
 
 def ntk_operator(model: Any, X: torch.Tensor, params: Params | None = None,

@@ -21,8 +21,8 @@ from scipy import stats
 
 from attnlab.models.base import Params
 from attnlab.models.shallow_encoder import ShallowEncoder
+from attnlab.numerics.statistics import attention_statistics, smallest_singular_value
 from attnlab.seeding import generator, stream_seed
-from attnlab.train.diagnostics import attention_statistics, smallest_singular_value
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ the iterate from which step s is taken: the published trainer logs the same grad
 E4g's gradient norms (each block's and the total over all blocks, at initialisation and averaged
 over the recorded steps 1..50) are `early_gradient_norms`.
 
-Two always-on recorders (attnlab.train.recorders) carry the curves and the windowed number:
+Two always-on recorders of the stacked runs (attnlab.train.recorders) carry the curves and the windowed number:
 BlockGradientRecorder (the per-block gradient-norm and distance columns) and
 SequenceGradientRecorder (sequence_grad_norm).
 """
@@ -24,25 +24,22 @@ SequenceGradientRecorder (sequence_grad_norm).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from attnlab.models.base import Model, Params
-
-if TYPE_CHECKING:
-    from attnlab.train.recorders import Finished, StepState
+from attnlab.recorder import Finished, Recorder, RunRecorder, StepState
 
 
 def sequence_block(model: Model) -> str:
     """The parameter block that mixes positions (the model's `sequence_block`: u for the IndRNN, W
     for the Transformer); ValueError for a model without one."""
-    block = getattr(model, "sequence_block", None)
-    if block is None:
+    if model.sequence_block is None:
         raise ValueError(f"model {model.name!r}: no sequence block (the block that mixes positions)")
-    return block
+    return model.sequence_block
 
 
 def window_max_mean(steps: Sequence[int], values: Sequence[float], window: int = 500,
@@ -105,7 +102,7 @@ def early_gradient_norms(curves, blocks: Sequence[str], last_step: int = EARLY_S
             f"steps_1_{last_step}": {n: float(early[n].mean()) if len(early) else math.nan for n in names}}
 
 
-class GradientNormRecorder:
+class GradientNormRecorder(RunRecorder):
     """Trainer recorder: the full-batch gradient norm of one block, `grad_full_{block}`.
 
     The trainer's own curves hold the gradient of the step taken (a mini-batch one under projsgd)
@@ -129,7 +126,7 @@ def _run_norms(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1).norm(dim=1)
 
 
-class BlockGradientRecorder:
+class BlockGradientRecorder(Recorder):
     """Stacked recorder: grad_norm_<block> (the gradient of the step taken: a mini-batch one under
     projsgd; NaN at the final row), dist_<block> = ||theta - theta_0||_F and grad_norm (all blocks)
     of the S runs; summary max.grad_norm*, max.dist_* and grad_norms (early_gradient_norms)."""
@@ -153,12 +150,10 @@ class BlockGradientRecorder:
                  "grad_norms": early_gradient_norms(curves, self.blocks)} for curves in finished.curves]
 
 
-class SequenceGradientRecorder:
+class SequenceGradientRecorder(Recorder):
     """Summary only: sequence_grad_norm, the gradient norm of the block that mixes positions
     (column grad_norm_<block>), its maximum within each tenth of the run, averaged (E4); NaN for a
     model without such a block."""
-
-    every = None
 
     def __init__(self, block: str | None, steps: int):
         self.block, self.steps = block, steps
@@ -174,21 +169,19 @@ class SequenceGradientRecorder:
                                total_steps=self.steps)
 
 
-class BlockMaxRecorder:
+class BlockMaxRecorder(RunRecorder):
     """Summary only, one run: sequence_grad_block_max, the block maxima (`block_maxima`, blocks of
     `block` steps) of the sequence block's gradient norm (column grad_norm_<block>) as
     `block_max_summary` gives them. The published E4 statistic at block = 500 and 5000 steps."""
 
-    every = None
-
     def __init__(self, model: Model, block: int, steps: int, field: str = "diagnostics.record.block_max"):
-        self.sequence_block = getattr(model, "sequence_block", None)
+        self.sequence_block = model.sequence_block
         if self.sequence_block is None:
             raise ValueError(f"{field}: model {model.name!r} has no sequence block (the block that mixes "
                              f"positions); remove {field}")
         self.block, self.steps = block, steps
 
-    def summarise(self, curves: pd.DataFrame) -> dict:
+    def summarise_run(self, curves: pd.DataFrame) -> dict:
         column = f"grad_norm_{self.sequence_block}"
         maxima = (block_maxima(curves["step"], curves[column], self.block, self.steps) if column in curves
                   else np.array([]))

@@ -10,15 +10,13 @@ its ball the farthest head uses, and the fraction of heads on the boundary, alon
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import pandas as pd
 import torch
 
 from attnlab.models.base import Params
-
-if TYPE_CHECKING:
-    from attnlab.train.recorders import Finished
+from attnlab.recorder import Finished, Recorder, RunRecorder
 
 BOUNDARY_TOLERANCE = 1e-4   # a head within this relative distance of its radius is on the boundary
 
@@ -60,11 +58,9 @@ def head_radii(radii: dict[str, float | None], blocks: Sequence[str], width: int
     return {name: (None if radii.get(name) is None else radii[name] / math.sqrt(width)) for name in blocks}
 
 
-class HeadBallRecorder:
+class HeadBallRecorder(Recorder):
     """Summary only: head_radius (rho / sqrt(m) per block, None where unconstrained) and
     max_head_distance (per block, the largest ||theta_i - theta_i(0)|| over the heads of the last iterate)."""
-
-    every = None
 
     def __init__(self, radii: dict[str, float | None], blocks: Sequence[str], width: int):
         self.blocks = list(blocks)
@@ -78,7 +74,7 @@ class HeadBallRecorder:
                 for s in range(len(finished.curves))]
 
 
-class BallUsageRecorder:
+class BallUsageRecorder(RunRecorder):
     """Per block with a radius (the configured one, also under unprojected GD):
 
         ball_usage_<block>     max_i ||theta_i - theta_i(0)|| / (rho / sqrt(m)), the share of its ball
@@ -105,5 +101,5 @@ class BallUsageRecorder:
             row[f"ball_boundary_{name}"] = float((distance >= (1 - BOUNDARY_TOLERANCE) * radius).double().mean())
         return row
 
-    def summarise(self, curves: pd.DataFrame) -> dict:
+    def summarise_run(self, curves: pd.DataFrame) -> dict:
         return {"max": {c: float(curves[c].max()) for c in curves if c.startswith(("ball_usage_", "ball_boundary_"))}}

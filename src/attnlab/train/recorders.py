@@ -1,20 +1,14 @@
 """The registry of named recorders: every measurement along training is one entry here.
 
-An entry is (name, version, build): `build(RecorderContext) -> recorder`. A recorder adds curve
-columns every `every` steps and may add summary keys from the finished curves (`summarise`):
-
-    per-run recorder   every (None: summary only); __call__(step, params) -> {column: float}, params
-                       one run's blocks; optionally summarise(curves) -> {key: value}
-    stacked recorder   every (None: summary only); record(StepState) -> {column: (S,) tensor} for the
-                       S stacked runs at once, with the gradient of the step taken;
-                       summarise(Finished) -> one {key: value} per run
-
-Entries marked `always` are built by the trainer for every run, from the stacked runs; the others
-are asked for by name in a config (`diagnostics.record: {name: interval}`, or the older fields
-every / ntk_every / smoothness_every) and built per run by `build_recorders`. Summary sections
-that several recorders fill (`max`) are merged. RESULTS_VERSION hashes the entries' (name,
-version) pairs and CORE_VERSION (the trainer's own curve columns and summary keys): bump an
-entry's version when what it records changes, and stored runs are recomputed.
+An entry is (name, version, build): `build(RecorderContext) -> Recorder` (attnlab.recorder: the one
+interface; a recorder adds curve columns every `every` steps and summary keys from the finished
+curves). Entries marked `always` are built by the trainer for every run, for the stacked runs at
+once; the others are asked for by name in a config (`diagnostics.record: {name: interval}`, or the
+older fields every / ntk_every / smoothness_every) and built per run by `build_recorders`, as
+recorders of that one run (RunRecorder). Summary sections that several recorders fill (`max`) are
+merged. RESULTS_VERSION hashes the entries' (name, version) pairs and CORE_VERSION (the trainer's
+own curve columns and summary keys): bump an entry's version when what it records changes, and
+stored runs are recomputed.
 """
 
 from __future__ import annotations
@@ -22,60 +16,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, Union
-
-import pandas as pd
-import torch
+from typing import Any, Callable, Mapping
 
 from attnlab.config import DiagnosticsConfig, TrainConfig
 from attnlab.data.dataset import Dataset
 from attnlab.models.base import Model, Params
-from attnlab.train.diagnostics import FeatureRecorder, NTKRecorder, WeightChangeRecorder
+from attnlab.ntk.drift import NTKRecorder
+from attnlab.recorder import Recorder
+from attnlab.train.diagnostics import FeatureRecorder, WeightChangeRecorder
 from attnlab.train.gradient_norms import (BlockGradientRecorder, BlockMaxRecorder, GradientNormRecorder,
                                          SequenceGradientRecorder)
 from attnlab.train.projection import BallUsageRecorder, HeadBallRecorder, block_radii
 from attnlab.train.smoothness import SmoothnessRecorder
 
 CORE_VERSION = 2   # the trainer's own columns (train_loss, val_loss) and summary keys (iterates, gap, ...)
-
-
-class Recorder(Protocol):
-    """Adds named measurements of one run's current iterate to its curves every `every` steps (None:
-    never); may have `summarise(curves) -> dict` for summary keys."""
-
-    every: int | None
-
-    def __call__(self, step: int, params: Params) -> dict[str, float]: ...
-
-
-@dataclass
-class StepState:
-    """The S stacked runs at `step`: iterate and initialisation (blocks (S, ...)), and the gradient
-    of the step taken (None for the row of the final iterate)."""
-
-    step: int
-    params: Params
-    theta0: Params
-    grads: Params | None
-
-
-@dataclass
-class Finished:
-    """The S stacked runs after training: each run's curves and the last iterates (S, ...)."""
-
-    curves: list[pd.DataFrame]
-    last: Params
-    theta0: Params
-
-
-class StackedRecorder(Protocol):
-    """Measures all S stacked runs at once; `every` None: it only summarises."""
-
-    every: int | None
-
-    def record(self, state: StepState) -> dict[str, torch.Tensor]: ...
-
-    def summarise(self, finished: Finished) -> list[dict]: ...
 
 
 @dataclass(frozen=True)
@@ -100,7 +54,7 @@ class RecorderEntry:
 
     name: str
     version: int
-    build: Callable[[RecorderContext], Union[Recorder, StackedRecorder]]
+    build: Callable[[RecorderContext], Recorder]
     always: bool = False
 
 
@@ -121,7 +75,7 @@ ENTRIES = [
     # For every run, stacked (their summary keys follow in this order).
     # sequence_grad_norm
     RecorderEntry("sequence_gradient", 1, always=True,
-                  build=lambda c: SequenceGradientRecorder(getattr(c.model, "sequence_block", None), c.train.steps)),
+                  build=lambda c: SequenceGradientRecorder(c.model.sequence_block, c.train.steps)),
     # grad_norm_<block>, dist_<block>, grad_norm; max.grad_norm*, max.dist_*, grad_norms
     RecorderEntry("gradients", 1, lambda c: BlockGradientRecorder(c.model.blocks, c.every), always=True),
     # head_radius, max_head_distance
@@ -187,7 +141,7 @@ def build_recorders(config: DiagnosticsConfig, model: Model, params0: Params, da
             for name, (every, field) in requested(config).items()]
 
 
-def always_on_recorders(model: Model, theta0: Params, train: TrainConfig) -> list[StackedRecorder]:
+def always_on_recorders(model: Model, theta0: Params, train: TrainConfig) -> list[Recorder]:
     """The recorders of every run, for the stacked runs starting at theta0 (S, ...), recording
     every train.record_interval steps."""
     context = RecorderContext(model, theta0, None, train, train.record_interval, field="recorders")

@@ -1,4 +1,4 @@
-"""Smoothness constants of a model along training, as a Recorder (issue 14, item 3).
+"""Smoothness constants of a model along training, as a recorder of one run (issue 14, item 3).
 
 Every `every` steps, on the training inputs X (n, T, d):
 
@@ -17,34 +17,32 @@ import math
 import pandas as pd
 import torch
 
-from attnlab.models import indrnn, kernel_transformer
-from attnlab.models.base import Model, Params
-
-OUTPUT_GRADIENT_NORMS = {"kernel-transformer": kernel_transformer.output_gradient_norms,
-                         "indrnn": indrnn.output_gradient_norms}
-OUTPUT_GRADIENT_BOUNDS = {"kernel-transformer": kernel_transformer.output_gradient_bound}
+from attnlab.models.base import MODELS, Model, Params
+from attnlab.recorder import RunRecorder
 
 
-class SmoothnessRecorder:
-    """The largest per-sample output-gradient norm on X and, where the model has one, its bound."""
+class SmoothnessRecorder(RunRecorder):
+    """The largest per-sample output-gradient norm on X and, where the model has one, its bound
+    (the model's `output_gradient_norms` and `smoothness_bound`)."""
 
     def __init__(self, model: Model, X: torch.Tensor, every: int = 1, field: str = "diagnostics.smoothness_every"):
-        if model.name not in OUTPUT_GRADIENT_NORMS:
+        if not model.has_output_gradient_norms:
+            allowed = [name for name, cls in MODELS.items() if cls.has_output_gradient_norms]
             raise ValueError(f"{field}: model {model.name!r} has no per-sample gradient norm; "
-                             f"allowed for {', '.join(OUTPUT_GRADIENT_NORMS)}")
+                             f"allowed for {', '.join(allowed)}")
         self.model, self.X, self.every = model, X, every
         self.token_norm = float(X.norm(dim=-1).max()) if X.numel() else 0.0
 
     def __call__(self, step: int, params: Params) -> dict[str, float]:
-        norms = OUTPUT_GRADIENT_NORMS[self.model.name](self.model, params, self.X)
+        norms = self.model.output_gradient_norms(params, self.X)
         row = {"output_grad_norm": float(norms.max()) if norms.numel() else math.nan}
-        bound = OUTPUT_GRADIENT_BOUNDS.get(self.model.name)
+        bound = self.model.smoothness_bound(params, self.token_norm)
         if bound is not None:
-            row["output_grad_bound"] = bound(self.model, params, self.token_norm)
+            row["output_grad_bound"] = bound
             row["output_grad_ratio"] = (row["output_grad_norm"] / row["output_grad_bound"]
                                         if row["output_grad_bound"] > 0 else math.nan)
         return row
 
-    def summarise(self, curves: pd.DataFrame) -> dict:
+    def summarise_run(self, curves: pd.DataFrame) -> dict:
         """max.output_grad_*: the largest value of each column along the run."""
         return {"max": {c: float(curves[c].max()) for c in curves if c.startswith("output_grad_")}}

@@ -5,8 +5,9 @@ iterate (lowest training loss seen) and the averaged iterate, the running mean o
 that the kernel-regime theorem speaks of. Curves are recorded every `record_every` steps: the losses,
 and the columns of the recorders (attnlab.train.recorders), each on its own schedule; the summary
 holds the iterates' losses, the lowest recorded validation loss (min_val_loss over iterates
-0..steps; min_val_loss_trained over 1..steps, the published choice) and what each recorder makes of
-its curves.
+0..steps; min_val_loss_trained over 1..steps, the published choice), what each recorder makes of
+its curves and, when the config asks for it, the optimisation gap against the reference run of
+attnlab.train.reference.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ import torch
 from attnlab.config import TrainConfig
 from attnlab.data.dataset import Dataset
 from attnlab.models.base import Model, Params
-from attnlab.seeding import generator
 from attnlab.models.losses import squared_loss
+from attnlab.recorder import Finished, Recorder, StepState
+from attnlab.seeding import generator
 from attnlab.train.projection import project
-from attnlab.train.recorders import (Finished, Recorder, StackedRecorder, StepState, always_on_recorders,
-                                     merge_summary, projected_radii)
+from attnlab.train.recorders import always_on_recorders, merge_summary, projected_radii
+from attnlab.train.reference import optimisation_gaps
 from attnlab.train.stacking import Stacked, run_slice, select, stack
 
-__all__ = ["DIVERGENCE_FACTOR", "Recorder", "TrainResult", "Trainer"]
+__all__ = ["DIVERGENCE_FACTOR", "TrainResult", "Trainer"]
 
 DIVERGENCE_FACTOR = 1e6
 
@@ -56,8 +58,8 @@ class _Runs:
     Xv: torch.Tensor
     yv: torch.Tensor
     batches: list[torch.Generator] | None      # projsgd: each run's mini-batch generator
-    recorders: list[list[Recorder]]            # each run's own recorders
-    stacked: list[StackedRecorder]             # the recorders of every run, stacked
+    recorders: list[list[Recorder]]            # each run's own recorders (of that run alone)
+    stacked: list[Recorder]                    # the recorders of every run, of the S runs at once
     params: Params
     best: Params
     average: Params
@@ -236,7 +238,8 @@ class Trainer:
                 runs.rows[s].setdefault(k, {}).update({key: value[s] for key, value in values.items()})
             for recorder in runs.recorders[s]:
                 if due(recorder.every):
-                    runs.rows[s].setdefault(k, {}).update(recorder(k, run_slice(runs.params, s)))
+                    own = recorder.record(state.run(s))
+                    runs.rows[s].setdefault(k, {}).update({key: value[0] for key, value in own.items()})
 
     def _record_final(self, runs: _Runs) -> None:
         """The row of the final iterate (every recorder records it) and its claim to be the best."""
@@ -250,16 +253,16 @@ class Trainer:
         S, cfg = runs.size, self.config
         losses = {name: self._split_losses(S, iterate, runs.X, runs.y, runs.Xv, runs.yv)
                   for name, iterate in (("last", runs.params), ("best", runs.best), ("average", runs.average))}
-        gaps = (self._optimisation_gaps(S, runs.params, runs.theta0, runs.X, runs.y, runs.active, losses,
-                                        runs.best_loss) if cfg.reference is not None else [None] * S)
+        gaps = self._gaps(runs, losses) if cfg.reference is not None else [None] * S
         wall_time = (time.perf_counter() - start) / S
         curves = [_curves(rows) for rows in runs.rows]
-        parts = [recorder.summarise(Finished(curves, runs.params, runs.theta0)) for recorder in runs.stacked]
+        finished = Finished(curves, runs.params, runs.theta0)
+        parts = [recorder.summarise(finished) for recorder in runs.stacked]
         results = []
         for s in range(S):
             summary = self._core_summary(s, runs, losses, curves[s])
-            for part in [p[s] for p in parts] + [r.summarise(curves[s]) for r in runs.recorders[s]
-                                                 if hasattr(r, "summarise")]:
+            own = [recorder.summarise(finished.run(s))[0] for recorder in runs.recorders[s]]
+            for part in [p[s] for p in parts] + own:
                 merge_summary(summary, part)
             summary.update(wall_time_s=wall_time, runs_stacked=S, **({} if gaps[s] is None else {"gap": gaps[s]}))
             results.append(TrainResult(last=run_slice(runs.params, s), best=run_slice(runs.best, s),
@@ -277,60 +280,13 @@ class Trainer:
                 "min_val_loss_trained": _min_val_loss(curves, first_step=1),
                 "initial": _row_values(curves, 0), "final": _row_values(curves, -1)}
 
-    def _optimisation_gaps(self, S: int, params: Params, theta0: Params, X: torch.Tensor, y: torch.Tensor,
-                           finished: torch.Tensor, losses: dict[str, list[dict]],
-                           best_loss: torch.Tensor) -> list[dict]:
-        """The optimisation gap of every run: its training loss after the run minus the lowest loss of
-        a reference run (config.reference) in the same ball, with how the reference was obtained.
-
-        The reference is projected gradient descent onto the same balls (around theta_0) from the last
-        iterate, with backtracking: the step starts at step_factor times the training step, a step
-        that does not lower the loss is refused and the step halved. It stops when the loss changed by
-        less than `tolerance` (relative) over the last `window` steps, or after `max_steps`. Every
-        point it visits lies in the ball, so its lowest loss (and the run's own best) estimates the
-        ball's minimum from above, and the gap from below."""
-        ref = self.config.reference
-        final = torch.tensor([losses["last"][s]["train_loss"] for s in range(S)], dtype=torch.float64)
-        running = finished.clone() & torch.isfinite(final)
-        converged = torch.zeros(S, dtype=torch.bool)
-        steps = torch.zeros(S, dtype=torch.long)
-        step = torch.full((S,), self.config.step_size * ref.step_factor, dtype=torch.float64)
-        current = params
-        loss, grads = self._loss_and_grad(S, current, X, y, self.loss_kind)
-        loss = loss.detach().to("cpu", torch.float64)
-        history = [loss]
-        for _ in range(ref.max_steps):
-            if not running.any():
-                break
-            eta = step.to(X.device, X.dtype)
-            candidate = project({n: current[n] - eta.reshape(-1, *(1,) * (g.dim() - 1)) * g
-                                 for n, g in grads.items()}, theta0, self.radii, self.model.width, batch_dims=1)
-            new_loss, new_grads = self._loss_and_grad(S, candidate, X, y, self.loss_kind)
-            new_loss = new_loss.detach().to("cpu", torch.float64)
-            accept = running & torch.isfinite(new_loss) & (new_loss < loss)
-            current = select(accept.to(X.device), candidate, current)
-            grads = select(accept.to(X.device), new_grads, grads)
-            loss = torch.where(accept, new_loss, loss)
-            step = torch.where(running & ~accept, step / 2, step)
-            steps += running.long()
-            history.append(loss)
-            if len(history) > ref.window:
-                before = history[-ref.window - 1]
-                settled = running & ((before - loss).abs() <= ref.tolerance * before.abs())
-                converged |= settled
-                running &= ~settled
-        lowest = torch.minimum(torch.minimum(best_loss, final), loss)
-        gaps = []
-        for s in range(S):
-            zero = float(squared_loss(torch.zeros_like(y[s]), y[s], self.loss_kind))   # loss at init
-            value = float(final[s] - lowest[s]) if bool(finished[s]) else math.nan
-            gaps.append({"value": value, "relative": value / zero if zero > 0 else math.nan,
-                         "best": float(losses["best"][s]["train_loss"] - lowest[s]) if bool(finished[s]) else math.nan,
-                         "reference_loss": float(lowest[s]), "reference_steps": int(steps[s]),
-                         "converged": bool(converged[s]), "tolerance": ref.tolerance, "window": ref.window,
-                         "max_steps": ref.max_steps, "step_factor": ref.step_factor,
-                         "how": "ProjGD with backtracking from the last iterate, in the same balls"})
-        return gaps
+    def _gaps(self, runs: _Runs, losses: dict[str, list[dict]]) -> list[dict]:
+        """The optimisation gap of every run against the backtracking reference (train/reference.py)."""
+        final, best = ([losses[name][s]["train_loss"] for s in range(runs.size)] for name in ("last", "best"))
+        return optimisation_gaps(self._loss_and_grad, self.config, self.radii, self.model.width, self.loss_kind,
+                                 runs.params, runs.theta0, runs.X, runs.y, runs.active,
+                                 torch.tensor(final, dtype=torch.float64), torch.tensor(best, dtype=torch.float64),
+                                 runs.best_loss)
 
     def _losses(self, S: int, params: Params, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Loss of every run on its own (X, y): (S,)."""
