@@ -7,7 +7,6 @@ as one stacked computation (attnlab.train.stacking); each run's numbers equal th
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -17,13 +16,13 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 import torch
 
-from attnlab.config import RunConfig, TeacherDataConfig, config_to_dict, parse_config
+from attnlab.config import RunConfig, TeacherDataConfig, parse_config
 from attnlab.data import Dataset, build_data, build_teacher
 from attnlab.data.teacher import LABEL_CHUNK, LABEL_MAX_ELEMENTS
 from attnlab.models import Model, Params, build_model
 from attnlab.numerics.precision import ieee_float32
 from attnlab.recorder import Recorder
-from attnlab.store import RunStore, identity
+from attnlab.store import RunStore, identity, seedless_key
 from attnlab.train import RESULTS_VERSION
 from attnlab.train.projection import block_radii
 from attnlab.train.recorders import build_recorders
@@ -259,9 +258,7 @@ def check_memory(config: RunConfig) -> None:
 
 
 def _check_same_but_seed(configs: list[RunConfig]) -> None:
-    keys = {json.dumps({k: v for k, v in config_to_dict(c).items() if k != "seed"}, sort_keys=True)
-            for c in configs}
-    if len(keys) > 1:
+    if len({seedless_key(c) for c in configs}) > 1:
         raise ValueError("configs trained together must differ only by seed")
 
 

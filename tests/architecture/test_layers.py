@@ -77,6 +77,12 @@ def test_the_ground_floor_imports_no_other_attnlab_module():
     assert [f"{path.relative_to(SOURCE.parent)}:{line}: {name}" for path in floor for line, name in imports(path)] == []
 
 
+def test_ntk_and_theory_take_no_helper_from_train():
+    paths = sorted([*(SOURCE / "ntk").rglob("*.py"), *(SOURCE / "theory").rglob("*.py")])
+    assert [f"{path.relative_to(SOURCE.parent)}:{line}: {name}" for path in paths for line, name in imports(path)
+            if name == "attnlab.train" or name.startswith("attnlab.train.")] == []
+
+
 def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     package = tmp_path / "attnlab"
     (package / "models").mkdir(parents=True)

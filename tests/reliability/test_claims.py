@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import attnlab.run
 from attnlab.cli import app
-from attnlab.sweep.claims import Claims
+from attnlab.sweep.locks import RunLocks
 from attnlab.sweep.grid import expand, parse_sweep
 from attnlab.run import open_store, run_id
 
@@ -23,9 +23,9 @@ SWEEP = {"name": "c", "base": {"model": {"m": 4}, "data": {"n": 40, "K": 64, "T"
 
 
 def claim_as(root, config, pid, host=None):
-    folder = Claims(root, run_id).folder
+    folder = RunLocks(root, run_id).folder
     folder.mkdir(parents=True, exist_ok=True)
-    Claims(root, run_id).path(config).write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "time": 0}))
+    RunLocks(root, run_id).path(config).write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "time": 0}))
 
 
 def test_a_run_claimed_by_a_live_driver_is_waited_for_not_trained_twice(tmp_path, monkeypatch):
@@ -45,7 +45,7 @@ def test_a_run_claimed_by_a_live_driver_is_waited_for_not_trained_twice(tmp_path
                 threading.Event().wait(0.05)
             result = original([first])[0]
             store.write(first, result.curves, result.summary)
-            Claims(root, run_id).path(first).unlink()
+            RunLocks(root, run_id).path(first).unlink()
 
         helper = threading.Thread(target=other_driver_finishes_first)
         helper.start()
@@ -59,7 +59,7 @@ def test_a_run_claimed_by_a_live_driver_is_waited_for_not_trained_twice(tmp_path
     assert result.exit_code == 0, result.output
     assert "2 runs: 2 done, 0 failed" in result.output
     assert trained == [second]   # the claimed run was not trained here
-    assert not list(Claims(root, run_id).folder.iterdir())
+    assert not list(RunLocks(root, run_id).folder.iterdir())
 
 
 def test_a_stale_claim_is_broken_and_the_run_trained(tmp_path):
@@ -69,23 +69,23 @@ def test_a_stale_claim_is_broken_and_the_run_trained(tmp_path):
                           text=True, check=True).stdout.strip()
     claim_as(root, first, int(dead))
     claim_as(root, second, os.getpid() + 10**7, host="another-host")   # fresh: kept ...
-    os.utime(Claims(root, run_id).path(second), (0, 0))                        # ... until it expires
+    os.utime(RunLocks(root, run_id).path(second), (0, 0))                        # ... until it expires
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(SWEEP))
     result = CliRunner().invoke(app, ["sweep", str(path), "--root", str(root), "--workers", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "2 runs: 2 done, 0 failed" in result.output
-    assert not list(Claims(root, run_id).folder.glob("*.lock"))
+    assert not list(RunLocks(root, run_id).folder.glob("*.lock"))
 
 
 def test_only_one_of_two_claimants_gets_the_claim(tmp_path):
     config, _ = expand(parse_sweep(SWEEP))
-    assert Claims(tmp_path, run_id).take(config)
+    assert RunLocks(tmp_path, run_id).take(config)
     child = subprocess.run([sys.executable, "-c", "import sys, yaml; from attnlab.config import parse_config; "
-                            "from attnlab.sweep.claims import Claims; from attnlab.run import run_id; "
-                            f"print(Claims({str(tmp_path)!r}, run_id).take(parse_config(yaml.safe_load(sys.stdin))))"],
+                            "from attnlab.sweep.locks import RunLocks; from attnlab.run import run_id; "
+                            f"print(RunLocks({str(tmp_path)!r}, run_id).take(parse_config(yaml.safe_load(sys.stdin))))"],
                            input=yaml.safe_dump(config.model_dump(mode="json")), capture_output=True, text=True,
                            check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert child.stdout.strip() == "False"
-    Claims(tmp_path, run_id).release(config)
-    assert not Claims(tmp_path, run_id).path(config).exists()
+    RunLocks(tmp_path, run_id).release(config)
+    assert not RunLocks(tmp_path, run_id).path(config).exists()

@@ -20,8 +20,8 @@ import attnlab.run
 from attnlab.config import parse_config
 from attnlab.run import estimated_bytes, open_store, run_id
 from attnlab.store import COMPLETE, SUMMARY
-from attnlab.sweep import claims as claims_module
-from attnlab.sweep.claims import Claims
+from attnlab.sweep import locks as locks_module
+from attnlab.sweep.locks import RunLocks
 from attnlab.sweep.grid import expand, parse_sweep
 from clitools import cli, one_line_error, tiny_experiments
 
@@ -45,9 +45,9 @@ def run_dirs(root):
 
 # -------------------------------------------------------------------- item 3: unreadable claims
 def test_an_empty_claim_left_behind_does_not_hang_the_sweep(tmp_path, monkeypatch):
-    monkeypatch.setattr(claims_module, "CLAIM_WRITE_S", 1.0)
+    monkeypatch.setattr(locks_module, "LOCK_WRITE_S", 1.0)
     first, _ = expand(parse_sweep(SWEEP))
-    lock = Claims(tmp_path / "runs", run_id).path(first)
+    lock = RunLocks(tmp_path / "runs", run_id).path(first)
     lock.parent.mkdir(parents=True)
     lock.write_text("")   # `: > ROOT/.claims/<run-id>.lock`
     start = time.perf_counter()
@@ -59,23 +59,23 @@ def test_an_empty_claim_left_behind_does_not_hang_the_sweep(tmp_path, monkeypatc
 
 def test_an_empty_claim_older_than_a_write_is_stale_at_once(tmp_path):
     first, _ = expand(parse_sweep(SWEEP))
-    claims = Claims(tmp_path, run_id)
+    claims = RunLocks(tmp_path, run_id)
     claims.folder.mkdir()
     claims.path(first).write_text("")
     assert not claims.take(first)   # just created: it may be being written
-    old = time.time() - claims_module.CLAIM_WRITE_S - 1
+    old = time.time() - locks_module.LOCK_WRITE_S - 1
     os.utime(claims.path(first), (old, old))
     assert claims.take(first) and claims.is_ours(first)
 
 
 def test_a_claim_that_cannot_be_written_is_not_left_behind(tmp_path, monkeypatch):
     first, _ = expand(parse_sweep(SWEEP))
-    claims = Claims(tmp_path, run_id)
+    claims = RunLocks(tmp_path, run_id)
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(claims_module.json, "dump", full_disk)
+    monkeypatch.setattr(locks_module.json, "dump", full_disk)
     with pytest.raises(OSError):
         claims.take(first)
     assert not claims.path(first).exists()

@@ -295,8 +295,8 @@ def sweep(
     threads: Optional[int] = typer.Option(None, help="local: torch threads per worker (default cores/workers)."),
     scheduler: Optional[str] = typer.Option(None, help="dask: scheduler address, tcp://HOST:PORT."),
     partition: Optional[str] = typer.Option(None, help="slurm: partition."),
-    time: int = typer.Option(60, "--time", help="slurm: time limit per job in minutes."),
-    mem: float = typer.Option(4.0, "--mem", help="slurm: memory per job in GB."),
+    time_min: int = typer.Option(60, "--time", help="slurm: time limit per job in minutes."),
+    mem_gb: float = typer.Option(4.0, "--mem", help="slurm: memory per job in GB."),
     array_parallelism: Optional[int] = typer.Option(None, help="slurm: jobs of an array running at once."),
     cluster: Optional[str] = typer.Option(None, help="slurm: submitit cluster (default: detect; "
                                           "'local' or 'debug' run without SLURM)."),
@@ -309,9 +309,10 @@ def sweep(
     quiet: bool = typer.Option(False, help="No progress display."),
 ) -> None:
     """Run a grid of trainings (what the store lacks) and write the results table."""
+    from attnlab.run import open_store, run_many
+    from attnlab.store import DIVERGED, DONE, FAILED
     from attnlab.sweep.executors import EXECUTORS
     from attnlab.sweep.grid import expand, load_sweep
-    from attnlab.run import open_store, run_many
     from attnlab.sweep.runner import StoreNotWritable, plan, run_sweep, write_table
 
     try:
@@ -326,20 +327,13 @@ def sweep(
     if dry_run:
         typer.echo(format_plan(plan(configs, open_store(root), retry_failed), configs))
         return
-    options: dict[str, Any] = {"retries": retries}
-    if executor == "local":
-        options["threads"] = threads
-    elif executor == "dask":
-        if scheduler is None:
-            fail("--executor dask needs --scheduler tcp://HOST:PORT")
-        options["scheduler"] = scheduler
-    else:
-        options.update(cluster=cluster, partition=partition, time_min=time, mem_gb=mem)
-        if array_parallelism is not None:
-            options["array_parallelism"] = array_parallelism
-    try:
-        table = run_sweep(configs, open_store(root), run_many, executor=executor, workers=workers, retry_failed=retry_failed,
-                          progress=not quiet, **options)
+    if executor == "dask" and scheduler is None:
+        fail("--executor dask needs --scheduler tcp://HOST:PORT")
+    try:   # every executor option as given: make_executor hands each executor its own
+        table = run_sweep(configs, open_store(root), run_many, executor=executor, workers=workers,
+                          retry_failed=retry_failed, progress=not quiet, threads=threads, retries=retries,
+                          scheduler=scheduler, cluster=cluster, partition=partition, time_min=time_min,
+                          mem_gb=mem_gb, array_parallelism=array_parallelism)
     except StoreNotWritable as error:
         fail(str(error))
     except (ValueError, OSError) as error:
@@ -350,14 +344,14 @@ def sweep(
         fail(f"cannot write the results table {str(out or root / f'{spec.name}.parquet')!r}: "
              f"{error.strerror or error}; choose another --out", code=1)
     counts = table["status"].value_counts().to_dict()
-    diverged = f", {counts['diverged']} diverged" if counts.get("diverged") else ""
-    typer.echo(f"{len(table)} runs: {counts.get('done', 0)} done{diverged}, {counts.get('failed', 0)} failed")
-    if counts.get("diverged"):
+    diverged = f", {counts[DIVERGED]} diverged" if counts.get(DIVERGED) else ""
+    typer.echo(f"{len(table)} runs: {counts.get(DONE, 0)} done{diverged}, {counts.get(FAILED, 0)} failed")
+    if counts.get(DIVERGED):
         typer.echo("diverged (the loss left the finite numbers): "
-                   + ", ".join(table.loc[table["status"] == "diverged", "run_id"]))
+                   + ", ".join(table.loc[table["status"] == DIVERGED, "run_id"]))
     typer.echo(f"results table: {parquet} and {csv}")
-    if counts.get("failed", 0):
-        fail(f"{counts['failed']} runs failed (records in {root / '.failed'}); "
+    if counts.get(FAILED, 0):
+        fail(f"{counts[FAILED]} runs failed (records in {root / '.failed'}); "
              "rerun with --retry-failed to try them again", code=1)
 
 

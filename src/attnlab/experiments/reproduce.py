@@ -23,7 +23,7 @@ from attnlab.experiments.claims import Runs
 from attnlab.experiments.spec import Experiment, ExperimentFile, FigureRow, load_experiments, sweeps
 from attnlab.report import ExperimentResult, scaling_experiment, stacked_figure, write_report
 from attnlab.run import measure, open_store, run_many, train
-from attnlab.store import RunStore
+from attnlab.store import DIVERGED, DONE, FAILED, PENDING, RunStore
 from attnlab.sweep.grid import expand
 from attnlab.sweep.runner import run_sweep, write_table
 
@@ -101,10 +101,10 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     for key in keys:
         experiment, configs = declared.experiments[key], all_configs[key]
         run_sweep([c for cs in configs.values() for c in cs], store, run_many, executor=executor, workers=workers,
-                  progress=progress, **({"threads": threads} if threads and executor != "slurm" else {}))
+                  progress=progress, threads=threads)
         table = tidy_table(experiment, configs, store)
         total += len(table)
-        for reason in table.loc[table["status"] == "failed", "error"].fillna("no reason recorded"):
+        for reason in table.loc[table["status"] == FAILED, "error"].fillna("no reason recorded"):
             failures[reason] = failures.get(reason, 0) + 1
         write_table(table, folder / key / "results")
         results.append(judge_experiment(key, experiment, table, folder / "figures", name, preset,
@@ -224,7 +224,7 @@ def curves_table(table: pd.DataFrame, metric: str, group: str, *, configs: dict[
     parts = []
     by_id = {run_id(c): c for cs in configs.values() for c in cs}
     for _, row in table.iterrows():
-        if row["status"] != "done":
+        if row["status"] != DONE:
             continue
         config = by_id[row["run_id"]]
         curves = curves_of(config)
@@ -256,7 +256,7 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
     """Judge every claim of one experiment and draw its figures; one ExperimentResult with all
     verdicts and figures. table: one row per run (failed and diverged runs are not judged)."""
     hue = "series" if len(configs) > 1 else None
-    done = table[table["status"] == "done"]
+    done = table[table["status"] == DONE]
     curves = functools.partial(curves_table, configs=configs, x=experiment.x, run_id=lambda c: store.run_id(c),
                                curves_of=functools.lru_cache(maxsize=None)(store.curves))   # each run read once
     parts, unjudged = [], []
@@ -289,16 +289,16 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
 def _run_notes(table: pd.DataFrame, unjudged: list[str]) -> list[str]:
     """What the notes say of runs that failed, diverged or are missing, and of claims not judged."""
     notes = []
-    failed = table[table["status"] == "failed"]
+    failed = table[table["status"] == FAILED]
     if len(failed):
         reasons = failed["error"].fillna("no reason recorded").value_counts()
         notes.append(f"{len(failed)} of {len(table)} runs failed (status failed in the table; fits use the "
                      "others): " + "; ".join(f"{n} x {reason}" for reason, n in reasons.items()) + ".")
-    diverged = int((table["status"] == "diverged").sum())
+    diverged = int((table["status"] == DIVERGED).sum())
     if diverged:
         notes.append(f"{diverged} of {len(table)} runs diverged (status diverged in the table): "
                      "they are left out of the fits.")
-    pending = int((table["status"] == "pending").sum())
+    pending = int((table["status"] == PENDING).sum())
     if pending:
         notes.append(f"{pending} of {len(table)} runs are not in the store (status pending).")
     if unjudged:

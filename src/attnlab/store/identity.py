@@ -14,3 +14,9 @@ def run_id(config: RunConfig, results_version: str) -> str:
     canonical = json.dumps({"config": config_to_dict(config), "results_version": results_version},
                            sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def seedless_key(config: RunConfig) -> str:
+    """The resolved config without its seed, as canonical JSON: configs with equal keys differ only
+    by seed, and train together (stacked) in one batch."""
+    return json.dumps({k: v for k, v in config_to_dict(config).items() if k != "seed"}, sort_keys=True)

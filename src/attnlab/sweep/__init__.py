@@ -18,7 +18,7 @@ Modules (one concept each):
   ``run_batch(configs, store, work)``, which hands runs that differ only by seed to one call of
   ``work(configs, root)`` (``attnlab.run.run_many``) and falls back to one run at a time
   (recording only the run that raises) when the batched call fails.
-- ``claims``: ``Claims(root, run_id)``, lock files so that concurrent drivers share the work.
+- ``locks``: ``RunLocks(root, run_id)``, lock files so that concurrent drivers share the work.
 - ``progress``: the rich display (done / failed / remaining, ETA).
 
 Example::

@@ -187,7 +187,7 @@ class DaskExecutor:
     shared filesystem); the driver only reads the store to build the table.
     """
 
-    def __init__(self, scheduler: Any, retries: int = 2, threads: int = 1):
+    def __init__(self, scheduler: Any = None, retries: int = 2, threads: int = 1):
         from distributed import Client
 
         if scheduler is None:
@@ -308,26 +308,36 @@ def _watch_queue_without_accounting() -> None:
 
 
 # ---------------------------------------------------------------------------------------- factory
-EXECUTORS = ("local", "dask", "slurm")
+EXECUTOR_OPTIONS = {"local": ("threads", "retries"), "dask": ("scheduler", "retries", "threads"),
+                    "slurm": ("cluster", "partition", "time_min", "mem_gb", "array_parallelism", "cpus_per_task",
+                              "retries", "folder", "poll_s")}
+EXECUTORS = tuple(EXECUTOR_OPTIONS)
 
 
 def make_executor(name: str, root: Path, workers: int | None = None, **options: Any) -> Executor:
-    """The executor called `name` ("local", "dask" or "slurm") with its options.
+    """The executor called `name` ("local", "dask" or "slurm"), from the options of every executor
+    as a caller has them (the command line's): each executor takes its own, an option that is None
+    keeps its default, and the other executors' options are ignored.
 
     local: workers, threads, retries. dask: scheduler (address or Client), retries, threads.
-    slurm: cluster, partition, time_min, mem_gb, array_parallelism, cpus_per_task, retries, folder
-    (default ROOT/.submitit).
+    slurm: cluster, partition, time_min, mem_gb, array_parallelism (default: workers), cpus_per_task,
+    retries, folder (default ROOT/.submitit), poll_s.
     """
+    if name not in EXECUTOR_OPTIONS:
+        raise ValueError(f"executor = {name!r}: expected one of {', '.join(EXECUTORS)}")
+    unknown = sorted(set(options).difference(*EXECUTOR_OPTIONS.values()))
+    if unknown:
+        known = sorted(set().union(*EXECUTOR_OPTIONS.values()))
+        raise TypeError(f"unknown executor options {unknown}; the executors take {', '.join(known)}")
+    own = {key: value for key, value in options.items() if key in EXECUTOR_OPTIONS[name] and value is not None}
     if name == "local":
-        return LocalExecutor(workers=workers, **options)
+        return LocalExecutor(workers=workers, **own)
     if name == "dask":
-        return DaskExecutor(**options)
-    if name == "slurm":
-        options.setdefault("folder", Path(root) / ".submitit")
-        if workers is not None:
-            options.setdefault("array_parallelism", workers)
-        return SlurmExecutor(**options)
-    raise ValueError(f"executor = {name!r}: expected one of {', '.join(EXECUTORS)}")
+        return DaskExecutor(**own)
+    own.setdefault("folder", Path(root) / ".submitit")
+    if workers is not None:
+        own.setdefault("array_parallelism", workers)
+    return SlurmExecutor(**own)
 
 
 def split_tasks(groups: list[Task], parallelism: int) -> list[Task]:

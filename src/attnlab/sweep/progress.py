@@ -7,19 +7,20 @@ from typing import Callable, Iterator
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from attnlab.sweep.tasks import CLAIMED, FAILED, Outcome
+from attnlab.store import DONE, FAILED
+from attnlab.sweep.tasks import LOCKED, Outcome
 
 
 @contextlib.contextmanager
 def sweep_progress(total: int, name: str = "sweep",
                    enabled: bool = True) -> Iterator[Callable[[list[Outcome]], None]]:
     """Yield a callback that takes each finished task's outcomes and advances the display."""
-    counts = {"done": 0, "failed": 0}
+    counts = {DONE: 0, FAILED: 0}
 
     def count(outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
-            if outcome.status != CLAIMED:   # counted when the driver has waited for it
-                counts["failed" if outcome.status == FAILED else "done"] += 1
+            if outcome.status != LOCKED:   # counted when the driver has waited for it
+                counts[FAILED if outcome.status == FAILED else DONE] += 1
 
     if not enabled:
         yield count
@@ -33,8 +34,8 @@ def sweep_progress(total: int, name: str = "sweep",
 
         def update(outcomes: list[Outcome]) -> None:
             count(outcomes)
-            finished = counts["done"] + counts["failed"]
-            bar.update(task, completed=finished, done=counts["done"], failed=counts["failed"],
+            finished = counts[DONE] + counts[FAILED]
+            bar.update(task, completed=finished, done=counts[DONE], failed=counts[FAILED],
                        remaining=total - finished)
 
         yield update

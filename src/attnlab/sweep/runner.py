@@ -4,7 +4,7 @@ Policy (what a rerun of the same sweep does):
 - a run whose directory is in the store is reused, never rerun;
 - a run recorded as failed (ROOT/.failed/<run_id>.json) is skipped and stays "failed" in the table,
   unless `retry_failed=True`, which attempts it again (a success removes the record);
-- every other run is executed, once: a run is claimed before it is trained (sweep/claims.py), so
+- every other run is executed, once: a run is locked before it is trained (sweep/locks.py), so
   two drivers of one store share the work; a run another driver holds is waited for at the end.
   A driver killed midway loses only the runs in flight: finished runs
   are whole in the store (atomic writes), so the rerun executes exactly what is missing.
@@ -16,7 +16,6 @@ computed: `work` (attnlab.run.run_many) is handed in by the caller.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +23,11 @@ from typing import Any
 
 import pandas as pd
 
-from attnlab.config import RunConfig, config_to_dict
-from attnlab.store import RunStore, atomic_write
+from attnlab.config import RunConfig
+from attnlab.store import RunStore, atomic_write, seedless_key
 from attnlab.sweep.executors import Executor, make_executor, split_tasks
 from attnlab.sweep.progress import sweep_progress
-from attnlab.sweep.tasks import CLAIMED, Work, wait_for_claimed
+from attnlab.sweep.tasks import LOCKED, Work, wait_for_locked
 
 
 class StoreNotWritable(OSError):
@@ -78,8 +77,7 @@ def group_by_seed(configs: list[RunConfig]) -> list[list[RunConfig]]:
     """Group configs that differ only by seed (first-appearance order); each group is one batch."""
     groups: dict[str, list[RunConfig]] = {}
     for config in configs:
-        key = json.dumps({k: v for k, v in config_to_dict(config).items() if k != "seed"}, sort_keys=True)
-        groups.setdefault(key, []).append(config)
+        groups.setdefault(seedless_key(config), []).append(config)
     return list(groups.values())
 
 
@@ -90,8 +88,8 @@ def run_sweep(configs: list[RunConfig], store: RunStore, work: Work, executor: s
 
     `work(configs, root)` runs configs that differ only by seed into the store at root
     (attnlab.run.run_many). `executor` is "local", "dask" or "slurm" (or an Executor instance);
-    `executor_options` go to it (dask: scheduler=...; slurm: partition=..., time_min=...,
-    mem_gb=..., array_parallelism=..., cluster=...).
+    `executor_options` go to make_executor, which gives each executor its own (dask: scheduler=...;
+    slurm: partition=..., time_min=..., mem_gb=..., array_parallelism=..., cluster=...).
     """
     store = RunStore(Path(store.root).resolve(), store.results_version)
     todo = plan(configs, store, retry_failed).run
@@ -103,13 +101,13 @@ def run_sweep(configs: list[RunConfig], store: RunStore, work: Work, executor: s
         tasks = split_tasks(group_by_seed(todo), engine.parallelism)
         try:
             with sweep_progress(len(todo), enabled=progress) as advance:
-                claimed = []
+                locked = []
                 for outcomes in engine.map(tasks, store, work):
                     advance(outcomes)
-                    claimed += [o.run_id for o in outcomes if o.status == CLAIMED]
+                    locked += [o.run_id for o in outcomes if o.status == LOCKED]
                 by_id = {store.run_id(config): config for config in todo}
-                for key in claimed:   # runs another driver was training when this one reached them
-                    advance([wait_for_claimed(by_id[key], store, work)])
+                for key in locked:   # runs another driver was training when this one reached them
+                    advance([wait_for_locked(by_id[key], store, work)])
         finally:
             if isinstance(executor, str):
                 engine.close()

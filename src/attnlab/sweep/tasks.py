@@ -18,18 +18,18 @@ from typing import Callable, Iterator
 
 from attnlab.config import RunConfig
 from attnlab.store import DONE, FAILED, RunStore
-from attnlab.sweep.claims import Claims
+from attnlab.sweep.locks import RunLocks
 
 Work = Callable[[list[RunConfig], Path], object]   # runs configs (equal but for the seed) into the store at root
 
-CLAIMED = "claimed"   # another driver is running it
-CLAIM_POLL_S = 0.5   # how often a driver looks at a run another driver is training
+LOCKED = "locked"   # another driver holds the run's lock: it is training it
+LOCK_POLL_S = 0.5   # how often a driver looks at a run another driver is training
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one run: `status` is "done", "failed" (then `error` says why) or "claimed"
-    (another driver is training it: wait_for_claimed waits for it)."""
+    """What became of one run: `status` is DONE, FAILED (then `error` says why) or LOCKED (another
+    driver is training it: wait_for_locked waits for it)."""
 
     run_id: str
     status: str
@@ -72,15 +72,15 @@ def run_group(configs: list[RunConfig], store: RunStore, work: Work, threads: in
 def run_batch(configs: list[RunConfig], store: RunStore, work: Work) -> list[Outcome]:
     """Run configs that differ only by seed through one call of `work`.
 
-    Runs already in the store are reused. Each run is claimed first (claims.py): a run another
-    driver is training is not trained twice: its outcome is "claimed". If the batched call raises,
+    Runs already in the store are reused. Each run is locked first (locks.py): a run another
+    driver is training is not trained twice: its outcome is LOCKED. If the batched call raises,
     the runs are retried one by one so that only the run that fails is recorded as failed (in
     ROOT/.failed/<run_id>.json, with its traceback and config) and the others still finish.
     Returns one Outcome per config, in order.
     """
-    claims, key = Claims(store.root, store.run_id), store.run_id
+    locks, key = RunLocks(store.root, store.run_id), store.run_id
     pending = [config for config in configs if not store.is_complete(config)]
-    mine = {key(config) for config in pending if claims.take(config)}
+    mine = {key(config) for config in pending if locks.take(config)}
     try:
         batch = [config for config in pending if key(config) in mine]
         if len(batch) > 1:
@@ -89,15 +89,15 @@ def run_batch(configs: list[RunConfig], store: RunStore, work: Work) -> list[Out
             except Exception:  # find the culprit below, one run at a time
                 pass
         outcomes: dict[str, Outcome] = {}
-        for config in configs:   # runs claimed by another driver wait below
+        for config in configs:   # runs locked by another driver wait below
             if key(config) in mine or key(config) not in {key(c) for c in pending}:
                 outcomes[key(config)] = _run_one(config, store, work)
         for config in configs:   # the driver waits for these once its own work is done
-            outcomes.setdefault(key(config), Outcome(key(config), CLAIMED))
+            outcomes.setdefault(key(config), Outcome(key(config), LOCKED))
     finally:
         for config in pending:
             if key(config) in mine:
-                claims.release(config)
+                locks.release(config)
     return [outcomes[key(config)] for config in configs]
 
 
@@ -114,24 +114,24 @@ def _run_one(config: RunConfig, store: RunStore, work: Work) -> Outcome:
     return Outcome(store.run_id(config), DONE)
 
 
-def wait_for_claimed(config: RunConfig, store: RunStore, work: Work) -> Outcome:
-    """The outcome of a run another driver claimed: its result once it is stored, the failure it
-    recorded when it gave up its claim, or this process's own run when the claim went stale."""
-    failures, claims, since = store.failures, Claims(store.root, store.run_id), time.time()
+def wait_for_locked(config: RunConfig, store: RunStore, work: Work) -> Outcome:
+    """The outcome of a run another driver locked: its result once it is stored, the failure it
+    recorded when it gave up its lock, or this process's own run when the lock went stale."""
+    failures, locks, since = store.failures, RunLocks(store.root, store.run_id), time.time()
     while True:
         if store.is_complete(config):
             return Outcome(store.run_id(config), DONE)
-        if not claims.held_elsewhere(config):
+        if not locks.held_elsewhere(config):
             record = failures.path(config)
             if record.is_file() and record.stat().st_mtime >= since - 1:   # it failed there
                 error = (failures.read(config) or {}).get("error")
                 return Outcome(store.run_id(config), FAILED, error)
-            if claims.take(config):
+            if locks.take(config):
                 try:
                     return _run_one(config, store, work)
                 finally:
-                    claims.release(config)
-        time.sleep(CLAIM_POLL_S)
+                    locks.release(config)
+        time.sleep(LOCK_POLL_S)
 
 
 def engine_failure(configs: list[RunConfig], store: RunStore, error: BaseException) -> list[Outcome]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -100,6 +100,12 @@ def _min_val_loss(curves: pd.DataFrame, first_step: int) -> float:
     if "val_loss" not in curves:
         return math.nan
     return float(curves.loc[curves["step"] >= first_step, "val_loss"].min())
+
+
+def _as_lists(columns: dict[str, torch.Tensor | Sequence[float]]) -> dict[str, list]:
+    """A recorder's columns of S values as lists (tensors moved to the CPU in float64)."""
+    return {key: value.to("cpu", torch.float64).tolist() if isinstance(value, torch.Tensor) else list(value)
+            for key, value in columns.items()}
 
 
 def _curves(rows: dict[int, dict[str, float]]) -> pd.DataFrame:
@@ -232,13 +238,13 @@ class Trainer:
         for recorder in runs.stacked:
             if due(recorder.every):
                 columns.update(recorder.record(state))
-        values = {key: value.to("cpu", torch.float64).tolist() for key, value in columns.items()}   # one transfer
+        values = _as_lists(columns)   # one transfer
         for s in runs.active.nonzero().flatten().tolist():
             if values:
                 runs.rows[s].setdefault(k, {}).update({key: value[s] for key, value in values.items()})
             for recorder in runs.recorders[s]:
                 if due(recorder.every):
-                    own = recorder.record(state.run(s))
+                    own = _as_lists(recorder.record(state.run(s)))
                     runs.rows[s].setdefault(k, {}).update({key: value[0] for key, value in own.items()})
 
     def _record_final(self, runs: _Runs) -> None:
