@@ -25,7 +25,8 @@ SWEEP = {"name": "c", "base": {"model": {"m": 4}, "data": {"n": 40, "K": 64, "T"
 def claim_as(root, config, pid, host=None):
     folder = RunLocks(root, run_id).folder
     folder.mkdir(parents=True, exist_ok=True)
-    RunLocks(root, run_id).path(config).write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "time": 0}))
+    owner = {"pid": pid, "host": host or socket.gethostname(), "time": 0}
+    RunLocks(root, run_id).path(config).write_text(json.dumps(owner))
 
 
 def test_a_run_claimed_by_a_live_driver_is_waited_for_not_trained_twice(tmp_path, monkeypatch):
@@ -83,7 +84,8 @@ def test_only_one_of_two_claimants_gets_the_claim(tmp_path):
     assert RunLocks(tmp_path, run_id).take(config)
     child = subprocess.run([sys.executable, "-c", "import sys, yaml; from attnlab.config import parse_config; "
                             "from attnlab.sweep.locks import RunLocks; from attnlab.run import run_id; "
-                            f"print(RunLocks({str(tmp_path)!r}, run_id).take(parse_config(yaml.safe_load(sys.stdin))))"],
+                            f"print(RunLocks({str(tmp_path)!r}, run_id)"
+                            ".take(parse_config(yaml.safe_load(sys.stdin))))"],
                            input=yaml.safe_dump(config.model_dump(mode="json")), capture_output=True, text=True,
                            check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert child.stdout.strip() == "False"

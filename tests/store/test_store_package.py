@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from attnlab.config import flatten, parse_config
-from attnlab.store import RunStore, atomic_write, atomic_write_text, run_id
+from attnlab.store import RunStore, atomic_write, atomic_write_text, run_id, seedless_key
 
 
 def test_atomic_write_leaves_the_old_file_whole_when_writing_fails(tmp_path):
@@ -62,3 +62,10 @@ def test_a_thinned_copy_is_adopted_with_its_summary_and_fewer_curve_rows(tmp_pat
     assert target.curves(config)["step"].tolist() == [0, 25, 50, 75, 100]
     with pytest.raises(ValueError, match="every = 0"):
         thin_copy(source.path(config), tmp_path / "c", every=0)
+
+
+def test_configs_that_differ_only_by_seed_share_the_seedless_key():
+    base = {"model": {"m": 4}, "data": {"n": 10, "T": 3, "d": 2, "K": 8}}
+    a, b = parse_config({**base, "seed": 1}), parse_config({**base, "seed": 2})
+    assert seedless_key(a) == seedless_key(b)
+    assert seedless_key(a) != seedless_key(parse_config({**base, "model": {"m": 6}, "seed": 1}))

@@ -134,3 +134,14 @@ def test_local_pool_worker_that_dies_is_retried_a_bounded_number_of_times(tmp_pa
         (error,) = table.loc[table["status"] == "failed", "error"]
         assert error == "RuntimeError: the worker running this task died (exit code -9; tried 1 times, retries = 0)"
         assert (table["status"] == "done").sum() == len(configs) - 1
+
+
+def test_make_executor_takes_every_option_and_gives_each_executor_its_own(tmp_path):
+    options = dict(threads=None, retries=3, scheduler=None, cluster=None, partition="p", time_min=5, mem_gb=1.0,
+                   array_parallelism=None)
+    local = make_executor("local", tmp_path, workers=1, **options)
+    assert isinstance(local, LocalExecutor) and local.retries == 3 and local.in_process_threads is None
+    with pytest.raises(TypeError, match="unknown executor options"):
+        make_executor("local", tmp_path, colour="red")
+    with pytest.raises(ValueError, match="expected one of local, dask, slurm"):
+        make_executor("ray", tmp_path)

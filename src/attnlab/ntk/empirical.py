@@ -3,7 +3,8 @@
 K_ab = <grad_theta f(X1_a), grad_theta f(X2_b)>, per parameter block and in total. Methods:
 
 - "structured": the model's own `ntk_blocks(params, X1, X2=None) -> {block: (N1, N2)}` (an attnlab
-  model MAY declare it, `has_structured_ntk`; the KernelTransformer and the ShallowEncoder do). No per-sample gradient is ever built.
+  model MAY declare it, `has_structured_ntk`; the KernelTransformer and the ShallowEncoder do). No
+  per-sample gradient is ever built.
 - "jacobian": per-sample Jacobians (vmap over jacrev) contracted block by block. Time
   ~ N (forward+backward) + N1 N2 P, memory ~ N P (chunked to stay within `max_memory`).
 - "vjp-jvp": NTK-vector products. Time ~ N1 N2 forward-mode passes, memory O(P).

@@ -103,7 +103,7 @@ def early_gradient_norms(curves, blocks: Sequence[str], last_step: int = EARLY_S
 
 
 class GradientNormRecorder(RunRecorder):
-    """Trainer recorder: the full-batch gradient norm of one block, `grad_full_{block}`.
+    """One run: the full-batch gradient norm of one block, `grad_full_{block}`.
 
     The trainer's own curves hold the gradient of the step taken (a mini-batch one under projsgd)
     only at record steps; this recorder evaluates the full-batch gradient every `every` steps."""
@@ -127,7 +127,7 @@ def _run_norms(t: torch.Tensor) -> torch.Tensor:
 
 
 class BlockGradientRecorder(Recorder):
-    """Stacked recorder: grad_norm_<block> (the gradient of the step taken: a mini-batch one under
+    """The S runs at once: grad_norm_<block> (the gradient of the step taken: a mini-batch one under
     projsgd; NaN at the final row), dist_<block> = ||theta - theta_0||_F and grad_norm (all blocks)
     of the S runs; summary max.grad_norm*, max.dist_* and grad_norms (early_gradient_norms)."""
 
