@@ -105,8 +105,6 @@ def measure(config: RunConfig | Mapping[str, Any]) -> dict:
     config = as_config(config)
     from attnlab.theory.kernel_regime import approximation_error, linearisation_error
 
-    _check_device(config.device)
-    check_memory(config)
     start = time.perf_counter()
     if config.task == "peak-memory":
         return {"task": config.task, **peak_memory(config), "wall_time_s": time.perf_counter() - start,
@@ -114,18 +112,16 @@ def measure(config: RunConfig | Mapping[str, Any]) -> dict:
     if config.model.name != "kernel-transformer" or config.data.name != "teacher":
         raise ValueError(f"task = {config.task!r}: needs model.name = 'kernel-transformer' and "
                          f"data.name = 'teacher' (got {config.model.name!r}, {config.data.name!r})")
-    X, y, teacher = build_teacher(config.data, config.seed)
+    s = setup(config)
+    X, y, teacher = build_teacher(config.data, config.seed)   # every sample (n, T, d), before the split
     if config.task == "approximation-error":
-        value = approximation_error(teacher, X, y, config.model.m)
+        value = approximation_error(teacher, X, y, s.model.width)
     else:
-        model = build_model(config.model, d=X.shape[-1])
-        radii = block_radii(model.radius_keys, config.train.radius.model_dump())
+        radii = block_radii(s.model.radius_keys, config.train.radius.model_dump())
         if None in radii.values():
             raise ValueError(f"train.radius = {config.train.radius.model_dump()}: the linearisation-error "
                              "task needs a number for every block, not 'none'")
-        dtype = DTYPES[config.dtype]
-        params0 = model.init(config.seed, dtype=dtype, device=config.device)
-        value = linearisation_error(model, params0, X.to(dtype=dtype, device=config.device), radii)
+        value = linearisation_error(s.model, s.params0, X.to(dtype=DTYPES[config.dtype], device=config.device), radii)
     return {"task": config.task, config.task.replace("-", "_"): value,
             "wall_time_s": time.perf_counter() - start, "run_id": run_id(config),
             "versions": library_versions()}
@@ -250,9 +246,8 @@ def check_memory(config: RunConfig) -> None:
         except (ValueError, OSError, AttributeError):   # pragma: no cover - not POSIX
             return
     if need > have:
-        sizes = ", ".join(f"{k} = {v}" for k, v in (("data.n", config.data.n_samples), ("tokens", config.data.tokens),
-                                                     ("data.K", getattr(config.data, "K", None)),
-                                                     ("model width", config.model.width)) if v is not None)
+        named = {**config.data.sizes(), "model width": config.model.width}
+        sizes = ", ".join(f"{k} = {v}" for k, v in named.items() if v is not None)
         raise RunTooLarge(f"the run needs at least {need / 2**30:.3g} GiB ({sizes}), {where} "
                           f"{have / 2**30:.3g} GiB: reduce the sizes")
 

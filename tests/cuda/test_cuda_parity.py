@@ -112,16 +112,16 @@ def small_config(kind: str, device: str, seed: int = 0):
         "E5": {"model": {"m": 6}, "data": {"n": 30, "T": 6, "d": 4, "K": 64},
                "train": {"method": "projgd", "steps": 10, "radius": 3,
                          "reference": {"max_steps": 10, "tolerance": 1e-3, "window": 5}},
-               "diagnostics": {"smoothness_every": 5, "record": {"ball": 5}}},
+               "diagnostics": {"record": {"smoothness": 5, "ball": 5}}},
         "E7": {"model": {"name": "indrnn", "m": 6, "gain": 0.9},
                "data": {"name": "ar-lag", "L": 5, "n": 40, "clip_tokens": True},
                "train": {"method": "projgd", "steps": 10, "radius": 3, "record_every": 1,
                          "reference": {"max_steps": 10, "tolerance": 1e-3, "window": 5}},
-               "diagnostics": {"smoothness_every": 5}},
+               "diagnostics": {"record": {"smoothness": 5}}},
         "W5": {"model": {"name": "shallow-encoder", "d_m": 8, "phi": "flatten", "init": "lecun",
                          "outputs": "auto"},
                "data": {"name": "digits", "n": 40, "patch": 4},
-               "train": {"method": "gd", "lr": 0.25, "steps": 10}, "diagnostics": {"every": 5}},
+               "train": {"method": "gd", "lr": 0.25, "steps": 10}, "diagnostics": {"record": {"attention": 5, "weight_change": 5}}},
     }[kind]
     return parse_config({**raw, "dtype": "float64", "device": device, "seed": seed})
 

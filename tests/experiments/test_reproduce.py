@@ -30,7 +30,7 @@ TINY = {
             "title": "training against sample size",
             "claim": "flat with log width",
             "base": {"data": {"T": 3, "d": 3, "K": 32, "anchors": 4},
-                     "train": {"steps": 5, "reference": {"max_steps": 5}}, "diagnostics": {"smoothness_every": 5}},
+                     "train": {"steps": 5, "reference": {"max_steps": 5}}, "diagnostics": {"record": {"smoothness": 5}}},
             "x": "data.n",
             "series": {"log-width": {"log_width": 1}, "fixed-width": {"base": {"model": {"m": 2}}}},
             "claims": [{"metric": "best.train_loss", "quantity": "minimum training loss",

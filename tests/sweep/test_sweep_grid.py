@@ -57,7 +57,7 @@ def test_grid_size_is_the_product_and_run_ids_are_distinct(widths, steps, seeds)
      "zip_axes.data.n[1] = 1: Input should be greater than or equal to 2"),
     ({"base": TINY_BASE, "axes": {"model.m": 4}}, "axes.model.m = 4: Input should be a valid list"),
     ({"base": {"model": {"q": 1}}}, "base.model.q = 1: unknown field"),
-    ({"base": TINY_BASE, "axis": {}}, "axis = {}: unknown field (allowed: name, base, axes, zip_axes, seeds)"),
+    ({"base": TINY_BASE, "axis": {}}, "axis = {}: unknown field (allowed: name, base, axes, zip_axes, seeds, plugins)"),
     ({"base": TINY_BASE, "seeds": 0}, "seeds = 0: a number of seeds must be at least 1"),
     ({"base": TINY_BASE, "zip_axes": {"data.n": [40], "model.m": [4, 6]}}, "zip_axes lists must have equal lengths"),
     ({"base": TINY_BASE, "axes": {"model.m": [4, 3]}}, "axes.model.m[1] = 3: must be even for paired initialisation"),

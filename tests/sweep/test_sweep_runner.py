@@ -10,7 +10,7 @@ import pytest
 import attnlab.run
 from attnlab.sweep.executors import split_tasks
 from attnlab.sweep.grid import expand, parse_sweep
-from attnlab.sweep.runner import group_by_seed, plan, run_sweep, write_table
+from attnlab.sweep.runner import group_by_seed, run_sweep, triage, write_table
 from attnlab.run import open_store, run_id, run_many
 
 from sweeptools import comparable, run_dirs, tiny_sweep
@@ -45,7 +45,7 @@ def test_second_run_executes_nothing_and_gives_the_same_table(tmp_path, trained)
     second = run_sweep(configs, open_store(tmp_path), run_many, workers=1, progress=False)
     assert len(trained) == 6  # nothing ran again
     pd.testing.assert_frame_equal(first, second)
-    assert plan(configs, open_store(tmp_path)).reuse == configs
+    assert triage(configs, open_store(tmp_path)).reuse == configs
 
 
 def test_table_holds_config_and_summary_columns(tmp_path):
@@ -90,7 +90,7 @@ def test_failed_run_is_recorded_and_only_it_is_retried(tmp_path, monkeypatch):
 
     # A plain rerun skips the failed run; --retry-failed runs it, and only it.
     monkeypatch.setattr(attnlab.run, "setup", real)
-    assert plan(configs, open_store(tmp_path)).failed == [bad]
+    assert triage(configs, open_store(tmp_path)).failed == [bad]
     again = run_sweep(configs, open_store(tmp_path), run_many, workers=1, progress=False)
     pd.testing.assert_frame_equal(again, table)
     trained = []

@@ -79,16 +79,16 @@ def test_build_recorders_rejects_models_without_features():
         name = "plain"
     X = _inputs()
     data = Dataset(X, torch.zeros(6), X[:0], torch.zeros(0))
-    with pytest.raises(ValueError, match="diagnostics.ntk_every"):
-        build_recorders(DiagnosticsConfig(ntk_every=1), Plain(), {}, data)
-    with pytest.raises(ValueError, match="diagnostics.every"):
-        build_recorders(DiagnosticsConfig(every=1), Plain(), {}, data)
+    with pytest.raises(ValueError, match="diagnostics.record.ntk"):
+        build_recorders(DiagnosticsConfig(record={"ntk": 1}), Plain(), {}, data)
+    with pytest.raises(ValueError, match="diagnostics.record.attention"):
+        build_recorders(DiagnosticsConfig(record={"attention": 1}), Plain(), {}, data)
 
 
 def _config(**train):
     return RunConfig(model=ShallowEncoderConfig(d_m=8), data=RandomSequencesConfig(n=6, T=3, d=4),
                      train=TrainConfig(method="gd", steps=12, record_every=1, **train),
-                     diagnostics=DiagnosticsConfig(every=1, ntk_every=5), dtype="float64")
+                     diagnostics=DiagnosticsConfig(record={"attention": 1, "weight_change": 1, "ntk": 5}), dtype="float64")
 
 
 def test_train_records_every_diagnostic():

@@ -1,15 +1,16 @@
 """The registry of named recorders: names, the results version, config requests by name, and the
 ball-usage recorder against an independent computation."""
 
-import json
 import math
 import re
+import shutil
+from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
+import yaml
 
-from attnlab.config import DiagnosticsConfig, RunConfig, parse_config
+from attnlab.config import ConfigError, DiagnosticsConfig, RunConfig, identity_dict, parse_config, upgrade_stored
 from attnlab.data.dataset import Dataset
 from attnlab.experiments.reproduce import experiment_configs, experiment_file
 from attnlab.models.indrnn import IndRNN
@@ -17,7 +18,7 @@ from attnlab.models.kernel_transformer import KernelTransformer
 from attnlab.models.shallow_encoder import ShallowEncoder
 from attnlab.ntk import NTKDriftRecorder
 from attnlab.ntk.drift import NTKRecorder
-from attnlab.run import train
+from attnlab.run import open_store, run_id, train
 from attnlab.train.recorders import (CORE_VERSION, REGISTRY, RESULTS_VERSION, RecorderEntry, build_recorders,
                                      results_version)
 
@@ -61,22 +62,32 @@ def test_unknown_recorder_names_give_the_field_the_value_and_the_allowed_names()
         build_recorders(DiagnosticsConfig(record={"atention": 5}), model, params0, data)
     with pytest.raises(ValueError, match=r"diagnostics\.record\.gradients = 1: 'gradients' is recorded for every run"):
         build_recorders(DiagnosticsConfig(record={"gradients": 1}), model, params0, data)
-    with pytest.raises(ValueError, match=r"diagnostics\.record\.smoothness = 2: .*diagnostics\.smoothness_every"):
-        build_recorders(DiagnosticsConfig(smoothness_every=3, record={"smoothness": 2}), model, params0, data)
     with pytest.raises(ValueError, match=r"diagnostics\.record\.attention: model 'kernel-transformer'.*"
                                          r"remove diagnostics\.record\.attention"):
         build_recorders(DiagnosticsConfig(record={"attention": 2}), model, params0, data)
 
 
-def test_a_recorder_asked_for_by_name_records_what_the_older_field_does():
-    base = {"model": {"name": "shallow-encoder", "d_m": 8}, "data": {"name": "random-sequences", "n": 6, "T": 3, "d": 4},
-            "train": {"method": "gd", "steps": 6, "record_every": 1}, "dtype": "float64"}
-    legacy = train(parse_config({**base, "diagnostics": {"every": 2, "ntk_every": 3}}))
-    by_name = train(parse_config({**base, "diagnostics": {"record": {"ntk": 3, "weight_change": 2, "attention": 2}}}))
-    pd.testing.assert_frame_equal(legacy.curves, by_name.curves, check_exact=True)
-    def same_numbers(summary):   # NaN-aware comparison through JSON
-        return json.dumps({k: v for k, v in summary.items() if k not in ("wall_time_s", "run_id")}, sort_keys=True)
-    assert same_numbers(legacy.summary) == same_numbers(by_name.summary)
+def test_recorders_are_asked_for_by_name_only():
+    for old, new in (({"every": 2, "ntk_every": 3}, "record: {attention: 2, weight_change: 2, ntk: 3}"),
+                     ({"smoothness_every": 400, "record": {"ball": 20}}, "record: {smoothness: 400, ball: 20}")):
+        with pytest.raises(ConfigError) as error:
+            parse_config({"diagnostics": old})
+        assert str(error.value).count(";") == 0 and "replaced by record" in str(error.value)
+        assert f"write diagnostics: {{{new}}}" in str(error.value)
+
+
+def test_a_run_stored_in_the_older_spelling_keeps_its_id_and_is_reused(tmp_path):
+    """The runs shipped under docs/paper wrote diagnostics.every / ntk_every / smoothness_every:
+    their ids are the ids of the same configs asked for by name, and a store adopts them."""
+    packed = sorted((Path(__file__).parents[2] / "docs" / "paper" / "arda2026" / "E4" / "runs").iterdir())[0]
+    stored = yaml.safe_load((packed / "config.yaml").read_text())
+    assert "smoothness_every" in stored["diagnostics"]
+    config = parse_config(upgrade_stored(stored))
+    shutil.copytree(packed, tmp_path / packed.name)
+    assert open_store(tmp_path).is_complete(config) and run_id(config) == packed.name
+    old = {"every": 10, "ntk_every": None, "ntk_samples": None, "smoothness_every": 30, "record": {"ball": 20}}
+    new = {"record": {"attention": 10, "weight_change": 10, "smoothness": 30, "ball": 20}}
+    assert identity_dict(parse_config({"diagnostics": new}))["diagnostics"] == old
 
 
 @pytest.mark.parametrize("method", ["projgd", "gd"])
@@ -116,7 +127,7 @@ def test_ball_usage_needs_a_ball():
 def test_an_experiment_asks_for_the_ball_recorder_by_name():
     declared = experiment_file("arda2026")
     for config in experiment_configs("E5", declared.experiments["E5"], "quick")[""]:
-        assert "ball" in config.diagnostics.record and config.diagnostics.smoothness_every == 30
+        assert config.diagnostics.record == {"smoothness": 30, "ball": 20}
     w2 = experiment_configs("W2", experiment_file("wu2023").experiments["W2"], "quick")[""]
     assert all(c.diagnostics.record == {"weight_change": 1, "ntk": 10} for c in w2)
 

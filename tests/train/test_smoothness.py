@@ -75,7 +75,7 @@ def test_analytic_bound_is_within_10x_of_the_measured_maximum_at_initialisation(
 def test_smoothness_recorder_writes_initial_and_largest_values_to_the_summary():
     config = RunConfig.model_validate({
         "model": {"m": 4}, "data": {"n": 30, "T": 4, "d": 3, "K": 64}, "dtype": "float64",
-        "train": {"steps": 6, "radius": 3}, "diagnostics": {"smoothness_every": 3}})
+        "train": {"steps": 6, "radius": 3}, "diagnostics": {"record": {"smoothness": 3}}})
     result = train(config)
     curves, summary = result.curves, result.summary
     assert curves["output_grad_norm"].notna().sum() == 3   # steps 0, 3 and 6
@@ -83,7 +83,7 @@ def test_smoothness_recorder_writes_initial_and_largest_values_to_the_summary():
     assert summary["max"]["output_grad_ratio"] <= 1
     assert summary["max"]["grad_norm"] == pytest.approx(
         max((curves[[f"grad_norm_{b}" for b in "WUc"]]**2).sum(axis=1).pow(0.5).dropna()))
-    with pytest.raises(ValueError, match="smoothness_every"):
+    with pytest.raises(ValueError, match="diagnostics.record.smoothness"):
         from attnlab.models.base import Model
         from attnlab.train.smoothness import SmoothnessRecorder
         SmoothnessRecorder(type("M", (Model,), {"name": "shallow-encoder"})(), torch.zeros(1, 1, 1))

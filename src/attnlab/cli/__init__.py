@@ -15,15 +15,21 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from attnlab.config import (ConfigError, FieldFacts, PositiveFloat, PositiveInt, apply_overrides, describe_field,
-                            describe_validation_error, load_config, parse_config, parse_yaml,
+                            describe_validation_error, load_config, load_plugins, parse_config, parse_yaml,
                             yaml_error_line)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="attnlab: training dynamics of shallow attention networks.")
 
 @app.callback()
-def _group() -> None:
+def _group(plugin: list[str] = typer.Option([], "--plugin", help="A Python module to import first, e.g. one "
+                                           "that defines a model (repeatable; before the command: "
+                                           "attnlab --plugin my_models train ...).")) -> None:
     """attnlab: training dynamics of shallow attention networks."""
+    try:
+        load_plugins(plugin, where="--plugin")
+    except ConfigError as error:
+        fail(str(error))
 
 
 # The config flags of `train` and `ntk`: flag -> the dotted config field it sets. Each option's type,
@@ -313,7 +319,7 @@ def sweep(
     from attnlab.store import DIVERGED, DONE, FAILED
     from attnlab.sweep.executors import EXECUTORS
     from attnlab.sweep.grid import expand, load_sweep
-    from attnlab.sweep.runner import StoreNotWritable, plan, run_sweep, write_table
+    from attnlab.sweep.runner import StoreNotWritable, run_sweep, triage, write_table
 
     try:
         spec = load_sweep(file)
@@ -325,7 +331,7 @@ def sweep(
     check_at_least("--threads", threads, 1)
     check_at_least("--retries", retries, 0)
     if dry_run:
-        typer.echo(format_plan(plan(configs, open_store(root), retry_failed), configs))
+        typer.echo(format_triage(triage(configs, open_store(root), retry_failed), configs))
         return
     if executor == "dask" and scheduler is None:
         fail("--executor dask needs --scheduler tcp://HOST:PORT")
@@ -355,7 +361,7 @@ def sweep(
              "rerun with --retry-failed to try them again", code=1)
 
 
-def format_plan(p: Any, configs: list[Any]) -> str:
+def format_triage(p: Any, configs: list[Any]) -> str:
     """What a sweep would do: one line per run with the fields that vary across the sweep."""
     from attnlab.config import config_to_dict, flatten
     from attnlab.run import run_id

@@ -285,10 +285,7 @@ def _probe_measurement(config: RunConfig) -> Rate:
     config = _probe_width(config)
 
     def at(n_train: int) -> RunConfig:
-        data = config.data.with_samples(n_train)
-        if isinstance(data, TeacherDataConfig):
-            data = data.with_draws(PROBE_TASK_DRAWS)
-        return config.model_copy(update={"data": data})
+        return config.model_copy(update={"data": config.data.with_samples(n_train).with_draws(PROBE_TASK_DRAWS)})
 
     small, large = _probe_sizes(at, lambda c: run_work(c).flops, PROBE_TASK_FLOPS)
     measure(at(8))                                               # warm-up

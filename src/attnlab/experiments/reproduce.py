@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from attnlab.config import ConfigError, RunConfig, TeacherDataConfig, config_to_dict, flatten, parse_config
+from attnlab.config import ConfigError, RunConfig, config_to_dict, flatten, parse_config
 from attnlab.experiments.claims import Runs
 from attnlab.experiments.spec import Experiment, ExperimentFile, FigureRow, load_experiments, sweeps
 from attnlab.report import ExperimentResult, scaling_experiment, stacked_figure, write_report
@@ -186,19 +186,12 @@ def _numeric(summary: dict[str, Any]) -> set[str]:
 def _probe_config(config: RunConfig, steps: int) -> RunConfig:
     """`config` on few samples (teacher: few draws), width at most 4, few steps and the CPU,
     recording every step (diagnostics included)."""
-    data = config.data.with_samples(PROBE_SAMPLES)
-    if isinstance(data, TeacherDataConfig):
-        data = data.with_draws(PROBE_DRAWS)
-    model = config.model.with_width(min(config.model.width, PROBE_WIDTH))
-    raw = config_to_dict(config.model_copy(update={"data": data, "model": model}))
-    raw["train"].update(steps=steps, record_every=1, batch_size=1)
-    raw["diagnostics"] = {k: (1 if isinstance(v, int) and k.endswith("every") else v)
-                          for k, v in raw["diagnostics"].items()}
-    raw["diagnostics"]["record"] = dict.fromkeys(raw["diagnostics"].get("record", {}), 1)
-    if isinstance(raw["diagnostics"].get("ntk_samples"), int):
-        raw["diagnostics"]["ntk_samples"] = min(raw["diagnostics"]["ntk_samples"], 8)
-    raw["device"] = "cpu"
-    return parse_config(raw)
+    probe = config.model_copy(update={
+        "data": config.data.with_samples(PROBE_SAMPLES).with_draws(PROBE_DRAWS),
+        "model": config.model.with_width(min(config.model.width, PROBE_WIDTH)),
+        "train": config.train.model_copy(update={"steps": steps, "record_every": 1, "batch_size": 1}),
+        "diagnostics": config.diagnostics.every_step(ntk_samples=8), "device": "cpu"})
+    return parse_config(config_to_dict(probe))
 
 
 def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], store: RunStore) -> pd.DataFrame:

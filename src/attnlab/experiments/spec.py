@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, Field, ValidationError
 
-from attnlab.config import ConfigError, Strict, apply_overrides, describe_validation_error, flatten, read_yaml
+from attnlab.config import ConfigError, Plugins, Strict, apply_overrides, describe_validation_error, flatten, read_yaml
 from attnlab.experiments.claims import Claim, claim_union, without_kinds
 from attnlab.sweep.grid import SweepSpec, check_plain_name, parse_sweep
 
@@ -93,10 +93,19 @@ class Experiment(Strict):
 
 
 class ExperimentFile(Strict):
+    plugins: Plugins = []
+    """Modules imported first (attnlab.config.plugins), e.g. one that defines a model."""
     paper: str
     title: str
     experiments: dict[Annotated[str, AfterValidator(check_plain_name)], Experiment]
     """By key; a key names the experiment's folder of results, so it is a plain file name."""
+
+
+class _PluginsFirst(Strict, extra="ignore"):
+    """The `plugins` of an experiment file alone: imported before the rest is validated, as they
+    may define kinds of claim."""
+
+    plugins: Plugins = []
 
 
 def rebuild_claims() -> None:
@@ -111,6 +120,9 @@ def load_experiments(path: str | Path) -> ExperimentFile:
     path = Path(path)
     raw = read_yaml(path, "experiment file")
     try:
+        if isinstance(raw, dict) and raw.get("plugins"):
+            _PluginsFirst.model_validate(raw)
+            rebuild_claims()
         return ExperimentFile.model_validate(raw)
     except ValidationError as error:
         problems = describe_validation_error(without_kinds(error), ExperimentFile, name=None)

@@ -34,7 +34,7 @@ class NTKRecorder(RunRecorder):
     and compared in float64."""
 
     def __init__(self, model: Model, X: torch.Tensor, params0: Params | None = None, every: int = 10,
-                 kernel: Kernel | None = None, field: str = "diagnostics.ntk_every"):
+                 kernel: Kernel | None = None, field: str = "diagnostics.record.ntk"):
         if every <= 0:
             raise ValueError(f"every = {every}: must be a positive number of steps")
         if kernel is None and not model.has_structured_ntk:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 
-from attnlab.config import RunConfig, config_to_dict
+from attnlab.config import RunConfig, identity_dict
 
 
 def run_id(config: RunConfig, results_version: str) -> str:
-    """16 hex digits of the SHA-256 of the resolved config's canonical JSON and `results_version`."""
-    canonical = json.dumps({"config": config_to_dict(config), "results_version": results_version},
+    """16 hex digits of the SHA-256 of the resolved config's canonical JSON (identity_dict: equal
+    for configs that ask for the same thing) and `results_version`."""
+    canonical = json.dumps({"config": identity_dict(config), "results_version": results_version},
                            sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

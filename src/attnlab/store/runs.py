@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from attnlab.config import ConfigError, RunConfig, config_to_dict, flatten, parse_config
+from attnlab.config import ConfigError, RunConfig, config_to_dict, flatten, parse_config, upgrade_stored
 from attnlab.store.atomic import atomic_write_text
 from attnlab.store.failures import FailureLog
 from attnlab.store.identity import run_id
@@ -127,7 +127,8 @@ class RunStore:
         to a config column is prefixed "summary."), and error (the one-line reason of a failure).
         """
         if configs is None:
-            runs = [(path, yaml.safe_load((path / CONFIG).read_text()), None) for path in self._whole_dirs()]
+            runs = [(path, upgrade_stored(yaml.safe_load((path / CONFIG).read_text())), None)
+                    for path in self._whole_dirs()]
         else:
             runs = [(self.path(c), config_to_dict(c), c) for c in configs]
         rows, config_columns, summary_columns = [], {}, {}
@@ -206,7 +207,8 @@ def thin_copy(source: Path, dest: Path, every: int) -> None:
 
 def check_run_dir(path: Path, config: dict[str, Any] | None = None) -> str | None:
     """None when the run directory `path` is whole (and holds `config`, the resolved config as
-    config_to_dict gives it, when given), else what is wrong with it (one phrase)."""
+    config_to_dict gives it, when given; a config.yaml of an older spelling is read in today's,
+    upgrade_stored), else what is wrong with it (one phrase)."""
     marker = path / COMPLETE
     problem = _check_marker(path) if marker.is_file() else _adopt_legacy(path)
     if problem is None and config is not None:
@@ -214,7 +216,7 @@ def check_run_dir(path: Path, config: dict[str, Any] | None = None) -> str | Non
             held = yaml.safe_load((path / CONFIG).read_text())
         except (OSError, yaml.YAMLError):
             return f"{CONFIG} is unreadable"
-        if held != config:
+        if upgrade_stored(held) != config:
             return f"it holds another run's {CONFIG} (directories moved or swapped)"
     return problem
 
@@ -259,7 +261,7 @@ def _adopt_legacy(path: Path) -> str | None:
         if not (path / name).is_file():
             return f"{name} is missing" if name != SUMMARY or (path / CONFIG).exists() else "not a run"
     try:
-        parse_config(yaml.safe_load((path / CONFIG).read_text()))
+        parse_config(upgrade_stored(yaml.safe_load((path / CONFIG).read_text())))
     except (OSError, yaml.YAMLError, ConfigError, TypeError) as error:
         return f"{CONFIG} does not parse ({str(error).splitlines()[0]})"
     try:

@@ -7,7 +7,7 @@ Modules (one concept each):
 
 - ``grid``: ``load_sweep(path) -> SweepSpec``, ``parse_sweep(mapping)``, ``expand(spec) ->
   list[RunConfig]`` (validated before anything runs; errors name the field).
-- ``runner``: ``plan(configs, store, retry_failed=False) -> Plan(run, reuse, failed)``,
+- ``runner``: ``triage(configs, store, retry_failed=False) -> Triage(run, reuse, failed)``,
   ``run_sweep(configs, store, work, executor="local", workers=None, retry_failed=False,
   progress=True, **executor_options) -> DataFrame`` (``store.table(configs)``),
   ``write_table(table, path)`` (Parquet + CSV), ``group_by_seed(configs)``.
@@ -25,9 +25,9 @@ Example::
 
     from attnlab.run import open_store, run_many
     from attnlab.sweep.grid import load_sweep, expand
-    from attnlab.sweep.runner import plan, run_sweep, write_table
+    from attnlab.sweep.runner import run_sweep, triage, write_table
     configs, store = expand(load_sweep("configs/sweep-quick.yaml")), open_store("runs")
-    print(len(plan(configs, store).run), "to run")
+    print(len(triage(configs, store).run), "to run")
     write_table(run_sweep(configs, store, run_many, workers=2), "runs/quick.parquet")
 
 The command line is ``attnlab sweep FILE.yaml [--dry-run] [--retry-failed] [--executor local|dask|

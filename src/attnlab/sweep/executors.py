@@ -30,7 +30,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from attnlab.config import RunConfig
+from attnlab.config import RunConfig, load_plugins, loaded_plugins
 from attnlab.store import RunStore
 from attnlab.sweep.tasks import Outcome, Work, engine_failure, run_batch, run_group, set_threads, torch_threads
 
@@ -56,9 +56,11 @@ def available_cpus() -> int:
 
 
 # ------------------------------------------------------------------------------------------ local
-def _init_local_worker(parent_pid: int, threads: int) -> None:
-    """Pool worker start-up: few threads, and exit if the driver dies (no orphans burning CPU)."""
+def _init_local_worker(parent_pid: int, threads: int, plugins: tuple[str, ...]) -> None:
+    """Pool worker start-up: few threads, the driver's plugins, and exit if the driver dies (no
+    orphans burning CPU)."""
     set_threads(threads)
+    load_plugins(list(plugins))
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -98,7 +100,7 @@ class LocalExecutor:
                 workers = [w for w in workers if w.process.is_alive() or w.task is not None]
                 idle = sum(w.task is None for w in workers)
                 for _ in range(min(len(queue) - idle, self.workers - len(workers))):   # fresh workers
-                    workers.append(_Worker(context, self.threads))
+                    workers.append(_Worker(context, self.threads, loaded_plugins()))
                 for worker in workers:
                     if worker.task is None and queue:
                         worker.start(queue.pop(0), tasks, store, work)
@@ -131,10 +133,10 @@ class LocalExecutor:
 class _Worker:
     """One spawned worker process and the pipe it takes tasks from; `task` is the index it runs."""
 
-    def __init__(self, context: Any, threads: int):
+    def __init__(self, context: Any, threads: int, plugins: tuple[str, ...] = ()):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_loop, args=(child, os.getpid(), threads), daemon=True,
-                                       name="attnlab-sweep-worker")
+        self.process = context.Process(target=_worker_loop, args=(child, os.getpid(), threads, plugins),
+                                       daemon=True, name="attnlab-sweep-worker")
         self.process.start()
         child.close()
         self.task: int | None = None
@@ -167,9 +169,9 @@ class _Worker:
         self.conn.close()
 
 
-def _worker_loop(conn: Any, parent_pid: int, threads: int) -> None:
+def _worker_loop(conn: Any, parent_pid: int, threads: int, plugins: tuple[str, ...] = ()) -> None:
     """Worker process: run the tasks that come through `conn` until it sends None."""
-    _init_local_worker(parent_pid, threads)
+    _init_local_worker(parent_pid, threads, plugins)
     while (message := conn.recv()) is not None:
         task, store, work = message
         try:
@@ -200,7 +202,8 @@ class DaskExecutor:
     def map(self, tasks: list[Task], store: RunStore, work: Work) -> Iterator[list[Outcome]]:
         from distributed import as_completed as dask_completed
 
-        futures = {self.client.submit(run_group, task, store, work, self.threads, retries=self.retries,
+        plugins = loaded_plugins()
+        futures = {self.client.submit(run_group, task, store, work, self.threads, plugins, retries=self.retries,
                                       pure=False): i for i, task in enumerate(tasks)}
         try:
             for future in dask_completed(list(futures)):
@@ -242,8 +245,8 @@ class SlurmExecutor:
     def map(self, tasks: list[Task], store: RunStore, work: Work) -> Iterator[list[Outcome]]:
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
-        n = len(tasks)
-        jobs = self.executor.map_array(run_group, tasks, [store] * n, [work] * n, [self.threads] * n)
+        n, plugins = len(tasks), loaded_plugins()
+        jobs = self.executor.map_array(run_group, tasks, [store] * n, [work] * n, [self.threads] * n, [plugins] * n)
         active = {job: (i, 0) for i, job in enumerate(jobs)}
         try:
             while active:
@@ -260,7 +263,7 @@ class SlurmExecutor:
                         if attempt >= self.retries:
                             yield engine_failure(tasks[i], store, error)
                         else:
-                            retry = self.executor.submit(run_group, tasks[i], store, work, self.threads)
+                            retry = self.executor.submit(run_group, tasks[i], store, work, self.threads, plugins)
                             active[retry] = (i, attempt + 1)
         finally:
             for job in active:

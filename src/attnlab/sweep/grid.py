@@ -22,8 +22,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from attnlab.config import (ConfigError, RunConfig, Strict, apply_overrides, describe_validation_error, parse_config,
-                            read_yaml)
+from attnlab.config import (ConfigError, Plugins, RunConfig, Strict, apply_overrides, describe_validation_error,
+                            parse_config, read_yaml)
 
 
 Axis = Annotated[list[Any], Field(min_length=1)]
@@ -39,14 +39,15 @@ def check_plain_name(name: str) -> str:
 
 
 class SweepSpec(Strict):
-    """A grid of runs: `base` with each combination of `axes` x `zip_axes` rows x `seeds` applied."""
-
+    """A grid of runs: `base` with each combination of `axes` x `zip_axes` rows x `seeds` applied.
+    plugins: modules imported first (attnlab.config.plugins), e.g. one that defines a model."""
 
     name: str = "sweep"
     base: dict[str, Any] = {}
     axes: dict[str, Axis] = {}
     zip_axes: dict[str, Axis] = {}
     seeds: list[int] | None = None
+    plugins: Plugins = []
 
     _plain_name = field_validator("name")(check_plain_name)
 

@@ -49,7 +49,7 @@ def check_writable(root: Path) -> None:
 
 
 @dataclass
-class Plan:
+class Triage:
     """What a sweep would do now: `run` (to execute), `reuse` (finished), `failed` (skipped)."""
 
     run: list[RunConfig] = field(default_factory=list)
@@ -57,12 +57,12 @@ class Plan:
     failed: list[RunConfig] = field(default_factory=list)
 
 
-def plan(configs: list[RunConfig], store: RunStore, retry_failed: bool = False) -> Plan:
+def triage(configs: list[RunConfig], store: RunStore, retry_failed: bool = False) -> Triage:
     """Sort configs into to-run / reused / previously-failed (skipped unless retry_failed).
 
     A config listed twice is planned once.
     """
-    result = Plan()
+    result = Triage()
     for config in _unique(configs, store):
         if store.is_complete(config):
             result.reuse.append(config)
@@ -92,7 +92,7 @@ def run_sweep(configs: list[RunConfig], store: RunStore, work: Work, executor: s
     slurm: partition=..., time_min=..., mem_gb=..., array_parallelism=..., cluster=...).
     """
     store = RunStore(Path(store.root).resolve(), store.results_version)
-    todo = plan(configs, store, retry_failed).run
+    todo = triage(configs, store, retry_failed).run
     if todo:
         check_writable(store.root)
         store.clean_stale()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from attnlab.config import RunConfig
+from attnlab.config import RunConfig, load_plugins
 from attnlab.store import DONE, FAILED, RunStore
 from attnlab.sweep.locks import RunLocks
 
@@ -63,9 +63,12 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def run_group(configs: list[RunConfig], store: RunStore, work: Work, threads: int | None = None) -> list[Outcome]:
-    """Executor entry point: set the thread count, then :func:`run_batch`. Never raises for a run."""
+def run_group(configs: list[RunConfig], store: RunStore, work: Work, threads: int | None = None,
+              plugins: tuple[str, ...] = ()) -> list[Outcome]:
+    """Executor entry point: set the thread count, import the driver's plugins (attnlab.config.plugins),
+    then :func:`run_batch`. Never raises for a run."""
     set_threads(threads)
+    load_plugins(list(plugins))
     return run_batch(configs, store, work)
 
 

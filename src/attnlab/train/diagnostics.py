@@ -28,7 +28,7 @@ class FeatureRecorder(RunRecorder):
     """Read-out features and attention statistics of the training inputs (models with forward_state)."""
 
     def __init__(self, model: Model, X: torch.Tensor, y: torch.Tensor, every: int = 1,
-                 field: str = "diagnostics.every"):
+                 field: str = "diagnostics.record.attention"):
         if not model.has_forward_state:
             raise ValueError(f"{field}: model {model.name!r} exposes no features/attention "
                              f"(forward_state); {switch_off(field)}")

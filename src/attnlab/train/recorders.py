@@ -3,9 +3,9 @@
 An entry is (name, version, build): `build(RecorderContext) -> Recorder` (attnlab.recorder: the one
 interface; a recorder adds curve columns every `every` steps and summary keys from the finished
 curves). Entries marked `always` are built by the trainer for every run, for the stacked runs at
-once; the others are asked for by name in a config (`diagnostics.record: {name: interval}`, or the
-older fields every / ntk_every / smoothness_every) and built per run by `build_recorders`, as
-recorders of that one run (RunRecorder). Summary sections that several recorders fill (`max`) are
+once; the others are asked for by name in a config (`diagnostics.record: {name: interval}`; a plugin adds
+entries with `register`) and built per run by `build_recorders`, as recorders of that one run
+(RunRecorder). Summary sections that several recorders fill (`max`) are
 merged. RESULTS_VERSION hashes the entries' (name, version) pairs and CORE_VERSION (the trainer's
 own curve columns and summary keys): bump an entry's version when what it records changes, and
 stored runs are recomputed.
@@ -100,8 +100,18 @@ ENTRIES = [
 ]
 REGISTRY: dict[str, RecorderEntry] = {entry.name: entry for entry in ENTRIES}
 
-# The older DiagnosticsConfig fields and the entries each switches on.
-LEGACY_FIELDS = {"every": ("attention", "weight_change"), "ntk_every": ("ntk",), "smoothness_every": ("smoothness",)}
+
+def register(entry: RecorderEntry) -> RecorderEntry:
+    """Add a plugin's recorder to the registry, asked for by name (`diagnostics.record`); ValueError
+    for a name already taken or an always-on entry. RESULTS_VERSION stays the package's: runs that
+    ask for the entry differ from others by their config, so rename it when what it records changes."""
+    if entry.always:
+        raise ValueError(f"recorder {entry.name!r}: a plugin's recorder is asked for by name, not always on")
+    held = REGISTRY.get(entry.name)
+    if held is not None and held is not entry:
+        raise ValueError(f"recorder {entry.name!r}: the name is taken; choose another")
+    REGISTRY[entry.name] = entry
+    return entry
 
 
 def results_version(registry: Mapping[str, RecorderEntry] = REGISTRY, core: int = CORE_VERSION) -> str:
@@ -115,20 +125,15 @@ RESULTS_VERSION: str = results_version()
 
 def requested(config: DiagnosticsConfig,
               registry: Mapping[str, RecorderEntry] = REGISTRY) -> dict[str, tuple[int, str]]:
-    """{entry name: (interval, config field that asked)} in registry order, from `record` and the
-    older fields; ValueError for an unknown or always-on name, or one asked for twice."""
+    """{entry name: (interval, config field that asked)} in registry order, from `record`;
+    ValueError for an unknown or always-on name."""
     asked: dict[str, tuple[int, str]] = {}
-    for field, names in LEGACY_FIELDS.items():
-        if getattr(config, field) is not None:
-            asked.update({name: (getattr(config, field), f"diagnostics.{field}") for name in names})
     optional = sorted(name for name, entry in registry.items() if not entry.always)
     for name, every in config.record.items():
         field = f"diagnostics.record.{name}"
         if name not in registry or registry[name].always:
             why = "is recorded for every run" if name in registry else "is no recorder"
             raise ValueError(f"{field} = {every}: {name!r} {why}; allowed names: {', '.join(optional)}")
-        if name in asked:
-            raise ValueError(f"{field} = {every}: {name!r} is already asked for by {asked[name][1]}; keep one")
         asked[name] = (every, field)
     return {name: asked[name] for name in registry if name in asked}
 

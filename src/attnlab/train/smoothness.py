@@ -25,7 +25,7 @@ class SmoothnessRecorder(RunRecorder):
     """The largest per-sample output-gradient norm on X and, where the model has one, its bound
     (the model's `output_gradient_norms` and `smoothness_bound`)."""
 
-    def __init__(self, model: Model, X: torch.Tensor, every: int = 1, field: str = "diagnostics.smoothness_every"):
+    def __init__(self, model: Model, X: torch.Tensor, every: int = 1, field: str = "diagnostics.record.smoothness"):
         if not model.has_output_gradient_norms:
             allowed = [name for name, cls in MODELS.items() if cls.has_output_gradient_norms]
             raise ValueError(f"{field}: model {model.name!r} has no per-sample gradient norm; "

@@ -1,20 +1,19 @@
-"""Validated run configurations.
+"""The schema of a run: the validated config classes.
 
 A run is fully described by a :class:`RunConfig`: which model, which data, how to train, the seed,
 the device and the dtype. Configs are frozen pydantic models that refuse unknown fields; every
 default is filled in on load, so the dumped config is the *resolved* config that identifies a run.
+The model and data sections are registered by their `name` (SECTIONS): a subclass of ModelSection
+or DataSection joins RunConfig when it is defined, in this package or in a plugin.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-from dataclasses import dataclass
-from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_origin
 
-import yaml
-from pydantic import BeforeValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -39,10 +38,60 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True)
 
 
-class ModelSection(Strict):
-    """Base of the model sections: every subclass (tagged by a Literal `name`) joins ModelConfig,
-    so a new model needs its config class here and its model file, nothing else. WIDTH_FIELD names
-    the subclass's width field (heads, units or embedding dimension)."""
+SECTIONS: dict[str, dict[str, type[BaseModel]]] = {"model": {}, "data": {}}
+"""The config classes of RunConfig's model and data sections by their `name` tag, in the order they
+were defined: the built-in ones, then those of plugins (attnlab.config.plugins)."""
+
+
+class _Section(Strict):
+    """A model or data section: a subclass with a Literal `name` registers itself in SECTIONS."""
+
+    KIND: ClassVar[str]
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        register_section(cls)
+
+
+def register_section(cls: type[BaseModel]) -> None:
+    """Make `cls` (a ModelSection or DataSection subclass) the section named by its `name` default,
+    and rebuild RunConfig so that it accepts it. Done on class definition; a class without a `name`
+    field (a base) is skipped. TypeError for a name another class holds, or a `name` that is no Literal."""
+    info = cls.model_fields.get("name")
+    if info is None:
+        return
+    name, kind = info.default, cls.KIND
+    if get_origin(info.annotation) is not Literal or not isinstance(name, str):
+        raise TypeError(f"{cls.__qualname__}.name must be a Literal string with that default, "
+                        f"e.g. name: Literal['my-{kind}'] = 'my-{kind}'")
+    held = SECTIONS[kind].get(name)
+    if held is not None and _where(held) != _where(cls):
+        raise TypeError(f"{kind}.name = {name!r} is taken by {_where(held)}; give {_where(cls)} another name")
+    SECTIONS[kind][name] = cls
+    if "RunConfig" in globals():
+        _rebuild_run_config()
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _rebuild_run_config() -> None:
+    """RunConfig's model and data fields, discriminated unions of every registered section."""
+    for kind in SECTIONS:
+        info = copy.copy(RunConfig.model_fields[kind])
+        info.annotation = Union[tuple(SECTIONS[kind].values())]
+        RunConfig.model_fields[kind] = info
+    RunConfig.model_rebuild(force=True)
+
+
+class ModelSection(_Section):
+    """Base of the model sections: every subclass (tagged by a Literal `name`) joins RunConfig.model,
+    so a new model needs its config class and its model class, nothing else (in the package or a
+    plugin). WIDTH_FIELD names the subclass's width field (heads, units or embedding dimension)."""
+
+    KIND: ClassVar[str] = "model"
 
     WIDTH_FIELD: ClassVar[str] = "m"
 
@@ -56,12 +105,15 @@ class ModelSection(Strict):
         return type(self).model_validate({**self.model_dump(), self.WIDTH_FIELD: width})
 
 
-class DataSection(Strict):
-    """Base of the data sections: every subclass (tagged by a Literal `name`) joins DataConfig.
+class DataSection(_Section):
+    """Base of the data sections: every subclass (tagged by a Literal `name`) joins RunConfig.data.
 
-    Their shapes: n_train and n_val sequences of `tokens` tokens of dimension `d`, targets with
-    `outputs` columns; `with_samples(n)` gives the same data on fewer samples (for probes)."""
+    Their shapes: n_samples generated, n_train and n_val sequences of `tokens` tokens of dimension
+    `d`, targets with `outputs` columns (a subclass provides these as fields or properties);
+    `with_samples(n)` gives the same data on fewer samples and `with_draws(K)` on fewer Monte-Carlo
+    draws (for probes)."""
 
+    KIND: ClassVar[str] = "data"
     outputs: ClassVar[int] = 1
     """Target columns: 1 for scalar targets."""
 
@@ -69,10 +121,18 @@ class DataSection(Strict):
         """The same data on at most n_train training samples (and fewer validation samples)."""
         raise NotImplementedError
 
+    def with_draws(self, K: int) -> "DataSection":
+        """The same data with at most K Monte-Carlo draws (data without draws: itself)."""
+        return self
 
-def _sections(base: type) -> Any:
-    """The union of the config classes deriving from `base`, told apart by their `name`."""
-    return Annotated[Union[tuple(base.__subclasses__())], Field(discriminator="name")]
+    def sizes(self) -> dict[str, int | None]:
+        """The sizes that set the memory of a run, by the name a message gives them."""
+        return {"data.n": self.n_samples, "tokens": self.tokens}
+
+
+def _sections(kind: str) -> Any:
+    """The union of the sections registered so far for `kind` (model or data), told apart by `name`."""
+    return Annotated[Union[tuple(SECTIONS[kind].values())], Field(discriminator="name")]
 
 
 # --------------------------------------------------------------------------------------- models
@@ -132,7 +192,7 @@ class IndRNNConfig(_PairedWidth, ModelSection):
     """Recurrent gain g of the initialisation (u uniform on {-g, +g})."""
 
 
-ModelConfig = _sections(ModelSection)
+ModelConfig = _sections("model")   # the built-in sections (RunConfig.model also takes plugins')
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -216,6 +276,9 @@ class TeacherDataConfig(_Sequences, _TrainShare, DataSection):
     def with_draws(self, K: int) -> "TeacherDataConfig":
         """The same teacher with at most K Monte-Carlo draws."""
         return self.model_copy(update={"K": min(self.K, K)})
+
+    def sizes(self) -> dict[str, int | None]:
+        return {**super().sizes(), "data.K": self.K}
 
 
 TokenNorm = Literal["none", "token", "sequence"]
@@ -406,7 +469,7 @@ class SeriesDataConfig(_Windows, _TrainShare, DataSection):
         return self.L + 1
 
 
-DataConfig = _sections(DataSection)
+DataConfig = _sections("data")
 
 
 # -------------------------------------------------------------------------------------- training
@@ -477,28 +540,55 @@ class TrainConfig(Strict):
         return self.record_every or max(1, self.steps // 500)
 
 
-class DiagnosticsConfig(Strict):
-    """Per-step diagnostics recorded beside the loss (spec shallow-encoder.md, section 3).
+LEGACY_DIAGNOSTICS = {"every": ("attention", "weight_change"), "ntk_every": ("ntk",),
+                      "smoothness_every": ("smoothness",)}
+"""The older DiagnosticsConfig fields and the recorders each asked for (now diagnostics.record)."""
 
-    every: steps between feature, attention, accuracy and weight-change records (null: off);
-    ntk_every: steps between NTK evaluations (smallest eigenvalue, drift; null: off);
-    ntk_samples: evaluate the NTK on the first n training samples only (null: all);
-    smoothness_every: steps between smoothness records (largest per-sample output-gradient norm and,
-    for the kernel Transformer, its analytic T-free bound; null: off);
+
+class DiagnosticsConfig(Strict):
+    """Measurements recorded beside the loss (spec shallow-encoder.md, section 3).
+
     record: recorders by name and the steps between their records, e.g. {attention: 10, ntk: 10}
-    (the names of attnlab.train.recorders, checked when the recorders are built; every = k is
-    {attention: k, weight_change: k}, ntk_every {ntk: k}, smoothness_every {smoothness: k}).
+    (the names of attnlab.train.recorders, checked when the recorders are built);
+    ntk_samples: evaluate the NTK on the first n training samples only (null: all).
     """
 
-    every: PositiveInt | None = None
-    ntk_every: PositiveInt | None = None
     ntk_samples: PositiveInt | None = None
-    smoothness_every: PositiveInt | None = None
     record: dict[str, PositiveInt] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, raw: Any) -> Any:
+        old = [key for key in LEGACY_DIAGNOSTICS if isinstance(raw, dict) and key in raw]
+        if old:
+            record = _upgrade_diagnostics(raw)["record"]
+            new = ", ".join(f"{name}: {every}" for name, every in record.items())
+            raise ValueError(f"{', '.join(old)}: replaced by record (recorders by name), "
+                             f"write diagnostics: {{record: {{{new}}}}}")
+        return raw
+
     def __hash__(self) -> int:   # configs are hashable (cache keys); `record` is a dict
-        return hash((self.every, self.ntk_every, self.ntk_samples, self.smoothness_every,
-                     tuple(sorted(self.record.items()))))
+        return hash((self.ntk_samples, tuple(sorted(self.record.items()))))
+
+    def every_step(self, ntk_samples: int) -> "DiagnosticsConfig":
+        """The same recorders recording every step, the NTK on at most `ntk_samples` samples (probes)."""
+        samples = None if self.ntk_samples is None else min(self.ntk_samples, ntk_samples)
+        return DiagnosticsConfig(ntk_samples=samples, record=dict.fromkeys(self.record, 1))
+
+
+def _upgrade_diagnostics(raw: dict[str, Any]) -> dict[str, Any]:
+    """A diagnostics mapping in the older spelling with its every / ntk_every / smoothness_every
+    moved into record (None values dropped); others unchanged."""
+    raw = dict(raw)
+    record: dict[str, Any] = {}
+    for key, names in LEGACY_DIAGNOSTICS.items():
+        every = raw.pop(key, None)
+        if every is not None:
+            record.update(dict.fromkeys(names, every))
+    return {**raw, "record": {**record, **(raw.get("record") or {})}}
+
+
+_DEFAULT_NAMES = {"model": "kernel-transformer", "data": "teacher"}
 
 
 class RunConfig(Strict):
@@ -563,283 +653,6 @@ class RunConfig(Strict):
         return self
 
 
-_DEFAULT_NAMES = {"model": "kernel-transformer", "data": "teacher"}
-
-
-class ConfigError(ValueError):
-    """An invalid configuration; the message is one line naming field, value and what is allowed."""
-
-
-def describe_validation_error(error: ValidationError, root: type[BaseModel] | None = RunConfig,
-                              name: str | None = "config", wording: dict[str, str] | None = None) -> str:
-    """The one wording of validation errors: `field = value: what is allowed` for each problem,
-    joined by '; ' (duplicates once), for every validated thing (run configs, sweeps, experiment
-    files, command-line options).
-
-    root: the model validated (lists the allowed fields of an unknown one); name: what a problem of
-    the whole input is called (None: its message alone, e.g. a check across fields); wording: a
-    message per pydantic error type (e.g. "too_short"). A name spelled as an option ("--executor")
-    reads the command-line way, `--executor 'spark': expected local, dask or slurm`.
-    """
-    lines = []
-    for item in error.errors():
-        loc = [str(p) for p in item["loc"] if not _is_union_branch(p)]
-        field = ".".join(loc) or name
-        message, value = item["msg"].removeprefix("Value error, "), item["input"]
-        if item["type"] in (wording or {}):
-            message = wording[item["type"]]
-        elif not loc and item["type"] == "value_error" and root is not None:
-            field = None   # a check across fields: its message names them
-        elif item["type"] == "extra_forbidden" and root is not None:
-            message = f"unknown field (allowed: {', '.join(_section_at(root, item['loc'][:-1]).model_fields)})"
-        elif item["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            field, value = f"{field}.name", value.get("name") if isinstance(value, dict) else value
-            message = f"allowed: {', '.join(_tagged_sections(loc[0]))}"
-        if field is None:
-            lines.append(message)
-        elif field.startswith("--"):
-            if item["type"] == "literal_error":
-                message = f"expected {item['ctx']['expected']}".replace("'", "")
-            lines.append(f"{field} {value!r}: {message}")
-        else:
-            lines.append(f"{field} = {value!r}: {message}")
-    return "; ".join(dict.fromkeys(lines))
-
-
-def _tagged_sections(section: str | None = None) -> dict[str, type[BaseModel]]:
-    """Config classes of the model and data unions (or of one `section`) by their `name` tag."""
-    members = []
-    for union in {"model": (ModelConfig,), "data": (DataConfig,)}.get(section, (ModelConfig, DataConfig)):
-        inner = get_args(union)[0]
-        members.extend(get_args(inner) or (inner,))
-    return {cls.model_fields["name"].default: cls for cls in members}
-
-
-def _is_union_branch(part: Any) -> bool:
-    """Pydantic puts the branch of a union in error locations ('kernel-transformer', 'float', ...)."""
-    if not isinstance(part, str):
-        return False
-    return (part in _tagged_sections() or part in {"float", "int", "str", "bool"} or "[" in part
-            or part.startswith(("constrained-", "function-")))
-
-
-def _section_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
-    """The model class at error location `loc` under `root` (through unions, lists and mappings)."""
-    section, tagged = root, _tagged_sections()
-    for part in loc:
-        if part in tagged:
-            section = tagged[part]
-            continue
-        info = section.model_fields.get(part) if isinstance(part, str) else None
-        inner = _models_in(info.annotation) if info else []
-        section = inner[0] if inner else section   # a key, an index or a union branch: stay
-    return section
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """The config classes an annotation holds: itself, the members of a union, list or dict items."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [cls for arg in get_args(annotation) for cls in _models_in(arg)]
-
-
-# ------------------------------------------------------------------------------------ introspection
-@dataclass(frozen=True)
-class FieldFacts:
-    """What a dotted config field accepts, read off the config classes (across the members of the
-    model and data unions that have it): its Literal values, the other types it takes, its help.
-
-    sections: the union members holding it (by name; () outside the unions or in every member);
-    choices: the Literal values; kinds: int / float / bool / str where the field takes any such value.
-    """
-
-    path: str
-    sections: tuple[str, ...]
-    choices: tuple[Any, ...]
-    kinds: tuple[type, ...]
-    help: str
-
-
-def describe_field(path: str) -> FieldFacts:
-    """The facts of RunConfig field `path` ("model.m", "train.radius", "data.name"); KeyError if
-    no config class has it. A section (train.radius) takes what its fields take (its shorthand)."""
-    *parents, leaf = path.split(".")
-    holders: list[type[BaseModel]] = [RunConfig]
-    parent_info = None
-    for part in parents:
-        infos = [cls.model_fields[part] for cls in holders if part in cls.model_fields]
-        parent_info = infos[0] if infos else None
-        holders = [cls for info in infos for cls in _models_in(info.annotation)]
-    found = [(cls, cls.model_fields[leaf]) for cls in holders if leaf in cls.model_fields]
-    if not found:
-        raise KeyError(f"{path}: no config section has this field")
-    choices: dict[Any, None] = {}
-    kinds: dict[type, None] = {}
-    for _, info in found:
-        _accepted(info.annotation, choices, kinds)
-    tags = [cls.model_fields["name"].default for cls, _ in found if "name" in cls.model_fields]
-    if leaf == "name" and parent_info is not None:    # the tag picks the union member: the section's help
-        text = parent_info.description or ""
-    else:
-        described: dict[str, list[str]] = {}
-        for (cls, info), tag in zip(found, tags or [""] * len(found)):
-            described.setdefault(_description(info), []).append(tag)
-        text = (next(iter(described)) if len(described) == 1
-                else "; ".join(f"{', '.join(held)}: {d}" for d, held in described.items() if d))
-    partial = tuple(tags) if tags and leaf != "name" and len(tags) < len(holders) else ()
-    return FieldFacts(path, partial, tuple(choices), tuple(kinds), text)
-
-
-def _description(info: Any) -> str:
-    if info.description:
-        return info.description
-    models = _models_in(info.annotation)
-    return (models[0].__doc__ or "").strip().splitlines()[0] if models else ""
-
-
-def _accepted(annotation: Any, choices: dict[Any, None], kinds: dict[type, None]) -> None:
-    """Collect the Literal values and plain kinds an annotation admits (a config section: those of
-    its fields)."""
-    origin = get_origin(annotation)
-    if origin is Literal:
-        choices.update(dict.fromkeys(get_args(annotation)))
-    elif origin is Annotated:
-        _accepted(get_args(annotation)[0], choices, kinds)
-    elif origin is Union or origin is UnionType:
-        for arg in get_args(annotation):
-            _accepted(arg, choices, kinds)
-    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        for info in annotation.model_fields.values():
-            _accepted(info.annotation, choices, kinds)
-    elif annotation in (int, float, bool, str):
-        kinds[annotation] = None
-
-
-def parse_config(raw: dict[str, Any]) -> RunConfig:
-    """Validate a nested dict into a :class:`RunConfig`, raising :class:`ConfigError`."""
-    try:
-        return RunConfig.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(describe_validation_error(error)) from None
-
-
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read a YAML config file, apply dotted overrides (`{"model.m": 64}`) and validate."""
-    path = Path(path)
-    raw = read_yaml(path, "config file")
-    if raw is None:
-        raise ConfigError(f"config file {str(path)!r} is empty: give the fields to set, or leave out "
-                          "--config to run the defaults")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping, not {type(raw).__name__}")
-    return parse_config(apply_overrides(raw, overrides or {}))
-
-
-def read_yaml(path: Path, kind: str) -> Any:
-    """The parsed YAML of `path` (None when empty); a ConfigError naming the `kind` of file when it
-    cannot be read or parsed (no tag is ever executed, see parse_yaml)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"cannot read {kind} {str(path)!r}: {error.strerror or error}") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{kind} {str(path)!r} is not UTF-8 text (byte {error.start}): "
-                          "give a YAML file") from None
-    try:
-        return parse_yaml(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{kind} {str(path)!r} is not valid YAML: {yaml_error_line(error)}") from None
-
-
-YAML_MAX_DEPTH = 100         # nesting of lists and mappings
-YAML_MAX_NODES = 1_000_000   # values once every alias is expanded (an alias bomb has 10^9)
-
-
-class _Loader(yaml.SafeLoader):
-    """The safe loader (plain YAML only: a tag is refused, never executed) that also refuses a
-    mapping with a key twice, nesting deeper than YAML_MAX_DEPTH and aliases that expand to more
-    than YAML_MAX_NODES values (or into themselves), before anything is built."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.depth = 0
-        self.sizes: dict[int, int] = {}   # id(node) -> its values with aliases expanded
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        alias = self.check_event(yaml.AliasEvent)
-        mark = self.peek_event().start_mark
-        self.depth += 1
-        try:
-            if self.depth > YAML_MAX_DEPTH:
-                raise yaml.composer.ComposerError(None, None, f"nested deeper than {YAML_MAX_DEPTH} levels", mark)
-            node = super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-        if alias and id(node) not in self.sizes:
-            raise yaml.composer.ComposerError(None, None, "an alias refers to its own anchor (recursive alias)", mark)
-        if not alias:
-            children = (node.value if isinstance(node, yaml.SequenceNode) else
-                        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
-            self.sizes[id(node)] = 1 + sum(self.sizes[id(child)] for child in children)
-            if self.sizes[id(node)] > YAML_MAX_NODES:
-                raise yaml.composer.ComposerError(None, None, f"the aliases expand to more than {YAML_MAX_NODES} "
-                                                  "values (an alias bomb?)", mark)
-        return node
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen = set()
-        for key, _ in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-                if (key.tag, key.value) in seen:
-                    raise yaml.constructor.ConstructorError(None, None, f"the key {key.value!r} is given twice",
-                                                            key.start_mark)
-                seen.add((key.tag, key.value))
-        return super().construct_mapping(node, deep)
-
-
-def parse_yaml(text: str) -> Any:
-    """The data of YAML `text` (None when empty), read by the guarded safe loader (_Loader):
-    yaml.YAMLError for invalid, repeated-key, too deep or alias-bomb input."""
-    loader = _Loader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
-
-
-def yaml_error_line(error: yaml.YAMLError) -> str:
-    """A YAML error in one line: what is wrong and where (line, column), e.g. a tab or a tag
-    (only plain YAML is read: a `!!python/...` tag is refused, never executed)."""
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    mark = getattr(error, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{problem}{where}".replace("\n", " ")
-
-
-def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Return a copy of `raw` with each dotted key (`"train.radius.w"`) set to its value. Shallower
-    keys go first, so a whole section (`model=indrnn`) is set before the fields given inside it
-    (`model.m=8`), whatever order they came in."""
-    result = _deep_copy(raw)
-    for dotted, value in sorted(overrides.items(), key=lambda item: item[0].count(".")):
-        node = result
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            child = node.get(part)
-            if isinstance(child, str):  # name shorthand, e.g. model: kernel-transformer
-                child = {"name": child}
-            node[part] = child if isinstance(child, dict) else {}
-            node = node[part]
-        node[leaf] = value
-    return result
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
@@ -847,14 +660,25 @@ def config_to_dict(config: RunConfig) -> dict[str, Any]:
     return config.model_dump(mode="json")
 
 
-def flatten(tree: dict[str, Any], prefix: str = "", keep_empty: bool = False) -> dict[str, Any]:
-    """Nested mappings to one level with dotted keys: {"model": {"m": 4}} -> {"model.m": 4}; every
-    value that is not a mapping (lists included) is kept as it is, and an empty mapping too when
-    `keep_empty` (as an override, {} clears a mapping)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and (value or not keep_empty):
-            flat.update(flatten(value, f"{prefix}{key}.", keep_empty))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def identity_dict(config: RunConfig) -> dict[str, Any]:
+    """The resolved config as its run id hashes it: config_to_dict with the diagnostics in the
+    spelling the ids were first computed in (every, ntk_every, smoothness_every beside record), so
+    every earlier run id stays valid: smoothness and, recorded at one interval, attention with
+    weight_change go back to their older fields; everything else stays in record."""
+    raw = config_to_dict(config)
+    record = dict(raw["diagnostics"]["record"])
+    every = None
+    if "attention" in record and record["attention"] == record.get("weight_change"):
+        every = record.pop("attention")
+        record.pop("weight_change")
+    raw["diagnostics"] = {"every": every, "ntk_every": None, "ntk_samples": raw["diagnostics"]["ntk_samples"],
+                          "smoothness_every": record.pop("smoothness", None), "record": record}
+    return raw
+
+
+def upgrade_stored(raw: Any) -> Any:
+    """A stored run config (a run directory's config.yaml) in today's spelling: one written before
+    diagnostics.record was the only spelling has its older diagnostics fields moved into record."""
+    if isinstance(raw, dict) and isinstance(raw.get("diagnostics"), dict):
+        return {**raw, "diagnostics": _upgrade_diagnostics(raw["diagnostics"])}
+    return raw

@@ -1,0 +1,126 @@
+"""A model defined outside the package (docs/examples/linear_attention.py, copied into a temporary
+folder as its own module) is trained, swept and reproduced through the CLI, its sweep workers
+importing it too; bad plugins are refused with exit status 2."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import pytest
+
+import attnlab
+from attnlab.config import ConfigError, parse_config, load_plugins
+
+EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "linear_attention.py"
+MODULE = "attnlab_test_linear_attention"   # the plugin's module name, unique in the test session
+SRC = Path(attnlab.__file__).parents[1]
+SMALL = {"model": {"name": "linear-attn", "m": 4}, "data": {"n": 60, "K": 32, "T": 5, "d": 3},
+         "train": {"steps": 15}}
+
+
+@pytest.fixture(scope="module")
+def plugin_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("plugin")
+    shutil.copy(EXAMPLE, folder / f"{MODULE}.py")
+    return folder
+
+
+@pytest.fixture
+def loaded(plugin_dir, monkeypatch) -> Path:
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    load_plugins([MODULE])
+    return plugin_dir
+
+
+def cli(plugin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m attnlab.cli ARGS` with the plugin's folder and this attnlab on PYTHONPATH."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), str(SRC)])}
+    return subprocess.run([sys.executable, "-m", "attnlab.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_plugin_model_joins_the_config_with_its_own_identity(loaded):
+    from attnlab.run import run_id, train
+
+    config = parse_config(SMALL)
+    assert config.model.name == "linear-attn" and config.model.width == 4
+    transformer = parse_config({**SMALL, "model": {"name": "kernel-transformer", "m": 4}})
+    assert run_id(config) != run_id(transformer)
+    with pytest.raises(ConfigError, match=r"model.name = 'nope': allowed: kernel-transformer, "
+                                          r"shallow-encoder, indrnn, linear-attn"):
+        parse_config({"model": "nope"})
+    result = train(config)
+    assert len(result.curves) == 16 and result.summary["run_id"] == run_id(config)
+
+
+def test_a_plugin_model_trains_sweeps_and_is_reproduced_from_the_cli(plugin_dir, tmp_path):
+    runs = tmp_path / "runs"
+    trained = cli(plugin_dir, "--plugin", MODULE, "train", "--model", "linear-attn", "--m", "4", "--n", "60",
+                  "--K", "32", "--T", "5", "--d", "3", "--steps", "15", "--out", str(runs), "--quiet", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "run directory" in trained.stdout
+
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"name: linear\nplugins: [{MODULE}]\n"
+                     "base: {model: {name: linear-attn}, data: {n: 60, K: 32, T: 5, d: 3}, train: {steps: 15}}\n"
+                     "axes: {model.m: [2, 4]}\nseeds: 2\n")
+    swept = cli(plugin_dir, "sweep", str(sweep), "--root", str(runs), "--workers", "2", "--threads", "1",
+                "--quiet", cwd=tmp_path)   # spawned workers import the plugin
+    assert swept.returncode == 0, swept.stderr
+    table = pd.read_parquet(runs / "linear.parquet")
+    assert list(table["status"]) == ["done"] * 4 and set(table["model.name"]) == {"linear-attn"}
+
+    experiments = tmp_path / "linear.yaml"
+    experiments.write_text(f"""
+paper: a plugin's experiment
+title: Linear attention
+plugins: [{MODULE}]
+experiments:
+  L1:
+    title: Training loss against width
+    claim: Wider linear attention trains no worse.
+    base:
+      model: {{name: linear-attn}}
+      data: {{n: 60, K: 32, T: 5, d: 3}}
+      train: {{steps: 15}}
+    x: model.m
+    claims:
+      - {{metric: last.train_loss, quantity: final training loss, fit: power}}
+    presets:
+      quick: {{axes: {{model.m: [2, 4]}}, seeds: 2}}
+""")
+    reproduced = cli(plugin_dir, "reproduce", str(experiments), "--out", str(tmp_path / "results"), "--quiet",
+                     cwd=tmp_path)
+    assert reproduced.returncode == 0, reproduced.stderr
+    assert "L1 final training loss" in reproduced.stdout
+    results = pd.read_csv(tmp_path / "results" / "linear" / "quick" / "L1" / "results.csv")
+    assert list(results["status"]) == ["done"] * 4
+    assert set(results["run_id"]) <= {p.name for p in (tmp_path / "results" / "runs").iterdir()}
+
+
+def test_unknown_plugins_are_refused_naming_them(plugin_dir, tmp_path):
+    missing = cli(plugin_dir, "--plugin", "no_such_plugin", "train", "--steps", "2", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "--plugin 'no_such_plugin': no such module" in missing.stderr
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("plugins: [no_such_plugin]\nbase: {train: {steps: 2}}\n")
+    refused = cli(plugin_dir, "sweep", str(sweep), "--root", str(tmp_path / "runs"), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "plugins.0 = 'no_such_plugin': no such module" in refused.stderr
+    unknown = cli(plugin_dir, "train", "--model", "linear-attn", "--steps", "2", cwd=tmp_path)   # not loaded
+    assert unknown.returncode == 2
+    assert "model.name = 'linear-attn': allowed: kernel-transformer, shallow-encoder, indrnn" in unknown.stderr
+
+
+def test_a_section_name_is_taken_once(loaded):
+    from attnlab.config import ModelSection
+
+    with pytest.raises(TypeError, match="model.name = 'linear-attn' is taken"):
+        type("Other", (ModelSection,), {"__annotations__": {"name": Literal["linear-attn"]},
+                                        "name": "linear-attn", "__module__": "elsewhere"})
