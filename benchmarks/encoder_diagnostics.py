@@ -41,7 +41,7 @@ def main() -> None:
                      data=RandomSequencesConfig(n=100, T=10, d=100),
                      train=TrainConfig(method="gd", steps=args.epochs, lr=1.0, record_every=1),
                      device=args.device)
-    with_diag = base.model_copy(update={"diagnostics": DiagnosticsConfig(every=1, ntk_every=args.ntk_every)})
+    with_diag = base.model_copy(update={"diagnostics": DiagnosticsConfig(record={"attention": 1, "weight_change": 1, "ntk": args.ntk_every})})
     timed(base.model_copy(update={"train": TrainConfig(method="gd", steps=2, lr=1.0)}))   # warm-up
     plain = min(timed(base) for _ in range(args.repeats))
     diag = min(timed(with_diag) for _ in range(args.repeats))

@@ -31,6 +31,7 @@ class LinearAttention(Model):
     config_class = LinearAttentionConfig
     blocks = ("c", "u", "w")
     radius_keys = {"c": "c", "u": "u", "w": "w"}   # block -> train.radius field
+    sequence_block = "w"                            # the block that scores the positions
 
     def __init__(self, d: int, m: int):
         self.d, self.m, self.width = d, m, m

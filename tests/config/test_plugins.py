@@ -9,13 +9,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 import pytest
 
 import attnlab
-from attnlab.config import ConfigError, parse_config, load_plugins
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "linear_attention.py"
 MODULE = "attnlab_test_linear_attention"   # the plugin's module name, unique in the test session
@@ -31,13 +29,6 @@ def plugin_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture
-def loaded(plugin_dir, monkeypatch) -> Path:
-    monkeypatch.syspath_prepend(str(plugin_dir))
-    load_plugins([MODULE])
-    return plugin_dir
-
-
 def cli(plugin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`python -m attnlab.cli ARGS` with the plugin's folder and this attnlab on PYTHONPATH."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), str(SRC)])}
@@ -45,18 +36,36 @@ def cli(plugin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def test_a_plugin_model_joins_the_config_with_its_own_identity(loaded):
-    from attnlab.run import run_id, train
+IN_PYTHON = f"""
+from typing import Literal
 
-    config = parse_config(SMALL)
-    assert config.model.name == "linear-attn" and config.model.width == 4
-    transformer = parse_config({**SMALL, "model": {"name": "kernel-transformer", "m": 4}})
-    assert run_id(config) != run_id(transformer)
-    with pytest.raises(ConfigError, match=r"model.name = 'nope': allowed: kernel-transformer, "
-                                          r"shallow-encoder, indrnn, linear-attn"):
-        parse_config({"model": "nope"})
-    result = train(config)
-    assert len(result.curves) == 16 and result.summary["run_id"] == run_id(config)
+import pytest
+from attnlab.config import ConfigError, ModelSection, load_plugins, parse_config
+from attnlab.run import run_id, train
+
+SMALL = {SMALL!r}
+with pytest.raises(ConfigError, match="model.name = 'linear-attn': allowed: kernel-transformer, shallow-encoder, indrnn$"):
+    parse_config(SMALL)
+load_plugins(["{MODULE}"])
+config = parse_config(SMALL)
+assert config.model.name == "linear-attn" and config.model.width == 4
+assert run_id(config) != run_id(parse_config({{**SMALL, "model": {{"name": "kernel-transformer", "m": 4}}}}))
+with pytest.raises(ConfigError, match="model.name = 'nope': allowed: kernel-transformer, shallow-encoder, indrnn, linear-attn$"):
+    parse_config({{"model": "nope"}})
+result = train(config)
+assert len(result.curves) == 16 and result.summary["run_id"] == run_id(config)
+with pytest.raises(TypeError, match="model.name = 'linear-attn' is taken by {MODULE}.LinearAttentionConfig"):
+    type("Other", (ModelSection,), {{"__annotations__": {{"name": Literal["linear-attn"]}}, "name": "linear-attn"}})
+print("ok")
+"""
+
+
+def test_a_plugin_model_joins_the_config_with_its_own_identity(plugin_dir, tmp_path):
+    """In a process of its own, so that the plugin stays out of this test session's registries."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), str(SRC)])}
+    checked = subprocess.run([sys.executable, "-c", IN_PYTHON], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=600)
+    assert checked.returncode == 0 and checked.stdout.strip() == "ok", checked.stderr
 
 
 def test_a_plugin_model_trains_sweeps_and_is_reproduced_from_the_cli(plugin_dir, tmp_path):
@@ -116,11 +125,3 @@ def test_unknown_plugins_are_refused_naming_them(plugin_dir, tmp_path):
     unknown = cli(plugin_dir, "train", "--model", "linear-attn", "--steps", "2", cwd=tmp_path)   # not loaded
     assert unknown.returncode == 2
     assert "model.name = 'linear-attn': allowed: kernel-transformer, shallow-encoder, indrnn" in unknown.stderr
-
-
-def test_a_section_name_is_taken_once(loaded):
-    from attnlab.config import ModelSection
-
-    with pytest.raises(TypeError, match="model.name = 'linear-attn' is taken"):
-        type("Other", (ModelSection,), {"__annotations__": {"name": Literal["linear-attn"]},
-                                        "name": "linear-attn", "__module__": "elsewhere"})
