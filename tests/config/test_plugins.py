@@ -56,12 +56,62 @@ result = train(config)
 assert len(result.curves) == 16 and result.summary["run_id"] == run_id(config)
 with pytest.raises(TypeError, match="model.name = 'linear-attn' is taken by {MODULE}.LinearAttentionConfig"):
     type("Other", (ModelSection,), {{"__annotations__": {{"name": Literal["linear-attn"]}}, "name": "linear-attn"}})
+
+# a data generator and a recorder of this script's own
+import torch
+from attnlab.config import DataSection, register_claim_kind, on_claim_kind
+from attnlab.data import generates
+from attnlab.data.dataset import Dataset
+from attnlab.train.recorders import RecorderEntry, register
+
+
+class LastToken(DataSection):
+    name: Literal["last-token"] = "last-token"
+    n: int = 20
+    T: int = 4
+    d: int = 3
+
+    tokens = property(lambda self: self.T)
+    n_samples = n_train = property(lambda self: self.n)
+    n_val = property(lambda self: 0)
+
+    def with_samples(self, n_train):
+        return self.model_copy(update={{"n": min(self.n, n_train)}})
+
+
+@generates(LastToken)
+def _last_token(config, seed, device):
+    X = torch.randn(config.n, config.T, config.d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return Dataset(X, X[:, -1, 0], X[:0], X[:0, -1, 0])
+
+
+class ParamNorm:
+    def __init__(self, every):
+        self.every = every
+
+    def __call__(self, step, params):
+        return {{"param_norm": float(sum((p**2).sum() for p in params.values()) ** 0.5)}}
+
+
+register(RecorderEntry("param_norm", 1, lambda c: ParamNorm(c.every)))
+own = train({{**SMALL, "data": {{"name": "last-token", "n": 12}}, "diagnostics": {{"record": {{"param_norm": 5}}}}}})
+assert own.curves["param_norm"].notna().sum() == 4   # steps 0, 5, 10, 15
+with pytest.raises(ValueError, match="'param_norm': the name is taken"):
+    register(RecorderEntry("param_norm", 2, lambda c: ParamNorm(c.every)))
+
+seen = []
+register_claim_kind("within", dict)
+on_claim_kind(lambda kind, cls: seen.append(kind))   # the claim registry hears of earlier and later kinds
+register_claim_kind("beyond", list)
+assert seen == ["within", "beyond"]
+with pytest.raises(ValueError, match="claim kind 'within' is taken"):
+    register_claim_kind("within", set)
 print("ok")
 """
 
 
-def test_a_plugin_model_joins_the_config_with_its_own_identity(plugin_dir, tmp_path):
-    """In a process of its own, so that the plugin stays out of this test session's registries."""
+def test_plugins_add_models_data_recorders_and_claim_kinds(plugin_dir, tmp_path):
+    """In a process of its own, so that the plugins stay out of this test session's registries."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), str(SRC)])}
     checked = subprocess.run([sys.executable, "-c", IN_PYTHON], cwd=tmp_path, env=env, capture_output=True,
                              text=True, timeout=600)

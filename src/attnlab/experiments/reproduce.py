@@ -25,7 +25,7 @@ from attnlab.report import ExperimentResult, scaling_experiment, stacked_figure,
 from attnlab.run import measure, open_store, run_many, train
 from attnlab.store import DIVERGED, DONE, FAILED, PENDING, RunStore
 from attnlab.sweep.grid import expand
-from attnlab.sweep.runner import run_sweep, write_table
+from attnlab.sweep.runner import check_writable, run_sweep, write_table
 
 PAPERS = {"arda2026": "arda2026.yaml", "wu2023": "wu2023.yaml"}
 PROBE_SAMPLES, PROBE_DRAWS, PROBE_WIDTH = 24, 64, 4   # the sizes of the run that finds the recorded metrics
@@ -95,6 +95,8 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     name = Path(paper).stem if paper.endswith((".yaml", ".yml")) else paper
     store, folder = open_store(out / "runs"), out / name / preset
     all_configs = {key: experiment_configs(key, declared.experiments[key], preset, device) for key in keys}
+    if any(not store.is_complete(c) for cs in all_configs.values() for series in cs.values() for c in series):
+        check_writable(Path(store.root).resolve())   # before the probes below compute anything
     for key in keys:   # refuse a claim the runs cannot answer before any run is trained
         check_claims_against_runs(key, declared.experiments[key], all_configs[key], store)
     results, failures, total = [], {}, 0
