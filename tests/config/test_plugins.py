@@ -59,7 +59,7 @@ with pytest.raises(TypeError, match="model.name = 'linear-attn' is taken by {MOD
 
 # a data generator and a recorder of this script's own
 import torch
-from attnlab.config import DataSection, register_claim_kind, on_claim_kind
+from attnlab.config import DataSection
 from attnlab.data import generates
 from attnlab.data.dataset import Dataset
 from attnlab.train.recorders import RecorderEntry, register
@@ -99,13 +99,18 @@ assert own.curves["param_norm"].notna().sum() == 4   # steps 0, 5, 10, 15
 with pytest.raises(ValueError, match="'param_norm': the name is taken"):
     register(RecorderEntry("param_norm", 2, lambda c: ParamNorm(c.every)))
 
-seen = []
-register_claim_kind("within", dict)
-on_claim_kind(lambda kind, cls: seen.append(kind))   # the claim registry hears of earlier and later kinds
-register_claim_kind("beyond", list)
-assert seen == ["within", "beyond"]
-with pytest.raises(ValueError, match="claim kind 'within' is taken"):
-    register_claim_kind("within", set)
+# a kind of claim, in a module an experiment file names
+import pathlib
+pathlib.Path("claim_plugin.py").write_text(
+    "from typing import Literal\nfrom attnlab.experiments.claims import ClaimBase\n"
+    "class Above(ClaimBase):\n    kind: Literal['above'] = 'above'\n    floor: float\n")
+pathlib.Path("e.yaml").write_text(
+    "paper: p\ntitle: t\nplugins: [claim_plugin]\nexperiments:\n  A1:\n    title: t\n    claim: c\n"
+    "    base: {{}}\n    x: model.m\n    claims: [{{kind: above, metric: best.train_loss, quantity: q, floor: 1}}]\n"
+    "    presets: {{quick: {{axes: {{model.m: [2, 4]}}}}}}\n")
+from attnlab.experiments.spec import load_experiments
+(claim,) = load_experiments("e.yaml").experiments["A1"].claims
+assert type(claim).__name__ == "Above" and claim.floor == 1
 print("ok")
 """
 

@@ -84,5 +84,5 @@ def _plugin(name: str) -> str:
 
 
 Plugins = list[Annotated[str, AfterValidator(_plugin)]]
-"""The `plugins` field of experiment and sweep files: module names, imported as they are validated
-(declare it before the fields that use what the plugins define)."""
+"""The `plugins` field of experiment and sweep files: module names, imported as the field is
+validated (fields validated before it, in declaration order, cannot use what they define)."""
