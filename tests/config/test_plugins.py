@@ -102,12 +102,12 @@ with pytest.raises(ValueError, match="'param_norm': the name is taken"):
 # a kind of claim, in a module an experiment file names
 import pathlib
 pathlib.Path("claim_plugin.py").write_text(
-    "from typing import Literal\nfrom attnlab.experiments.claims import ClaimBase\n"
-    "class Above(ClaimBase):\n    kind: Literal['above'] = 'above'\n    floor: float\n")
+    "from typing import Literal\\nfrom attnlab.experiments.claims import ClaimBase\\n"
+    "class Above(ClaimBase):\\n    kind: Literal['above'] = 'above'\\n    floor: float\\n")
 pathlib.Path("e.yaml").write_text(
-    "paper: p\ntitle: t\nplugins: [claim_plugin]\nexperiments:\n  A1:\n    title: t\n    claim: c\n"
-    "    base: {{}}\n    x: model.m\n    claims: [{{kind: above, metric: best.train_loss, quantity: q, floor: 1}}]\n"
-    "    presets: {{quick: {{axes: {{model.m: [2, 4]}}}}}}\n")
+    "paper: p\\ntitle: t\\nplugins: [claim_plugin]\\nexperiments:\\n  A1:\\n    title: t\\n    claim: c\\n"
+    "    base: {{}}\\n    x: model.m\\n    claims: [{{kind: above, metric: best.train_loss, quantity: q, floor: 1}}]\\n"
+    "    presets: {{quick: {{axes: {{model.m: [2, 4]}}}}}}\\n")
 from attnlab.experiments.spec import load_experiments
 (claim,) = load_experiments("e.yaml").experiments["A1"].claims
 assert type(claim).__name__ == "Above" and claim.floor == 1
