@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from attnlab.config import RunConfig, identity_dict
+from attnlab.config import RunConfig, config_to_dict, identity_dict
 
 
 def run_id(config: RunConfig, results_version: str) -> str:
