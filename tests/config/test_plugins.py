@@ -62,6 +62,7 @@ import torch
 from attnlab.config import DataSection
 from attnlab.data import generates
 from attnlab.data.dataset import Dataset
+from attnlab.recorder import RunRecorder
 from attnlab.train.recorders import RecorderEntry, register
 
 
@@ -85,7 +86,7 @@ def _last_token(config, seed, device):
     return Dataset(X, X[:, -1, 0], X[:0], X[:0, -1, 0])
 
 
-class ParamNorm:
+class ParamNorm(RunRecorder):
     def __init__(self, every):
         self.every = every
 
