@@ -158,14 +158,19 @@ def fit_trend(table: pd.DataFrame, x: str, y: str, kind: FitKind = "power", seed
     return fit(table, x, y, seed, n_boot, rng_seed, ci, aggregate)
 
 
-def _fit(table: pd.DataFrame, x: str, y: str, seed: str, kind: FitKind, log_x: bool, log_y: bool,
-         n_boot: int, rng_seed: int, ci: float, aggregate: Aggregate = "median") -> Fit:
+def checked_centre(table: pd.DataFrame, columns: Sequence[str], aggregate: str) -> Callable:
+    """The aggregate over seeds named `aggregate`, once `table` is known to hold `columns`."""
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate = {aggregate!r}: expected 'median' or 'mean' (over seeds)")
-    centre = AGGREGATES[aggregate]
-    for name in (x, y):
+    for name in columns:
         if name not in table.columns:
             raise ValueError(f"column {name!r} is not in the table; columns are {sorted(map(str, table.columns))}")
+    return AGGREGATES[aggregate]
+
+
+def _fit(table: pd.DataFrame, x: str, y: str, seed: str, kind: FitKind, log_x: bool, log_y: bool,
+         n_boot: int, rng_seed: int, ci: float, aggregate: Aggregate = "median") -> Fit:
+    centre = checked_centre(table, (x, y), aggregate)
     if not 0 < ci < 1:
         raise ValueError(f"ci = {ci!r}: expected a level strictly between 0 and 1, e.g. 0.95")
     if n_boot < 1:

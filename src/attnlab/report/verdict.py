@@ -18,7 +18,7 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from attnlab.report.fit import AGGREGATES, Aggregate, Fit, bootstrap, fraction_text, percentiles, symbol
+from attnlab.report.fit import Aggregate, Fit, bootstrap, checked_centre, fraction_text, percentiles, symbol
 
 Direction = Literal["negative", "positive"]
 NoChange = Literal["grow", "fall"]
@@ -293,12 +293,7 @@ def judge_order(claim: str, table: pd.DataFrame, group: str, y: str, order: Sequ
     fraction ci of resamples; inconclusive otherwise. The measured text lists each group's median
     (mean) with its percentile interval.
     """
-    if aggregate not in AGGREGATES:
-        raise ValueError(f"aggregate = {aggregate!r}: expected 'median' or 'mean' (over seeds)")
-    centre = AGGREGATES[aggregate]
-    for name in (group, y):
-        if name not in table.columns:
-            raise ValueError(f"column {name!r} is not in the table; columns are {sorted(map(str, table.columns))}")
+    centre = checked_centre(table, (group, y), aggregate)
     if len(order) < 2:
         raise ValueError(f"order = {list(order)!r}: an ordering needs two or more groups")
     prediction = " < ".join(map(str, order)) + f" by {y}"
