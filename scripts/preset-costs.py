@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +19,7 @@ import torch
 
 from attnlab.experiments.plan import Calibration, label_work, run_work
 from attnlab.experiments.reproduce import experiment_configs, experiment_file
-from attnlab.run import open_store
+from attnlab.run import run_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +42,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    calibration, store = Calibration(), open_store(Path(tempfile.mkdtemp()) / "runs")
+    calibration = Calibration()
     print("| Experiment | runs | dry-run estimate (run time) | measured (run time) | measured / estimate |")
     print("|---|---|---|---|---|")
     for paper_dir in sorted((ROOT / "docs" / "paper").iterdir()):
@@ -51,12 +50,12 @@ def main() -> None:
         for key in [f.name for f in sorted(paper_dir.iterdir()) if f.is_dir() and measured(f)]:
             walls = measured(paper_dir / key)
             configs = [c for cs in experiment_configs(key, experiments[key], "paper").values() for c in cs]
-            done = [c for c in configs if store.run_id(c) in walls]
+            done = [c for c in configs if run_id(c) in walls]
             estimate = sum(calibration.seconds(run_work(c), c) for c in done)
             for config in {(c.data, c.seed): c for c in done}.values():        # labels: once per data and seed
                 labels = label_work(config)
                 estimate += calibration.seconds(labels, config) if labels is not None else 0.0
-            seconds = sum(walls[store.run_id(c)] for c in done)
+            seconds = sum(walls[run_id(c)] for c in done)
             share = "" if len(done) == len(configs) else f" of {len(configs)}"
             print(f"| {key} | {len(done)}{share} | {duration(estimate)} | {duration(seconds)} | "
                   f"{seconds / estimate:.2f} |")
