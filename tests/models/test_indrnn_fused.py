@@ -77,7 +77,7 @@ def test_expanding_regime_paths_agree(loss):
 
 def test_tanh_is_accurate_to_a_few_ulp():
     """A one-step, one-unit network returns c tanh(w x) / sqrt(m): its tanh against torch.tanh over
-    many decades, both signs, and the saturated tails (not the 2 sigmoid(2z) - 1 form, whose relative
+    many decades, both signs (odd bit for bit), and the saturated tails (not the 2 sigmoid(2z) - 1 form, whose relative
     error near 0 is large)."""
     z = torch.cat([torch.logspace(-30, 1.5, 4000, dtype=torch.float64), torch.tensor([0.0, 40.0, 1e300])])
     z = torch.cat([z, -z])
@@ -89,6 +89,8 @@ def test_tanh_is_accurate_to_a_few_ulp():
         got, expected = model(params, X), torch.tanh(X.reshape(-1))
         spacing = torch.finfo(dtype).eps * expected.abs().clamp_min(torch.finfo(dtype).tiny)
         assert torch.all((got - expected).abs() <= ulps * spacing), dtype
+        half = len(got) // 2
+        assert torch.equal(got[half:], -got[:half]), dtype       # odd, bit for bit
 
 
 def test_non_finite_values_propagate_like_the_pytorch_path():

@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdint>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -74,11 +75,20 @@ struct Problem {
 // every state h_t of the group, (T, GROUP, units), and for erf Z its pre-activations of the same
 // shape; the input drives are written straight into them. A forward pass alone keeps O(units):
 // Z is a block of TIME_BLOCK steps of drives and H the last state. `state` (GROUP, units) carries
-// h_{t-1} (forward) and dL/dh_t (backward).
+// h_{t-1} through the forward.
 template <typename F>
 struct Scratch {
     F *H, *Z, *state;
 };
+
+// Calls tile(std::integral_constant<int, rows>) once for 0 < rows <= MAX (nothing for rows = 0).
+template <int MAX, typename Tile>
+inline void remainder_tile(int64_t rows, Tile tile) {
+    if constexpr (MAX > 0) {
+        if (rows == MAX) tile(std::integral_constant<int, MAX>{});
+        else remainder_tile<MAX - 1>(rows, tile);
+    }
+}
 
 // out[r][i] = sum_k rows[r][k] W[k][i] for R rows and NT tiles of units from i0; one FMA chain per
 // lane over k = 0..d-1 whatever R and NT, so twin units get bitwise equal drives.
@@ -104,19 +114,20 @@ inline void drive_tile(const Problem<F>& P, const F* const* rows, F* const* out,
 template <typename F, int D>
 void drives(const Problem<F>& P, const F* const* rows, F* const* out, int64_t count) {
     constexpr int64_t L = lanes<F>;
-    constexpr int R = 3;
+    constexpr int R = 6;
     const int64_t n = P.units();
     int64_t r = 0;
     for (; r + R <= count; r += R) {
         int64_t i0 = 0;
-        for (; i0 + 4 * L <= n; i0 += 4 * L) drive_tile<F, D, R, 4>(P, rows + r, out + r, i0);
+        for (; i0 + 2 * L <= n; i0 += 2 * L) drive_tile<F, D, R, 2>(P, rows + r, out + r, i0);
         for (; i0 < n; i0 += L) drive_tile<F, D, R, 1>(P, rows + r, out + r, i0);
     }
-    for (; r < count; ++r) {
+    remainder_tile<R - 1>(count - r, [&](auto rest) {
+        constexpr int RR = decltype(rest)::value;
         int64_t i0 = 0;
-        for (; i0 + 4 * L <= n; i0 += 4 * L) drive_tile<F, D, 1, 4>(P, rows + r, out + r, i0);
-        for (; i0 < n; i0 += L) drive_tile<F, D, 1, 1>(P, rows + r, out + r, i0);
-    }
+        for (; i0 + 2 * L <= n; i0 += 2 * L) drive_tile<F, D, RR, 2>(P, rows + r, out + r, i0);
+        for (; i0 < n; i0 += L) drive_tile<F, D, RR, 1>(P, rows + r, out + r, i0);
+    });
 }
 
 // Step t of the recurrence for NT tiles of units from i0 and every sample of the group (NT GROUP
@@ -226,7 +237,9 @@ void weight_gradient_tiles(const Problem<F>& P, const F* const* x, int count, co
     constexpr int KB = 12 / NT;
     int64_t k0 = 0;
     for (; k0 + KB <= d; k0 += KB) weight_gradient_tile<F, D, KB, NT>(P, x, count, G, k0, i0, gW);
-    for (; k0 < d; ++k0) weight_gradient_tile<F, D, 1, NT>(P, x, count, G, k0, i0, gW);
+    remainder_tile<KB - 1>(d - k0, [&](auto rows) {
+        weight_gradient_tile<F, D, decltype(rows)::value, NT>(P, x, count, G, k0, i0, gW);
+    });
 }
 
 // Adds the gradient of the samples first[0..count-1] (slots 0..count-1 of the group's states,
@@ -240,32 +253,28 @@ void group_backward(const Problem<F>& P, const int64_t* first, int count, const 
     const int64_t T = P.T, d = D ? D : P.d, n = P.units(), step = GROUP * n;
     const bool erf = P.activation != 0;
     F* G = erf ? w.Z : w.H;                       // g_t replaces z_t (erf) or h_t (tanh)
-    F* carry = w.state;                           // dL/dh_t
     for (int64_t i0 = 0; i0 < n; i0 += L) {
-        const V c = load(P.c + i0);
         V acc_c = {};
-        for (int s = 0; s < count; ++s) {
-            store(carry + s * n + i0, weight[s] * c);
-            acc_c += weight[s] * load(w.H + (T - 1) * step + s * n + i0);
-        }
+        for (int s = 0; s < count; ++s) acc_c += weight[s] * load(w.H + (T - 1) * step + s * n + i0);
         store(gc + i0, load(gc + i0) + acc_c);
     }
     for (int64_t i0 = 0; i0 < n; i0 += L) {
-        const V u = load(P.u + i0);
-        V acc_u = {};
+        const V u = load(P.u + i0), c = load(P.c + i0);
+        V acc_u = {}, dh[GROUP];                  // dL/dh_t of the tile's chains, from dL/dh_T
+        for (int s = 0; s < count; ++s) dh[s] = weight[s] * c;
         for (int64_t t = T - 1; t >= 0; --t)
             for (int s = 0; s < count; ++s) {
                 const int64_t at = t * step + s * n + i0;
                 V g;
                 if (erf) {
-                    g = load(carry + s * n + i0) * erf_prime<F>(load(w.Z + at));
+                    g = dh[s] * erf_prime<F>(load(w.Z + at));
                 } else {
                     const V h = load(w.H + at);
-                    g = load(carry + s * n + i0) * (F(1) - h * h);
+                    g = dh[s] * (F(1) - h * h);
                 }
                 if (t > 0) acc_u += g * load(w.H + at - step);
                 store(G + at, g);
-                store(carry + s * n + i0, g * u);
+                dh[s] = g * u;
             }
         store(gu + i0, load(gu + i0) + acc_u);
     }

@@ -62,16 +62,32 @@ inline Vec<F> exp_nonpositive(Vec<F> x) {
     return p * (V)bits;                                     // a vector cast keeps the bits
 }
 
+// The lanes of x below `lo` raised to it (x >= lo ? x : lo, one max instruction; NaN stays NaN).
+template <typename F>
+inline Vec<F> at_least(Vec<F> x, F lo) {
+    const Vec<F> floor = splat<F>(lo);
+#if SIMD_VECTOR_BYTES == 32 && defined(__AVX__)
+    if constexpr (sizeof(F) == 4) return (Vec<F>)__builtin_ia32_maxps256(floor, x);   // maxps returns
+    else return (Vec<F>)__builtin_ia32_maxpd256(floor, x);                           // x if x is NaN
+#elif SIMD_VECTOR_BYTES == 64 && defined(__AVX512F__)
+    if constexpr (sizeof(F) == 4) return (Vec<F>)__builtin_ia32_maxps512_mask(floor, x, x, -1, 4);
+    else return (Vec<F>)__builtin_ia32_maxpd512_mask(floor, x, x, -1, 4);
+#else
+    return x < lo ? floor : x;
+#endif
+}
+
 // exp(y) - 1 for y <= 0 with full relative accuracy near 0, on N registers in place (each stage
 // runs over all N, so that N independent evaluations overlap): y = k ln2 + r, |r| <= ln2 / 2, and
 // exp(y) - 1 = 2^k expm1(r) + (2^k - 1), expm1(r) from its Taylor series (one polynomial, no branch).
+// y >= lo keeps k >= min_k; a NaN y gives a NaN p and so a NaN result whatever its scale.
 template <typename F, int N>
 inline void expm1_nonpositive(Vec<F>* y) {
     using S = Simd<F>;
     using V = Vec<F>;
     V k[N], r[N], p[N];
     for (int j = 0; j < N; ++j) {
-        y[j] = y[j] < S::lo ? splat<F>(S::lo) : y[j];
+        y[j] = at_least<F>(y[j], S::lo);
         k[j] = (y[j] * F(1.4426950408889634) + S::shifter) - S::shifter;
     }
     for (int j = 0; j < N; ++j) r[j] = (y[j] - k[j] * S::ln2_hi) - k[j] * S::ln2_lo;
@@ -79,23 +95,25 @@ inline void expm1_nonpositive(Vec<F>* y) {
     for (int n = S::expm1_degree - 1; n >= 1; --n)
         for (int j = 0; j < N; ++j) p[j] = p[j] * r[j] + F(taylor[n]);
     for (int j = 0; j < N; ++j) {
-        const V kc = k[j] >= F(S::min_k) ? k[j] : splat<F>(F(S::min_k));   // a NaN k gives a finite scale
-        const V scale = (V)((__builtin_convertvector(kc, typename S::I) + S::bias) << S::mantissa);
+        const V scale = (V)((__builtin_convertvector(k[j], typename S::I) + S::bias) << S::mantissa);
         y[j] = scale * (p[j] * r[j]) + (scale - F(1));
     }
 }
 
-// tanh(z) = -expm1(-2|z|) / (2 + expm1(-2|z|)) with the sign of z, on N registers in place;
+// tanh(z) = expm1(-2|z|) / (-2 - expm1(-2|z|)) with the sign bit of z, on N registers in place;
 // tanh(+-inf) = +-1, NaN stays NaN.
 template <typename F, int N>
 inline void tanh(Vec<F>* z) {
+    using I = typename Simd<F>::I;
+    const I sign_bit = (I{} + 1) << (8 * sizeof(F) - 1);
     Vec<F> e[N];
-    for (int j = 0; j < N; ++j) e[j] = F(-2) * (z[j] < 0 ? -z[j] : z[j]);
-    expm1_nonpositive<F, N>(e);
+    I sign[N];
     for (int j = 0; j < N; ++j) {
-        const Vec<F> t = -e[j] / (F(2) + e[j]);
-        z[j] = z[j] < 0 ? -t : t;
+        sign[j] = (I)z[j] & sign_bit;
+        e[j] = F(-2) * (Vec<F>)((I)z[j] & ~sign_bit);
     }
+    expm1_nonpositive<F, N>(e);
+    for (int j = 0; j < N; ++j) z[j] = (Vec<F>)((I)(e[j] / (F(-2) - e[j])) | sign[j]);
 }
 
 template <typename F>
