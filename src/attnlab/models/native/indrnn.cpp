@@ -29,7 +29,6 @@
 #include <cmath>
 #include <cstdint>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 namespace {
@@ -42,6 +41,7 @@ constexpr int64_t TIME_BLOCK_MAX = 64;  // steps of drives computed per call of 
 
 #include "chunks.h"
 #include "simd_math.h"
+#include "tiles.h"
 
 // Activation 0: tanh. Activation 1: erf(z / sqrt 2), sigma'(z) = sqrt(2 / pi) exp(-z^2 / 2).
 // h = sigma(z) on N registers (evaluated together, so that their latencies overlap).
@@ -80,15 +80,6 @@ template <typename F>
 struct Scratch {
     F *H, *Z, *state;
 };
-
-// Calls tile(std::integral_constant<int, rows>) once for 0 < rows <= MAX (nothing for rows = 0).
-template <int MAX, typename Tile>
-inline void remainder_tile(int64_t rows, Tile tile) {
-    if constexpr (MAX > 0) {
-        if (rows == MAX) tile(std::integral_constant<int, MAX>{});
-        else remainder_tile<MAX - 1>(rows, tile);
-    }
-}
 
 // out[r][i] = sum_k rows[r][k] W[k][i] for R rows and NT tiles of units from i0; one FMA chain per
 // lane over k = 0..d-1 whatever R and NT, so twin units get bitwise equal drives.

@@ -29,6 +29,7 @@ constexpr int64_t CHUNK = 256;
 
 #include "chunks.h"
 #include "simd_math.h"
+#include "tiles.h"
 
 // sigma and sigma' of a tile of read-outs: tanh (activation 0) or erf(x / sqrt 2) (activation 1).
 template <typename F>
@@ -96,16 +97,16 @@ inline void attend_block(int64_t T, int64_t d, int64_t k0, const F* x, const F* 
     }
 }
 
-// z_t = x_t . v and r_t = x_t . u for TB tokens from t0 of one tile (v = W_i x_T, u = U_i per lane),
-// into w.z and w.pr; returns the running maximum of the logits.
+// z_t = x_t . v and r_t = x_t . u for TB tokens from t0 of one tile (v = W_i x_T, u = U_i per lane,
+// row k at v + k * stride and u + k * stride), into z and r; returns the running maximum of the logits.
 template <typename F, int D, int TB>
-inline Vec<F> logits_block(int64_t d, int64_t t0, const F* x, const Vec<F>* v, const Vec<F>* u, F* z, F* r,
-                           Vec<F> top) {
+inline Vec<F> logits_block(int64_t d, int64_t t0, const F* x, const F* v, const F* u, int64_t stride, F* z,
+                           F* r, Vec<F> top) {
     using V = Vec<F>;
     constexpr int64_t L = lanes<F>;
     V zz[TB] = {}, rr[TB] = {};
     for (int64_t k = 0; k < d; ++k) {
-        const V vk = v[k], uk = u[k];
+        const V vk = load(v + k * stride), uk = load(u + k * stride);
         for (int q = 0; q < TB; ++q) {
             const F xv = x[(t0 + q) * d + k];
             zz[q] += vk * xv;
@@ -144,7 +145,9 @@ void query_tiles(const Problem<F>& P, const Scratch<F>& w, const F* const* xT, i
                  int64_t k, int64_t h0) {
     int64_t j0 = 0;
     for (; j0 + 6 <= count; j0 += 6) query_tile<F, 6, NT>(P, w, xT, j0, grp, k, h0);
-    for (; j0 < count; ++j0) query_tile<F, 1, NT>(P, w, xT, j0, grp, k, h0);
+    remainder_tile<5>(count - j0, [&](auto rows) {
+        query_tile<F, decltype(rows)::value, NT>(P, w, xT, j0, grp, k, h0);
+    });
 }
 
 // W_i x_T of every head for the samples b0..b0+count-1 into slots 0..count-1: a small matrix
@@ -176,16 +179,13 @@ F sample_forward(const Problem<F>& P, int64_t b, Scratch<F>& w, Slot<F> out) {
         const F* c = P.c + grp * Mp;
         V lane_sum = {};
         for (int64_t h0 = 0; h0 < Mp; h0 += L) {
-            V v[DC], u[DC];                                      // v = W_i x_T, u = U_i
-            for (int64_t k = 0; k < d; ++k) {
-                v[k] = load(out.v + (grp * d + k) * Mp + h0);
-                u[k] = load(U + k * Mp + h0);
-            }
+            const F* v = out.v + grp * d * Mp + h0;               // v = W_i x_T
             V top = splat<F>(-std::numeric_limits<F>::infinity());
             int64_t t = 0;
-            for (; t + 6 <= T; t += 6) top = logits_block<F, D, 6>(d, t, x, v, u, w.z, w.pr, top);
-            for (; t + 4 <= T; t += 4) top = logits_block<F, D, 4>(d, t, x, v, u, w.z, w.pr, top);
-            for (; t < T; ++t) top = logits_block<F, D, 1>(d, t, x, v, u, w.z, w.pr, top);
+            for (; t + 6 <= T; t += 6) top = logits_block<F, D, 6>(d, t, x, v, U + h0, Mp, w.z, w.pr, top);
+            remainder_tile<5>(T - t, [&](auto rows) {
+                top = logits_block<F, D, decltype(rows)::value>(d, t, x, v, U + h0, Mp, w.z, w.pr, top);
+            });
             V den = {}, acc_s = {};
             for (t = 0; t < T; ++t) {                            // p_t (unnormalised) and p_t r_t
                 const V p = exp_nonpositive<F>(load(w.z + t * L) - top);
@@ -204,8 +204,9 @@ F sample_forward(const Problem<F>& P, int64_t b, Scratch<F>& w, Slot<F> out) {
                 V acc_a[DC], acc_g[DC];
                 int64_t k0 = 0;
                 for (; k0 + 6 <= d; k0 += 6) attend_block<F, 6>(T, d, k0, x, w.p, w.pr, acc_a, acc_g);
-                for (; k0 + 4 <= d; k0 += 4) attend_block<F, 4>(T, d, k0, x, w.p, w.pr, acc_a, acc_g);
-                for (; k0 < d; ++k0) attend_block<F, 1>(T, d, k0, x, w.p, w.pr, acc_a, acc_g);
+                remainder_tile<5>(d - k0, [&](auto rows) {
+                    attend_block<F, decltype(rows)::value>(T, d, k0, x, w.p, w.pr, acc_a, acc_g);
+                });
                 for (int64_t k = 0; k < d; ++k) {
                     store(out.a + (grp * d + k) * Mp + h0, acc_a[k] * inv);
                     store(out.g + (grp * d + k) * Mp + h0, acc_g[k] * inv);   // M_i U_i
@@ -255,7 +256,9 @@ void weight_gradient_tiles(const Problem<F>& P, const Scratch<F>& w, const F* co
     constexpr int KB = 12 / NT;
     int64_t q0 = 0;
     for (; q0 + KB <= P.d; q0 += KB) weight_gradient_tile<F, KB, NT>(P, w, xT, count, grp, k, q0, h0, gW);
-    for (; q0 < P.d; ++q0) weight_gradient_tile<F, 1, NT>(P, w, xT, count, grp, k, q0, h0, gW);
+    remainder_tile<KB - 1>(P.d - q0, [&](auto rows) {
+        weight_gradient_tile<F, decltype(rows)::value, NT>(P, w, xT, count, grp, k, q0, h0, gW);
+    });
 }
 
 // Adds dL/dtheta of the samples b0..b0+count-1 (slots 0..count-1, dL/df_b = weight[j]) into
