@@ -178,23 +178,28 @@ void group_forward(const Problem<F>& P, const int64_t* first, const Scratch<F>& 
             for (int64_t i0 = 0; i0 < n; i0 += L) recur_tiles<F, 1>(P, t, i0, z_row, w, keep);
         }
     }
+    using I = typename Simd<F>::I;
+    using E = decltype(+I{}[0]);                        // the lane's integer type
+    I lane = {};
+    for (int64_t j = 0; j < L; ++j) lane[j] = E(j);
     const F* hT = w.state;
-    for (int s = 0; s < GROUP; ++s) {
-        F total = 0;
-        for (int64_t g = 0; g < P.G; ++g) {
-            V lane_sum = {};
-            for (int64_t i0 = g * P.Mp; i0 < (g + 1) * P.Mp; i0 += L) {
-                V term = load(P.c + i0) * load(hT + s * n + i0);
-                for (int64_t j = 0; j < L; ++j)         // padding (NaN if an input is infinite) adds 0
-                    if (i0 - g * P.Mp + j >= P.per_group) term[j] = 0;
-                lane_sum += term;
+    F total[GROUP] = {};
+    for (int64_t g = 0; g < P.G; ++g) {
+        V lane_sum[GROUP] = {};
+        for (int64_t i0 = g * P.Mp; i0 < (g + 1) * P.Mp; i0 += L) {
+            const I unit = lane + E(i0 - g * P.Mp);       // padding (NaN if an input is infinite) adds 0
+            for (int s = 0; s < GROUP; ++s) {
+                const V term = load(P.c + i0) * load(hT + s * n + i0);
+                lane_sum[s] += unit < E(P.per_group) ? term : V{};
             }
-            F group_sum = 0;
-            for (int64_t j = 0; j < L; ++j) group_sum += lane_sum[j];
-            total += group_sum;
         }
-        f[s] = total * P.out_scale;
+        for (int s = 0; s < GROUP; ++s) {
+            F group_sum = 0;
+            for (int64_t j = 0; j < L; ++j) group_sum += lane_sum[s][j];
+            total[s] += group_sum;
+        }
     }
+    for (int s = 0; s < GROUP; ++s) f[s] = total[s] * P.out_scale;
 }
 
 // gW[k][i] += sum over t and s < count of G[t][s][i] x_s[t][k] for KB inputs k0.. and NT tiles from
