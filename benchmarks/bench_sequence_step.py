@@ -5,7 +5,8 @@ full-batch GD at lr 0.05, float32) and the Transformer at E5's longest sequences
 m = 64, ProjGD). attnlab is timed as the experiment runs it: `Trainer.fit_many` with the experiment's
 train and diagnostics sections, so the validation loss, the gradient-norm records, best-iterate
 tracking and the projection are part of the step. A step's time is the difference between the best
-times of runs of 2N and N steps (setup and summaries cancel), over --repeats.
+times of runs of 2N and N steps (setup and summaries cancel), over --repeats, alternating with the
+reference's runs.
 
 Reference (measured in the same run): the loop of the authors' published trainer written the way
 their code is, in plain autograd PyTorch: the Transformer as einsums and a softmax, the IndRNN as a
@@ -148,8 +149,8 @@ def cases() -> list[tuple[str, RunConfig]]:
     return [*e4, ("transformer T=1024 (E5)", e5)]
 
 
-def attnlab_seconds_per_step(config: RunConfig, steps: int, repeats: int) -> tuple[float, float]:
-    """(seconds per step, training loss after `steps` steps), as the experiment's trainer runs it."""
+def attnlab_fit(config: RunConfig):
+    """fit(n): n steps of the experiment's trainer from the experiment's initialisation."""
     s = setup(config)
 
     def fit(n: int):   # the experiment's step size, whatever the number of steps
@@ -157,15 +158,36 @@ def attnlab_seconds_per_step(config: RunConfig, steps: int, repeats: int) -> tup
         recorders = build_recorders(config.diagnostics, s.model, s.params0, s.data, train)
         return Trainer(s.model, train).fit_many([s.params0], [s.data], [config.seed], [recorders])[0]
 
-    fit(2)
-    best = {steps: math.inf, 2 * steps: math.inf}
+    return fit
+
+
+def seconds(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def measure(config: RunConfig, steps: int, reference_steps: int, repeats: int) -> tuple[float, float, float, float]:
+    """(attnlab s/step, reference s/step, their training losses after 20 steps). attnlab's step is
+    the difference of the best times of N and 2N steps (setup and summaries cancel), the
+    reference's the best time of `reference_steps` steps over their number; the two alternate within
+    each repeat, so that a drift of the machine's speed reaches both."""
+    fit = attnlab_fit(config)
+    s = setup(config)
+    module = (ReferenceIndRNN if config.model.name == "indrnn" else ReferenceTransformer)(s.params0)
+    radius = None if config.train.method == "gd" else float(config.train.radius.w)
+    lr = config.train.step_size
+    reference = lambda n: reference_run(module, s.data, n, lr, radius)   # noqa: E731
+    fit(2), reference(1)
+    best = {"short": math.inf, "long": math.inf, "reference": math.inf}
     for _ in range(repeats):
-        for n in best:
-            start = time.perf_counter()
-            fit(n)
-            best[n] = min(best[n], time.perf_counter() - start)
+        best["short"] = min(best["short"], seconds(lambda: fit(steps)))
+        best["reference"] = min(best["reference"], seconds(lambda: reference(reference_steps)))
+        best["long"] = min(best["long"], seconds(lambda: fit(2 * steps)))
     curves = fit(20).curves
-    return (best[2 * steps] - best[steps]) / steps, float(curves.loc[curves["step"] == 19, "train_loss"].iloc[0])
+    loss = float(curves.loc[curves["step"] == 19, "train_loss"].iloc[0])
+    ref_loss = reference_run(type(module)(s.params0), s.data, 20, lr, radius)
+    return (best["long"] - best["short"]) / steps, best["reference"] / reference_steps, loss, ref_loss
 
 
 def main() -> None:
@@ -178,24 +200,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows, rates = [], [matmul_rate()]
     for name, config in cases():
-        seconds, loss = attnlab_seconds_per_step(config, args.steps, args.repeats)
-        s = setup(config)
-        data, params, (T, d) = s.data, s.params0, s.data.X_train.shape[1:]
-        B, V = data.X_train.shape[0], data.X_val.shape[0]
-        if config.model.name == "indrnn":
-            flops, module = indrnn_flops(B, V, T, d, config.model.m), ReferenceIndRNN(params)
-        else:
-            flops, module = transformer_flops(B, V, T, d, config.model.m), ReferenceTransformer(params)
-        radius = None if config.train.method == "gd" else float(config.train.radius.w)
-        lr = config.train.step_size
-        reference_run(module, data, 1, lr, radius)
-        reference = math.inf
-        for _ in range(args.repeats):    # best of repeats, as for attnlab
-            start = time.perf_counter()
-            reference_run(module, data, args.reference_steps, lr, radius)
-            reference = min(reference, (time.perf_counter() - start) / args.reference_steps)
-        ref_loss = reference_run(type(module)(params), data, 20, lr, radius)
-        rows.append((name, flops, seconds, reference, abs(loss - ref_loss) / abs(ref_loss)))
+        step, reference, loss, ref_loss = measure(config, args.steps, args.reference_steps, args.repeats)
+        data = setup(config).data
+        (B, T, d), V, m = data.X_train.shape, data.X_val.shape[0], config.model.m
+        flops = (indrnn_flops if config.model.name == "indrnn" else transformer_flops)(B, V, T, d, m)
+        rows.append((name, flops, step, reference, abs(loss - ref_loss) / abs(ref_loss)))
         rates.append(matmul_rate())
     rate = max(rates)   # these shared cores' speed drifts: each case against the best rate of the run
     print(f"cpu {instruction_set()}, {args.threads} thread(s), float32; 2048^2 matmul {rate / 1e9:.1f} GFLOP/s "
@@ -204,10 +213,9 @@ def main() -> None:
           "loop-over-t IndRNN), with gradient norms, SGD, projection, validation and best copy")
     print(f"{'case':<26}{'GFLOP/step':>11}{'attnlab ms':>12}{'reference ms':>14}{'speed-up':>10}"
           f"{'GFLOP/s':>9}{'of matmul':>11}{'loss rel. diff (20 steps)':>27}")
-    for name, flops, seconds, reference, diff in rows:
-        print(f"{name:<26}{flops / 1e9:>11.3f}{seconds * 1e3:>12.1f}{reference * 1e3:>14.1f}"
-              f"{reference / seconds:>9.1f}x{flops / seconds / 1e9:>9.1f}{flops / seconds / rate:>10.0%}"
-              f"{diff:>27.1e}")
+    for name, flops, step, reference, diff in rows:
+        print(f"{name:<26}{flops / 1e9:>11.3f}{step * 1e3:>12.1f}{reference * 1e3:>14.1f}"
+              f"{reference / step:>9.1f}x{flops / step / 1e9:>9.1f}{flops / step / rate:>10.0%}{diff:>27.1e}")
 
 
 if __name__ == "__main__":
