@@ -77,11 +77,13 @@ def test_recorders_are_asked_for_by_name_only():
 
 
 def test_a_run_stored_in_the_older_spelling_keeps_its_id_and_is_reused(tmp_path):
-    """The runs shipped under docs/paper wrote diagnostics.every / ntk_every / smoothness_every:
+    """The runs shipped under docs/paper before the rename wrote diagnostics.every / ntk_every / smoothness_every:
     their ids are the ids of the same configs asked for by name, and a store adopts them."""
-    packed = sorted((Path(__file__).parents[2] / "docs" / "paper" / "arda2026" / "E4" / "runs").iterdir())[0]
-    stored = yaml.safe_load((packed / "config.yaml").read_text())
-    assert "smoothness_every" in stored["diagnostics"]
+    runs = sorted((Path(__file__).parents[2] / "docs" / "paper" / "arda2026" / "E4" / "runs").iterdir())
+    older = [(run, yaml.safe_load((run / "config.yaml").read_text())) for run in runs]
+    older = [(run, stored) for run, stored in older if "smoothness_every" in stored["diagnostics"]]
+    assert older, "no packed run in the older spelling"
+    packed, stored = older[0]
     config = parse_config(upgrade_stored(stored))
     shutil.copytree(packed, tmp_path / packed.name)
     assert open_store(tmp_path).is_complete(config) and run_id(config) == packed.name
