@@ -149,10 +149,8 @@ def cases() -> list[tuple[str, RunConfig]]:
     return [*e4, ("transformer T=1024 (E5)", e5)]
 
 
-def attnlab_fit(config: RunConfig):
-    """fit(n): n steps of the experiment's trainer from the experiment's initialisation."""
-    s = setup(config)
-
+def attnlab_fit(config: RunConfig, s):
+    """fit(n): n steps of the experiment's trainer from the experiment's initialisation (s: setup(config))."""
     def fit(n: int):   # the experiment's step size, whatever the number of steps
         train = config.train.model_copy(update={"steps": n, "lr": config.train.step_size})
         recorders = build_recorders(config.diagnostics, s.model, s.params0, s.data, train)
@@ -167,13 +165,13 @@ def seconds(run) -> float:
     return time.perf_counter() - start
 
 
-def measure(config: RunConfig, steps: int, reference_steps: int, repeats: int) -> tuple[float, float, float, float]:
-    """(attnlab s/step, reference s/step, their training losses after 20 steps). attnlab's step is
-    the difference of the best times of N and 2N steps (setup and summaries cancel), the
+def measure(config: RunConfig, steps: int, reference_steps: int, repeats: int) -> tuple[float, ...]:
+    """(FLOP per step, attnlab s/step, reference s/step, their training losses after 20 steps).
+    attnlab's step is the difference of the best times of N and 2N steps (setup and summaries cancel), the
     reference's the best time of `reference_steps` steps over their number; the two alternate within
     each repeat, so that a drift of the machine's speed reaches both."""
-    fit = attnlab_fit(config)
     s = setup(config)
+    fit = attnlab_fit(config, s)
     module = (ReferenceIndRNN if config.model.name == "indrnn" else ReferenceTransformer)(s.params0)
     radius = None if config.train.method == "gd" else float(config.train.radius.w)
     lr = config.train.step_size
@@ -187,7 +185,9 @@ def measure(config: RunConfig, steps: int, reference_steps: int, repeats: int) -
     curves = fit(20).curves
     loss = float(curves.loc[curves["step"] == 19, "train_loss"].iloc[0])
     ref_loss = reference_run(type(module)(s.params0), s.data, 20, lr, radius)
-    return (best["long"] - best["short"]) / steps, best["reference"] / reference_steps, loss, ref_loss
+    (B, T, d), V, m = s.data.X_train.shape, s.data.X_val.shape[0], config.model.m
+    flops = (indrnn_flops if config.model.name == "indrnn" else transformer_flops)(B, V, T, d, m)
+    return flops, (best["long"] - best["short"]) / steps, best["reference"] / reference_steps, loss, ref_loss
 
 
 def main() -> None:
@@ -200,10 +200,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows, rates = [], [matmul_rate()]
     for name, config in cases():
-        step, reference, loss, ref_loss = measure(config, args.steps, args.reference_steps, args.repeats)
-        data = setup(config).data
-        (B, T, d), V, m = data.X_train.shape, data.X_val.shape[0], config.model.m
-        flops = (indrnn_flops if config.model.name == "indrnn" else transformer_flops)(B, V, T, d, m)
+        flops, step, reference, loss, ref_loss = measure(config, args.steps, args.reference_steps, args.repeats)
         rows.append((name, flops, step, reference, abs(loss - ref_loss) / abs(ref_loss)))
         rates.append(matmul_rate())
     rate = max(rates)   # these shared cores' speed drifts: each case against the best rate of the run
