@@ -52,11 +52,15 @@ def main() -> None:
             curves = store.curves(config)
             if curves["step"].diff().dropna().gt(1).any():
                 print(f"error: the curves of run {store.run_id(config)} skip steps (packed by pack-runs.py, or "
-                         "recorded every few steps); loss rises need every step's training loss", file=sys.stderr)
+                      "recorded every few steps); loss rises need every step's training loss", file=sys.stderr)
                 sys.exit(2)
             count, first = rises(curves, args.tolerance)
             rows.append({"series": series, experiment.x: getattr(getattr(config, x_section), x_name),
                          "seed": config.seed, "steps": len(curves), "rises": count, "first_rise": first})
+    if not rows:
+        print(f"error: {args.store} holds no finished run of {args.paper} {args.experiment} ({args.preset})",
+              file=sys.stderr)
+        sys.exit(2)
     table = pd.DataFrame(rows).sort_values(["series", experiment.x, "seed"]).astype({"first_rise": "Int64"})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
