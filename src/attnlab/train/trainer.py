@@ -68,23 +68,30 @@ class _Runs:
     active: torch.Tensor
     rows: list[dict[int, dict[str, float]]]
     diverged_at: list[int | None]
-    initial_loss: torch.Tensor | None = None
+    initial_loss: list[float] | None = None
 
     @property
     def size(self) -> int:
         return len(self.rows)
-
-    def on_device(self, mask: torch.Tensor) -> torch.Tensor:
-        return mask.to(self.X.device)
 
 
 def _clone(params: Params) -> Params:
     return {k: v.clone() for k, v in params.items()}
 
 
-def _diverging(loss: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
-    """Per run (S,): a non-finite loss, or one above DIVERGENCE_FACTOR times the initial loss."""
-    return ~torch.isfinite(loss) | (loss > DIVERGENCE_FACTOR * initial.clamp_min(1e-300))
+def _diverging(loss: float, initial: float) -> bool:
+    """A non-finite loss, or one above DIVERGENCE_FACTOR times the initial loss."""
+    return not math.isfinite(loss) or loss > DIVERGENCE_FACTOR * max(initial, 1e-300)
+
+
+def _choose(mask: torch.Tensor, new: Params, old: Params) -> Params:
+    """Per run, `new` where mask (S,) is true and `old` elsewhere; no copy when every run agrees
+    (the common case: one run, or every run going)."""
+    if mask.all():
+        return new
+    if not mask.any():
+        return old
+    return select(mask.to(next(iter(new.values())).device), new, old)
 
 
 def _row_values(curves: pd.DataFrame, index: int) -> dict[str, float]:
@@ -158,7 +165,7 @@ class Trainer:
             self._record(runs, k, loss, grads)
             if self.progress is not None:
                 self.progress(k, float(loss[runs.active].mean()))
-            runs.params = select(runs.on_device(runs.active), self._projected_step(runs, grads), runs.params)
+            runs.params = _choose(runs.active, self._projected_step(runs, grads), runs.params)
         if runs.active.any():
             self._record_final(runs)
         return self._results(runs, start)
@@ -200,19 +207,20 @@ class Trainer:
     @staticmethod
     def _stop_diverging(runs: _Runs, k: int, loss: torch.Tensor) -> bool:
         """Stop the runs whose loss diverges at step k (their last row: the loss); True when none is left."""
+        values = loss.tolist()
         if runs.initial_loss is None:
-            runs.initial_loss = loss.clone()
-        diverging = runs.active & _diverging(loss, runs.initial_loss)
-        for s in diverging.nonzero().flatten().tolist():
-            runs.diverged_at[s], runs.rows[s][k] = k, {"train_loss": float(loss[s])}
-        runs.active &= ~diverging
+            runs.initial_loss = values
+        for s in runs.active.nonzero().flatten().tolist():
+            if _diverging(values[s], runs.initial_loss[s]):
+                runs.diverged_at[s], runs.rows[s][k] = k, {"train_loss": values[s]}
+                runs.active[s] = False
         return not runs.active.any()
 
     @staticmethod
     def _keep_best(runs: _Runs, k: int, loss: torch.Tensor) -> None:
         """Make the current iterate the best of the runs whose loss it lowers."""
         improved = runs.active & (loss < runs.best_loss)
-        runs.best = select(runs.on_device(improved), runs.params, runs.best)
+        runs.best = _choose(improved, runs.params, runs.best)
         runs.best_loss = torch.where(improved, loss, runs.best_loss)
         runs.best_step = torch.where(improved, k, runs.best_step)
 
@@ -220,7 +228,7 @@ class Trainer:
     def _update_average(runs: _Runs, k: int) -> None:
         """Fold iterate k into the running mean of the iterates 0..k of the runs still going."""
         average = {n: runs.average[n] + (runs.params[n] - runs.average[n]) / (k + 1) for n in runs.average}
-        runs.average = select(runs.on_device(runs.active), average, runs.average)
+        runs.average = _choose(runs.active, average, runs.average)
 
     def _projected_step(self, runs: _Runs, grads: Params) -> Params:
         """Proj(theta - eta * grad) onto the balls around theta_0."""
