@@ -28,6 +28,17 @@ def stack(items: list[Any]) -> Any:
     raise TypeError(f"cannot stack {type(first).__name__}")
 
 
+def with_run_axis(item: Any) -> Any:
+    """`stack([item])` without copying: a leading run axis of length 1 as a view."""
+    if isinstance(item, torch.Tensor):
+        return item.unsqueeze(0)
+    if isinstance(item, dict):
+        return {key: with_run_axis(value) for key, value in item.items()}
+    if isinstance(item, tuple):
+        return tuple(with_run_axis(value) for value in item)
+    raise TypeError(f"cannot stack {type(item).__name__}")
+
+
 def run_slice(stacked: Any, s: int) -> Any:
     """Run s of a stacked structure (inverse of `stack`)."""
     if isinstance(stacked, torch.Tensor):
@@ -49,7 +60,7 @@ class Stacked:
 
     Uses vmap when it works for `fn` (tried on the first call), otherwise a Python loop; also a loop
     when `prefer_loop(*args)` says so (a model whose compiled kernel beats vmap of its PyTorch form).
-    A single run is always a plain call.
+    A single run is always a plain call, its results given a run axis as views.
     """
 
     def __init__(self, fn: Callable[..., Any], shared: tuple[int, ...] = (),
@@ -68,5 +79,6 @@ class Stacked:
                 if self.vectorised:
                     raise
                 self.vectorised = False
-        return stack([self.fn(*(a if i in self.shared else run_slice(a, s) for i, a in enumerate(args)))
-                      for s in range(runs)])
+        results = [self.fn(*(a if i in self.shared else run_slice(a, s) for i, a in enumerate(args)))
+                   for s in range(runs)]
+        return with_run_axis(results[0]) if runs == 1 else stack(results)
