@@ -226,7 +226,12 @@ class Trainer:
 
     @staticmethod
     def _update_average(runs: _Runs, k: int) -> None:
-        """Fold iterate k into the running mean of the iterates 0..k of the runs still going."""
+        """Fold iterate k into the running mean of the iterates 0..k of the runs still going (in place
+        when every run is going: the same arithmetic, without new parameter-sized tensors)."""
+        if runs.active.all():
+            for n, mean in runs.average.items():
+                mean.add_((runs.params[n] - mean).div_(k + 1))
+            return
         average = {n: runs.average[n] + (runs.params[n] - runs.average[n]) / (k + 1) for n in runs.average}
         runs.average = _choose(runs.active, average, runs.average)
 
