@@ -51,8 +51,14 @@ def run_slice(stacked: Any, s: int) -> Any:
 
 
 def select(mask: torch.Tensor, new: Params, old: Params) -> Params:
-    """Per run, `new` where mask (S,) is true and `old` elsewhere."""
-    return {k: torch.where(mask.reshape(-1, *(1,) * (v.dim() - 1)), v, old[k]) for k, v in new.items()}
+    """Per run, `new` where mask (S,) is true and `old` elsewhere; `new` or `old` itself, uncopied,
+    when every run agrees (the common case: one run, or every run going). Keep the mask on the CPU:
+    deciding that is then free."""
+    if mask.all():
+        return new
+    if not mask.any():
+        return old
+    return {k: torch.where(mask.to(v.device).reshape(-1, *(1,) * (v.dim() - 1)), v, old[k]) for k, v in new.items()}
 
 
 class Stacked:

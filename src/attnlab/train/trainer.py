@@ -84,16 +84,6 @@ def _diverging(loss: float, initial: float) -> bool:
     return not math.isfinite(loss) or loss > DIVERGENCE_FACTOR * max(initial, 1e-300)
 
 
-def _choose(mask: torch.Tensor, new: Params, old: Params) -> Params:
-    """Per run, `new` where mask (S,) is true and `old` elsewhere; no copy when every run agrees
-    (the common case: one run, or every run going)."""
-    if mask.all():
-        return new
-    if not mask.any():
-        return old
-    return select(mask.to(next(iter(new.values())).device), new, old)
-
-
 def _row_values(curves: pd.DataFrame, index: int) -> dict[str, float]:
     """The finite values of one recorded row (0: the first, -1: the last) of the curves."""
     row = curves.iloc[index].drop("step").astype(float)
@@ -165,7 +155,7 @@ class Trainer:
             self._record(runs, k, loss, grads)
             if self.progress is not None:
                 self.progress(k, float(loss[runs.active].mean()))
-            runs.params = _choose(runs.active, self._projected_step(runs, grads), runs.params)
+            runs.params = select(runs.active, self._projected_step(runs, grads), runs.params)
         if runs.active.any():
             self._record_final(runs)
         return self._results(runs, start)
@@ -220,7 +210,7 @@ class Trainer:
     def _keep_best(runs: _Runs, k: int, loss: torch.Tensor) -> None:
         """Make the current iterate the best of the runs whose loss it lowers."""
         improved = runs.active & (loss < runs.best_loss)
-        runs.best = _choose(improved, runs.params, runs.best)
+        runs.best = select(improved, runs.params, runs.best)
         runs.best_loss = torch.where(improved, loss, runs.best_loss)
         runs.best_step = torch.where(improved, k, runs.best_step)
 
@@ -233,7 +223,7 @@ class Trainer:
                 mean.add_((runs.params[n] - mean).div_(k + 1))
             return
         average = {n: runs.average[n] + (runs.params[n] - runs.average[n]) / (k + 1) for n in runs.average}
-        runs.average = _choose(runs.active, average, runs.average)
+        runs.average = select(runs.active, average, runs.average)
 
     def _projected_step(self, runs: _Runs, grads: Params) -> Params:
         """Proj(theta - eta * grad) onto the balls around theta_0."""
