@@ -28,7 +28,8 @@
 #   BENCH_ARGS []             extra arguments of bench_gpu.py
 #   PRESET [paper]            the preset of step 4
 #   PRESETS ["wu2023:W5 arda2026:E5 arda2026:E7"]   PAPER:EXPERIMENT, run in this order
-#   RESUME []                 folders of earlier checks' runs.tar.gz.part* (each one pack), unpacked first
+#   RESUME []                 folders of earlier checks' runs.tar.gz.part* (each one pack), or of packed run
+#                             folders (docs/paper/wu2023/W5/runs), put in the store first
 #   RUNS_MAX_MB [44]          finished runs brought back, at most (in parts of 15 MiB)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -109,8 +110,10 @@ fi
 for folder in $RESUME; do
     if ls "$folder"/runs.tar.gz.part* >/dev/null 2>&1; then
         cat "$folder"/runs.tar.gz.part* | tar -xzf - -C "$store" && note "resume: unpacked $folder"
+    elif ls "$folder"/*/complete.json >/dev/null 2>&1; then
+        cp -rn "$folder"/. "$store"/ && note "resume: copied the run folders of $folder"
     else
-        note "resume: no runs.tar.gz.part* in $folder"
+        note "resume: neither runs.tar.gz.part* nor run folders in $folder"
     fi
 done
 ls "$store" > "$WORK/runs-before.txt"

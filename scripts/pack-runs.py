@@ -4,6 +4,7 @@ sessions loses no finished run. Curves stay whole when a claim of the experiment
 (source: curves), since thinning would change its fit. A store adopts the copies as they are:
 
     python scripts/pack-runs.py arda2026 E4 paper results/runs docs/paper/arda2026/E4/runs [--every 50]
+    python scripts/pack-runs.py wu2023 W5 paper STORE docs/paper/wu2023/W5/runs --device cuda   # GPU runs
     mkdir -p results/runs && cp -rn docs/paper/arda2026/E4/runs/. results/runs/   # to resume
 
 Runs already in the destination are left as they are; prints how many of the preset's runs are packed.
@@ -33,10 +34,12 @@ def main() -> None:
     parser.add_argument("dest", type=Path)
     parser.add_argument("--every", type=int, default=50,
                         help="keep the curves' rows of every EVERY-th step (all of them when a claim is fitted on curves)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="the device the runs were made on (part of their ids)")
     args = parser.parse_args()
     experiment = experiment_file(args.paper).experiments[args.experiment]
     every = kept_every(experiment, args.every)
-    configs = [c for cs in experiment_configs(args.experiment, experiment, args.preset).values() for c in cs]
+    configs = [c for cs in experiment_configs(args.experiment, experiment, args.preset, args.device).values() for c in cs]
     store = open_store(args.store)
     packed = added = 0
     for config in configs:

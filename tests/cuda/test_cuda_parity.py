@@ -88,7 +88,7 @@ def assert_same_training(got, reference, blocks, tolerance=TRAINED):
     pd.testing.assert_frame_equal(got.curves, reference.curves, **tolerance)
     for iterate in ("last", "best", "average"):
         for block in blocks:
-            torch.testing.assert_close(getattr(got, iterate)[block].cpu(), getattr(reference, iterate)[block],
+            torch.testing.assert_close(getattr(got, iterate)[block].cpu(), getattr(reference, iterate)[block].cpu(),
                                        **tolerance)
 
 
