@@ -84,6 +84,20 @@ def test_the_cost_model_predicts_measured_steps_within_2x(family):
             assert 0.5 < predicted / measured < 2.0, (family, n, predicted, measured, rate)
 
 
+def test_a_run_wider_than_the_rate_probes_gets_its_step_overhead_at_its_own_width(monkeypatch):
+    """Probes narrowed to d_m = 32 keep the encoder's parameters in cache; the probe at the run's own
+    width (d_m = 512, few samples) must set the per-step cost there to within a factor 2."""
+    monkeypatch.setattr(plan_module, "PROBE_SAMPLE_FLOPS", 5e5)
+    config = _training({"name": "shallow-encoder", "d_m": 512}, {"T": 10, "d": 100}, 20)
+    assert plan_module._probe_width(config).model.width <= 32
+    with torch_threads(1):
+        rate = probe_rate(("train",), config)
+        measured, _ = step_seconds(config)
+    per = model_of(config).sample_flops(config.data.tokens)
+    predicted = rate.overhead_s + (config.data.n_train * per.gradient + config.data.n_val * per.forward) / rate.flops_per_s
+    assert 0.5 < predicted / measured < 2.0, (predicted, measured, rate)
+
+
 @pytest.mark.parametrize("model, T, backward_counted", [
     (KernelTransformer(d=8, m=6, fused=False), 12, True),
     (IndRNN(d=17, m=6, fused=False), 12, False),   # its backward accumulates with addmm_, which torch does not count

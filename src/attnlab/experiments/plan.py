@@ -20,8 +20,9 @@ training probe takes the median step time of a few steps, and the rest of its ti
 cost of a run. Runs share `workers` processes, so the wall time is the total divided by them.
 Training is calibrated per token count T and width: the kernels' speed per FLOP grows several-fold
 from T = 5 to T = 97 and from m = 8 to m = 256, so a rate probed at one shape misjudges the others.
-A probe runs at a width where a sample costs at most PROBE_SAMPLE_FLOPS, so runs of much larger
-products (the encoder at d_m = 2048) are still estimated too slow.
+The rate probes run at a width where a sample costs at most PROBE_SAMPLE_FLOPS; a wider run's
+overhead per step is then measured at its own width on a few samples (memory-bound passes over large
+parameters, which the narrow probes keep in cache).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ PROBE_STEP_FLOPS = 2e8     # FLOPs of one step of the larger training probe
 PROBE_TASK_FLOPS = 3e8     # FLOPs of the larger probe of a measurement or of teacher labels
 PROBE_SAMPLE_FLOPS = 2e7   # the probe's width is halved until one sample's gradient costs at most this
 PROBE_SMALL_SAMPLES = 16   # training samples of the smaller probe (its time is mostly overhead)
+PROBE_WIDE_STEPS = 3       # steps of the probe at a run's own width, where the others ran narrower
 PROBE_DRAWS = 512          # teacher draws of a labels probe (one chunk of Teacher.labels)
 PROBE_TASK_DRAWS = 8       # teacher draws of a measurement probe's data
 
@@ -227,12 +229,13 @@ def _timed(call: Callable[[], object]) -> float:
 
 def _probe_training(config: RunConfig) -> Rate:
     """Step seconds of PROBE_STEPS steps at two sample sizes, on random sequences of the run's T and
-    d (data that costs nothing to make), validation loss every step, no recorders."""
+    d (data that costs nothing to make), validation loss every step, no recorders. Where the probes
+    ran at a reduced width, PROBE_WIDE_STEPS steps on PROBE_SMALL_SAMPLES samples at the run's own
+    width set the overhead per step: the trainer's passes over parameters that outgrow the caches
+    (the encoder's W_H at d_m = 2048 is 168 MB) cost more than their arithmetic there."""
     from attnlab.run import train
 
-    config = _probe_width(config)
-
-    def at(n_train: int, steps: int = 1) -> RunConfig:
+    def at(config: RunConfig, n_train: int, steps: int = 1) -> RunConfig:
         data = RandomSequencesConfig(n=max(2, round(n_train / 0.8)), T=config.data.tokens, d=config.data.d,
                                      val_fraction=0.2)
         short = config.train.model_copy(update={"steps": steps, "record_every": 1, "reference": None})
@@ -242,10 +245,17 @@ def _probe_training(config: RunConfig) -> Rate:
         per = model_of(c).sample_flops(c.data.tokens)
         return Work(("train",), 1, c.data.n_train * per.gradient + c.data.n_val * per.forward)
 
-    small, large = _probe_sizes(at, lambda c: one_step(c).flops, PROBE_STEP_FLOPS)
-    train(at(8))                                                 # warm-up (loads compiled kernels)
-    (step_small, fixed), (step_large, _) = (step_seconds(at(c.data.n_train, PROBE_STEPS)) for c in (small, large))
-    return Rate(*_fit([(one_step(small), step_small), (one_step(large), step_large)]), fixed)
+    narrow = _probe_width(config)
+    small, large = _probe_sizes(lambda n: at(narrow, n), lambda c: one_step(c).flops, PROBE_STEP_FLOPS)
+    train(at(narrow, 8))                                         # warm-up (loads compiled kernels)
+    (step_small, fixed), (step_large, _) = (step_seconds(at(narrow, c.data.n_train, PROBE_STEPS))
+                                            for c in (small, large))
+    rate, overhead = _fit([(one_step(small), step_small), (one_step(large), step_large)])
+    if narrow.model.width != config.model.width:
+        wide = at(config, PROBE_SMALL_SAMPLES, PROBE_WIDE_STEPS)
+        step_wide, fixed_wide = step_seconds(wide)
+        overhead, fixed = max(overhead, step_wide - one_step(wide).flops / rate), max(fixed, fixed_wide)
+    return Rate(rate, overhead, fixed)
 
 
 def step_seconds(config: RunConfig) -> tuple[float, float]:
