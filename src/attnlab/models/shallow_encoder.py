@@ -200,7 +200,7 @@ class ShallowEncoder(Model):
         grad_O = self.tau_1 * (s.r.T @ e)
         back = e.unsqueeze(-1) * params["w_O"] if self.outputs == 1 else e @ params["w_O"].T
         u = self.tau_1 * back * (s.h > 0).to(s.h.dtype)                     # dloss/dh (B, d_m)
-        grad_H = c["W_H"] * (u.T @ s.z)
+        grad_H = (u.T @ s.z).mul_(c["W_H"])
         G = self._grad_A(c["W_H"] * (u @ params["W_H"]))
         dP = _softmax_backward(s.S, G @ s.V.transpose(1, 2))
         dV = s.S.transpose(1, 2) @ G

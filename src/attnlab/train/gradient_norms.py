@@ -133,6 +133,7 @@ class BlockGradientRecorder(Recorder):
 
     def __init__(self, blocks: Sequence[str], every: int):
         self.blocks, self.every = list(blocks), every
+        self._deviation: dict[str, torch.Tensor] = {}   # theta - theta_0 per block, a buffer kept between records
 
     def record(self, state: StepState) -> dict[str, torch.Tensor]:
         S = next(iter(state.params.values())).shape[0]
@@ -140,7 +141,10 @@ class BlockGradientRecorder(Recorder):
         for name in self.blocks:
             columns[f"grad_norm_{name}"] = (_run_norms(state.grads[name]) if state.grads is not None
                                             else torch.full((S,), math.nan))
-            columns[f"dist_{name}"] = _run_norms(state.params[name] - state.theta0[name])
+            if name not in self._deviation:
+                self._deviation[name] = torch.empty_like(state.params[name])
+            columns[f"dist_{name}"] = _run_norms(torch.sub(state.params[name], state.theta0[name],
+                                                           out=self._deviation[name]))
         columns["grad_norm"] = sum(columns[f"grad_norm_{name}"].to(torch.float64)**2
                                    for name in self.blocks).sqrt()   # all blocks
         return columns

@@ -69,6 +69,14 @@ class _Runs:
     rows: list[dict[int, dict[str, float]]]
     diverged_at: list[int | None]
     initial_loss: list[float] | None = None
+    scratch: dict[str, torch.Tensor] = field(default_factory=dict)   # per block, for a step's temporaries
+
+    def scratch_for(self, name: str) -> torch.Tensor:
+        """A buffer shaped as block `name` (S, ...), kept from step to step: a fresh tensor of a
+        large block costs several times its arithmetic on the CPU (its pages are mapped anew)."""
+        if name not in self.scratch:
+            self.scratch[name] = torch.empty_like(self.params[name])
+        return self.scratch[name]
 
     @property
     def size(self) -> int:
@@ -220,14 +228,15 @@ class Trainer:
         when every run is going: the same arithmetic, without new parameter-sized tensors)."""
         if runs.active.all():
             for n, mean in runs.average.items():
-                mean.add_((runs.params[n] - mean).div_(k + 1))
+                mean.add_(torch.sub(runs.params[n], mean, out=runs.scratch_for(n)).div_(k + 1))
             return
         average = {n: runs.average[n] + (runs.params[n] - runs.average[n]) / (k + 1) for n in runs.average}
         runs.average = select(runs.active, average, runs.average)
 
     def _projected_step(self, runs: _Runs, grads: Params) -> Params:
         """Proj(theta - eta * grad) onto the balls around theta_0."""
-        step = {n: runs.params[n] - self.config.step_size * grads[n] for n in runs.params}
+        step = {n: runs.params[n] - torch.mul(grads[n], self.config.step_size, out=runs.scratch_for(n))
+                for n in runs.params}
         return project(step, runs.theta0, self.radii, self.model.width, batch_dims=1)
 
     def _record(self, runs: _Runs, k: int, loss: torch.Tensor, grads: Params | None, final: bool = False) -> None:
