@@ -110,3 +110,34 @@ def test_divergence_is_recorded_not_raised():
     model = KernelTransformer(d=2, m=2, paired=False)
     result = Trainer(model, TrainConfig(method="gd", steps=50, lr=1e12)).fit(model.init(0, torch.float64), data)
     assert result.summary["diverged_at"] is not None
+
+
+@pytest.mark.parametrize("S", [1, 3])
+def test_iterates_written_into_reused_memory_match_a_plain_loop_bitwise(S):
+    """The trainer writes a step into the memory of an iterate it no longer holds (the best one given
+    up, or the last one when it is not the best): on a loss that rises and falls, every iterate, and
+    after every number of steps the last and best iterates and the running mean, are bitwise those
+    of theta - eta * grad computed afresh."""
+    data = tiny_data().to(torch.float64)
+    model = KernelTransformer(d=4, m=6)
+    starts = [model.init(seed, torch.float64) for seed in range(S)]
+    rose = False
+    for steps in range(1, 26):
+        cfg = TrainConfig(method="gd", steps=steps, lr=12.0, record_every=1)
+        snaps = [Snapshots() for _ in range(S)]
+        results = Trainer(model, cfg).fit_many(starts, [data] * S, list(range(S)), [[r] for r in snaps])
+        for params, snap, result in zip(starts, snaps, results):
+            rose |= bool((result.curves["train_loss"].diff() > 0).any())
+            mean, best, best_loss = params, params, math.inf
+            for k in range(steps + 1):
+                assert all(torch.equal(snap.iterates[k][n], params[n]) for n in params), (steps, k)
+                loss, grads = model.loss_and_grad(params, data.X_train, data.y_train)
+                if float(loss) < best_loss:
+                    best, best_loss = params, float(loss)
+                if k < steps:
+                    mean = {n: mean[n] + (params[n] - mean[n]) / (k + 1) for n in params}
+                    params = {n: params[n] - cfg.step_size * grads[n] for n in params}
+            assert all(torch.equal(result.last[n], params[n]) for n in params)
+            assert all(torch.equal(result.average[n], mean[n]) for n in params)
+            assert all(torch.equal(result.best[n], best[n]) for n in params), steps
+    assert rose                                                     # the best was given up at some step

@@ -70,6 +70,7 @@ class _Runs:
     diverged_at: list[int | None]
     initial_loss: list[float] | None = None
     scratch: dict[str, torch.Tensor] = field(default_factory=dict)   # per block, for a step's temporaries
+    spare: dict[str, torch.Tensor] = field(default_factory=dict)     # per block, an iterate no longer held
 
     def scratch_for(self, name: str) -> torch.Tensor:
         """A buffer shaped as block `name` (S, ...), kept from step to step: a fresh tensor of a
@@ -163,7 +164,9 @@ class Trainer:
             self._record(runs, k, loss, grads)
             if self.progress is not None:
                 self.progress(k, float(loss[runs.active].mean()))
-            runs.params = select(runs.active, self._projected_step(runs, grads), runs.params)
+            previous, runs.params = runs.params, select(runs.active, self._projected_step(runs, grads), runs.params)
+            runs.spare.update({n: p for n, p in previous.items()
+                               if p is not runs.best[n] and p is not runs.params[n]})
         if runs.active.any():
             self._record_final(runs)
         return self._results(runs, start)
@@ -218,6 +221,8 @@ class Trainer:
     def _keep_best(runs: _Runs, k: int, loss: torch.Tensor) -> None:
         """Make the current iterate the best of the runs whose loss it lowers."""
         improved = runs.active & (loss < runs.best_loss)
+        if improved.all():   # the best iterate so far is given up: the next step is written into it
+            runs.spare.update({n: b for n, b in runs.best.items() if b is not runs.params[n]})
         runs.best = select(improved, runs.params, runs.best)
         runs.best_loss = torch.where(improved, loss, runs.best_loss)
         runs.best_step = torch.where(improved, k, runs.best_step)
@@ -235,7 +240,8 @@ class Trainer:
 
     def _projected_step(self, runs: _Runs, grads: Params) -> Params:
         """Proj(theta - eta * grad) onto the balls around theta_0."""
-        step = {n: runs.params[n] - torch.mul(grads[n], self.config.step_size, out=runs.scratch_for(n))
+        step = {n: torch.sub(runs.params[n], torch.mul(grads[n], self.config.step_size, out=runs.scratch_for(n)),
+                             out=runs.spare.pop(n, None))
                 for n in runs.params}
         return project(step, runs.theta0, self.radii, self.model.width, batch_dims=1)
 
