@@ -214,8 +214,9 @@ def tidy_table(experiment: Experiment, configs: dict[str, list[RunConfig]], stor
 def curves_table(table: pd.DataFrame, metric: str, group: str, *, configs: dict[str, list[RunConfig]],
                  curves_of: Callable[[RunConfig], pd.DataFrame], x: str,
                  run_id: Callable[[RunConfig], str]) -> pd.DataFrame:
-    """Long table of one curve column of every finished run of `table`: step (> 0), metric, seed, and
-    `group` naming the curve (the value of x; "series, x=value" when there are several series)."""
+    """Long table of one curve column of every finished run of `table`: step (> 0), metric, seed,
+    run_id (the fit then resamples whole runs) and `group` naming the curve (the value of x;
+    "series, x=value" when there are several series)."""
     parts = []
     by_id = {run_id(c): c for cs in configs.values() for c in cs}
     for _, row in table.iterrows():
@@ -226,10 +227,11 @@ def curves_table(table: pd.DataFrame, metric: str, group: str, *, configs: dict[
         if metric not in curves:
             continue
         label = row[x] if group == x else f"{row['series']}, {x.rpartition('.')[2]}={row[x]}"
-        part = curves.loc[curves["step"] > 0, ["step", metric]].assign(seed=config.seed, **{group: label})
+        part = curves.loc[curves["step"] > 0, ["step", metric]].assign(seed=config.seed, run_id=row["run_id"],
+                                                                        **{group: label})
         parts.append(part)
     if not parts:
-        return pd.DataFrame({"step": [], metric: [], "seed": [], group: []})
+        return pd.DataFrame({"step": [], metric: [], "seed": [], "run_id": [], group: []})
     return pd.concat(parts, ignore_index=True)
 
 

@@ -10,12 +10,15 @@ plots means over seeds does), and fits a straight line by least squares:
 
 The interval of the slope is a percentile bootstrap over seeds (`bootstrap`): the runs at each x
 value are resampled with replacement, the medians (means) recomputed and the line refitted,
-`n_boot` times. Verdicts on fits are in verdict.py.
+`n_boot` times. Where one run is measured at several x values (a curve: x is the step; the table
+names each row's run in a `run_id` column), whole runs are resampled instead (`bootstrap_runs`),
+since a run's values at neighbouring steps move together. Verdicts on fits are in verdict.py.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Callable, Literal, Sequence
@@ -28,6 +31,8 @@ from attnlab.seeding import stream_seed
 FitKind = Literal["power", "log", "exp"]
 Aggregate = Literal["median", "mean"]
 AGGREGATES = {"median": np.median, "mean": np.mean}
+NAN_AGGREGATES = {"median": np.nanmedian, "mean": np.nanmean}
+RUN = "run_id"   # the column naming each row's run, where a run has rows at several x values
 
 
 # ----------------------------------------------------------------------------------------- fits
@@ -209,7 +214,12 @@ def _fit(table: pd.DataFrame, x: str, y: str, seed: str, kind: FitKind, log_x: b
     if n_seeds < 2:
         return Fit(kind, x, y, slope, math.nan, math.nan, intercept, n_points, n_seeds, ci, log_y,
                    n_dropped, "one run at some x value: no bootstrap interval", aggregate)
-    boot = np.ascontiguousarray(bootstrap(groups, centre, n_boot, rng_seed, "report.fit.bootstrap").T)
+    if RUN in table.columns and table.loc[finite].groupby(RUN)[x].nunique().max() > 1:
+        runs = table.loc[finite].pivot(index=RUN, columns=x, values=y).reindex(columns=values).to_numpy(float)
+        boot = bootstrap_runs(runs, NAN_AGGREGATES[aggregate], n_boot, rng_seed, "report.fit.bootstrap")
+        n_seeds = runs.shape[0]
+    else:
+        boot = np.ascontiguousarray(bootstrap(groups, centre, n_boot, rng_seed, "report.fit.bootstrap").T)
     boot_slopes, _ = _least_squares(t, _maybe_log(boot, log_y))
     low, high = percentiles(boot_slopes, ci)
     return Fit(kind, x, y, slope, float(low), float(high), intercept, n_points, n_seeds, ci, log_y,
@@ -249,6 +259,18 @@ def bootstrap(groups: Sequence[np.ndarray], centre: Callable[..., np.ndarray], n
         if len(g):
             samples[j] = centre(g[rng.integers(0, len(g), size=(n_boot, len(g)))], axis=1)
     return samples
+
+
+def bootstrap_runs(runs: np.ndarray, centre: Callable[..., np.ndarray], n_boot: int, rng_seed: int,
+                   stream: str) -> np.ndarray:
+    """The percentile bootstrap of whole runs: `centre` (np.nanmedian or np.nanmean) over the runs of
+    n_boot resamples with replacement of the rows of `runs` (R runs, P x values; NaN where a run has
+    no value); (n_boot, P)."""
+    rng = np.random.default_rng(stream_seed(rng_seed, stream))
+    picks = rng.integers(0, runs.shape[0], size=(n_boot, runs.shape[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # an x value that no resampled run reached
+        return centre(runs[picks], axis=1)
 
 
 def percentiles(samples: np.ndarray, ci: float) -> tuple[float, float]:
