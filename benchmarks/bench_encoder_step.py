@@ -45,12 +45,16 @@ def paper_config(key: str, series: str | None, d_m: int):
 def reference_run(model, params0, data, steps: int, lr: float, loss_kind: str) -> float:
     """`steps` GD steps with autograd; the training loss of the last step."""
     params = {k: v.detach().clone().requires_grad_(True) for k, v in params0.items()}
+    average = {k: v.clone() for k, v in params0.items()}
     best_loss, loss = math.inf, torch.tensor(math.nan)
-    for _ in range(steps):
+    for k in range(steps):
         loss = squared_loss(model(params, data.X_train), data.y_train, loss_kind)
         grads = torch.autograd.grad(loss, list(params.values()))
-        norms = [float(g.norm()) for g in grads]   # noqa: F841 (logged)
         with torch.no_grad():
+            norms = [float(g.norm()) for g in grads]   # noqa: F841 (logged)
+            distances = [float((p - params0[n]).norm()) for n, p in params.items()]   # noqa: F841 (logged)
+            for n, p in params.items():
+                average[n] += (p - average[n]) / (k + 1)
             for p, g in zip(params.values(), grads):
                 p.sub_(g, alpha=lr)
             if len(data.X_val):
@@ -96,8 +100,8 @@ def main() -> None:
     rate = max(rates)
     print(f"cpu {instruction_set()}, {args.threads} thread(s), float32; 2048^2 matmul {rate / 1e9:.1f} GFLOP/s "
           f"(best of {len(rates)} measurements between the cases, lowest {min(rates) / 1e9:.1f})")
-    print("reference: the same forward pass under autograd, gradient norms, in-place SGD, validation "
-          "loss and a best copy (no running average)")
+    print("reference: the same forward pass under autograd; gradient norms, distances from theta_0, running "
+          "mean, in-place SGD, validation loss and a best copy")
     print(f"{'case':<22}{'GFLOP/step':>11}{'attnlab ms':>12}{'reference ms':>14}{'speed-up':>10}"
           f"{'GFLOP/s':>9}{'of matmul':>11}{'loss rel. diff (5 steps)':>26}")
     for name, flops, step, reference, diff in rows:
