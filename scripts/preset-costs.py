@@ -51,6 +51,8 @@ def main() -> None:
             walls = measured(paper_dir / key)
             configs = [c for cs in experiment_configs(key, experiments[key], "paper").values() for c in cs]
             done = [c for c in configs if run_id(c) in walls]
+            if not done:   # runs made on a GPU (W5): the CPU's cost model does not apply
+                continue
             estimate = sum(calibration.seconds(run_work(c), c) for c in done)
             for config in {(c.data, c.seed): c for c in done}.values():        # labels: once per data and seed
                 labels = label_work(config)
