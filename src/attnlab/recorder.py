@@ -3,9 +3,10 @@
 A recorder measures S runs trained together (a run's own recorders: S = 1). Every `every` steps
 (None: never) the trainer calls `record(StepState)`, which returns curve columns with one value
 per run; after training it calls `summarise(Finished)`, which returns one dict of summary keys
-per run. A StepState's tensors belong to the trainer, which writes later iterates into their memory:
-a recorder computes what it needs during the call and clones what it keeps. `RunRecorder` is the recorder of one run's iterate: it measures with
-`__call__(step, params)` and summarises that run's curves with `summarise_run(curves)`.
+per run. A StepState's tensors belong to the trainer, which writes later iterates into their
+memory: a recorder computes what it needs during the call and clones what it keeps. `RunRecorder`
+is the recorder of one run's iterate: it measures with `__call__(step, params)` and summarises that
+run's curves with `summarise_run(curves)`.
 
 Named recorders are registered in attnlab.train.recorders; this module sits on the ground floor
 (torch and pandas only), so that the NTK engine and the trainer can both implement it.
