@@ -26,6 +26,7 @@
 // std::erf lane by lane. NaN and infinity propagate as in IEEE arithmetic.
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <thread>
@@ -279,16 +280,6 @@ void group_backward(const Problem<F>& P, const int64_t* first, int count, const 
     int64_t i0 = 0;
     for (; i0 + 2 * L <= n; i0 += 2 * L) weight_gradient_tiles<F, D, 2>(P, x, count, G, i0, gW);
     for (; i0 < n; i0 += L) weight_gradient_tiles<F, D, 1>(P, x, count, G, i0, gW);
-}
-
-// Runs `work(chunk, worker)` for every chunk on `workers` threads (chunks dealt out round-robin).
-template <typename Work>
-void for_each_chunk(int64_t chunks, int workers, Work work) {
-    std::vector<std::thread> pool;
-    for (int t = 1; t < workers; ++t)
-        pool.emplace_back([&, t] { for (int64_t ch = t; ch < chunks; ch += workers) work(ch, t); });
-    for (int64_t ch = 0; ch < chunks; ch += workers) work(ch, 0);
-    for (auto& th : pool) th.join();
 }
 
 // The samples of chunk ch in groups of GROUP (the last group may be short: `body(first, count)`).

@@ -17,6 +17,7 @@
 //   at the paired initialisation is exactly 0.
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -297,18 +298,6 @@ void block_backward(const Problem<F>& P, int64_t b0, int64_t count, const Scratc
 int64_t chunk_count(int64_t B) { return (B + CHUNK - 1) / CHUNK; }
 int used_threads(int64_t B, int threads) { return int(std::max<int64_t>(1, std::min<int64_t>(threads, chunk_count(B)))); }
 
-// Runs `work(chunk, thread)` for every chunk on used_threads(B, threads) threads, round-robin.
-template <typename Work>
-void for_each_chunk(int64_t B, int threads, Work work) {
-    const int64_t chunks = chunk_count(B);
-    threads = used_threads(B, threads);
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t)
-        pool.emplace_back([&, t] { for (int64_t ch = t; ch < chunks; ch += threads) work(ch, t); });
-    for (int64_t ch = 0; ch < chunks; ch += threads) work(ch, 0);
-    for (auto& th : pool) th.join();
-}
-
 // Elements of F the caller provides as workspace: per-thread scratch, and with gradients one
 // partial gradient per chunk.
 template <typename F>
@@ -319,7 +308,7 @@ int64_t workspace_size(const Problem<F>& P, int threads, bool gradients) {
 
 template <typename F, int D>
 void forward(const Problem<F>& P, F* f, F* workspace, int threads) {
-    for_each_chunk(P.B, threads, [&](int64_t ch, int thread) {
+    for_each_chunk(chunk_count(P.B), used_threads(P.B, threads), [&](int64_t ch, int thread) {
         Scratch<F> w(P, workspace + thread * Scratch<F>::size(P));
         const int64_t end = std::min(P.B, (ch + 1) * CHUNK);
         for (int64_t b0 = ch * CHUNK; b0 < end; b0 += SUB) {
@@ -337,7 +326,7 @@ void loss_and_grad(const Problem<F>& P, double* loss, F* gW, F* gU, F* gc, F* wo
     const int64_t nW = P.G * P.d * P.d * P.Mp, nU = P.G * P.d * P.Mp, nc = P.G * P.Mp, per = nW + nU + nc;
     F* partial = workspace + used_threads(P.B, threads) * Scratch<F>::size(P);
     std::vector<double> partial_loss(chunks, 0.0);
-    for_each_chunk(P.B, threads, [&](int64_t ch, int thread) {
+    for_each_chunk(chunks, used_threads(P.B, threads), [&](int64_t ch, int thread) {
         Scratch<F> w(P, workspace + thread * Scratch<F>::size(P));
         F* out = partial + ch * per;
         std::fill(out, out + per, F(0));
