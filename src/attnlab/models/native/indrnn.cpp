@@ -123,30 +123,30 @@ void drives(const Problem<F>& P, const F* const* rows, F* const* out, int64_t co
 }
 
 // Step t of the recurrence for NT tiles of units from i0 and every sample of the group (NT GROUP
-// independent chains, their activations evaluated together): h_t = sigma(z_row + u h_{t-1}).
+// independent chains, their activations evaluated together): h_t = sigma(z_row + u h_{t-1}). With
+// keep h_t goes to w.H (which holds h_{t-1} as well), else to w.state.
 template <typename F, int NT>
 inline void recur_tiles(const Problem<F>& P, int64_t t, int64_t i0, const F* z_row, const Scratch<F>& w, bool keep) {
     using V = Vec<F>;
     constexpr int64_t L = lanes<F>;
     const int64_t n = P.units(), step = GROUP * n;
+    const F* previous = keep ? w.H + (t > 0 ? t - 1 : 0) * step : w.state;
+    F* current = keep ? w.H + t * step : w.state;
     V z[NT * GROUP], h[NT * GROUP];
     for (int j = 0; j < NT; ++j) {
         const V u = load(P.u + i0 + j * L);
         for (int s = 0; s < GROUP; ++s) {
             const int64_t at = s * n + i0 + j * L;
             z[j * GROUP + s] = load(z_row + at);
-            if (t > 0) z[j * GROUP + s] += u * load(w.state + at);
+            if (t > 0) z[j * GROUP + s] += u * load(previous + at);
         }
     }
     activate<F, NT * GROUP>(P.activation, z, h);
     for (int j = 0; j < NT; ++j)
         for (int s = 0; s < GROUP; ++s) {
             const int64_t at = s * n + i0 + j * L;
-            store(w.state + at, h[j * GROUP + s]);
-            if (keep) {
-                store(w.H + t * step + at, h[j * GROUP + s]);
-                if (P.activation != 0) store(w.Z + t * step + at, z[j * GROUP + s]);
-            }
+            store(current + at, h[j * GROUP + s]);
+            if (keep && P.activation != 0) store(w.Z + t * step + at, z[j * GROUP + s]);
         }
 }
 
@@ -183,7 +183,7 @@ void group_forward(const Problem<F>& P, const int64_t* first, const Scratch<F>& 
     using E = decltype(+I{}[0]);                        // the lane's integer type
     I lane = {};
     for (int64_t j = 0; j < L; ++j) lane[j] = E(j);
-    const F* hT = w.state;
+    const F* hT = keep ? w.H + (T - 1) * step : w.state;
     F total[GROUP] = {};
     for (int64_t g = 0; g < P.G; ++g) {
         V lane_sum[GROUP] = {};
