@@ -123,7 +123,7 @@ class GradientNormRecorder(RunRecorder):
 
 def _run_norms(t: torch.Tensor) -> torch.Tensor:
     """Frobenius norm of each run's block: (S, ...) -> (S,)."""
-    return t.reshape(t.shape[0], -1).norm(dim=1)
+    return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
 
 
 class BlockGradientRecorder(Recorder):

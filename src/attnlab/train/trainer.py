@@ -108,10 +108,17 @@ def _min_val_loss(curves: pd.DataFrame, first_step: int) -> float:
     return float(curves.loc[curves["step"] >= first_step, "val_loss"].min())
 
 
+def _as_list(value: torch.Tensor | Sequence[float]) -> list:
+    """S values as Python floats: a floating tensor's convert exactly as they are (tolist moves them
+    to the CPU), any other tensor's through float64."""
+    if not isinstance(value, torch.Tensor):
+        return list(value)
+    return (value if value.is_floating_point() else value.to(torch.float64)).tolist()
+
+
 def _as_lists(columns: dict[str, torch.Tensor | Sequence[float]]) -> dict[str, list]:
-    """A recorder's columns of S values as lists (tensors moved to the CPU in float64)."""
-    return {key: value.to("cpu", torch.float64).tolist() if isinstance(value, torch.Tensor) else list(value)
-            for key, value in columns.items()}
+    """A recorder's columns of S values as lists of Python floats."""
+    return {key: _as_list(value) for key, value in columns.items()}
 
 
 def _curves(rows: dict[int, dict[str, float]]) -> pd.DataFrame:
@@ -256,7 +263,7 @@ class Trainer:
         for recorder in runs.stacked:
             if due(recorder.every):
                 columns.update(recorder.record(state))
-        values = _as_lists(columns)   # one transfer
+        values = _as_lists(columns)
         for s in runs.active.nonzero().flatten().tolist():
             if values:
                 runs.rows[s].setdefault(k, {}).update({key: value[s] for key, value in values.items()})

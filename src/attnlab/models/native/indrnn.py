@@ -55,7 +55,7 @@ def _workers(B: int) -> int:
 def _prepare(params: dict, X: torch.Tensor, groups: int) -> tuple[Layout, list, list[torch.Tensor]]:
     layout = Layout(params["c"].shape[0], groups, simd_lanes(_library(), "rnn", X.dtype))
     X = X.contiguous()
-    packed = [layout.pack(params["W_in"]).transpose(0, 1).contiguous(),      # (d, G, Mp)
+    packed = [layout.pack(params["W_in"], groups_last=True),      # (d, G, Mp)
               layout.pack(params["u"]), layout.pack(params["c"])]
     B, T, d = X.shape
     return layout, [B, T, d, layout.groups, layout.padded, layout.per_group], [X, *packed]
@@ -96,5 +96,5 @@ def loss_and_grad(params: dict, X: torch.Tensor, y: torch.Tensor, scale: float, 
        1 / math.sqrt(layout.m), 2 * scale / math.sqrt(layout.m), f.data_ptr(),
        *(g.data_ptr() for g in grads), partial.data_ptr(), scratch.data_ptr(), workers)
     loss = scale * ((f - y) ** 2).sum()                 # as the PyTorch path computes it
-    return loss, {"W_in": layout.unpack(grads[0].transpose(0, 1)), "u": layout.unpack(grads[1]),
+    return loss, {"W_in": layout.unpack(grads[0], groups_last=True), "u": layout.unpack(grads[1]),
                   "c": layout.unpack(grads[2])}

@@ -40,13 +40,19 @@ class Layout:
         self.m, self.groups, self.per_group = m, groups, m // groups
         self.padded = -(-self.per_group // lanes) * lanes
 
-    def pack(self, t: torch.Tensor) -> torch.Tensor:
-        """(m, *rest) -> (G, *rest, Mp), contiguous, zero-padded."""
-        grouped = t.reshape(self.groups, self.per_group, *t.shape[1:]).movedim(1, -1)
+    def pack(self, t: torch.Tensor, groups_last: bool = False) -> torch.Tensor:
+        """(m, *rest) -> (G, *rest, Mp), or (*rest, G, Mp) with groups_last; contiguous, zero-padded
+        (without padding, a view of t when the order allows)."""
+        grouped = t.reshape(self.groups, self.per_group, *t.shape[1:])
+        grouped = grouped.movedim((0, 1), (-2, -1)) if groups_last else grouped.movedim(1, -1)
+        if self.padded == self.per_group:
+            return grouped.contiguous()
         out = t.new_zeros(*grouped.shape[:-1], self.padded)
         out[..., :self.per_group] = grouped
         return out
 
-    def unpack(self, t: torch.Tensor) -> torch.Tensor:
-        """(G, *rest, Mp) -> (m, *rest)."""
-        return t[..., :self.per_group].movedim(-1, 1).reshape(self.m, *t.shape[1:-1])
+    def unpack(self, t: torch.Tensor, groups_last: bool = False) -> torch.Tensor:
+        """The inverse of pack: (G, *rest, Mp), or (*rest, G, Mp) with groups_last -> (m, *rest)."""
+        kept = t if self.padded == self.per_group else t[..., :self.per_group]
+        kept = kept.movedim((-2, -1), (0, 1)) if groups_last else kept.movedim(-1, 1)
+        return kept.reshape(self.m, *kept.shape[2:])
