@@ -74,9 +74,8 @@ struct Problem {
 
 // Per-thread scratch, allocated by the caller (sizes: rnn_scratch). With keep (a training step) H holds
 // every state h_t of the group, (T, GROUP, units), and for erf Z its pre-activations of the same
-// shape; the input drives are written straight into them. A forward pass alone keeps O(units):
-// Z is a block of TIME_BLOCK steps of drives and H the last state. `state` (GROUP, units) carries
-// h_{t-1} through the forward.
+// shape; the input drives are written straight into them. A forward pass alone keeps O(units): Z is
+// a block of TIME_BLOCK steps of drives and `state` (GROUP, units) carries h_{t-1}.
 template <typename F>
 struct Scratch {
     F *H, *Z, *state;
@@ -299,7 +298,7 @@ Scratch<F> scratch(const Problem<F>& P, F* buffer, int64_t per_worker, int worke
     F* base = buffer + worker * per_worker;
     const int64_t states = GROUP * P.units();
     if (!keep) return Scratch<F>{nullptr, base + states, base};
-    return Scratch<F>{base + states, P.activation != 0 ? base + states + P.T * states : nullptr, base};
+    return Scratch<F>{base, P.activation != 0 ? base + P.T * states : nullptr, nullptr};
 }
 
 template <typename F, int D>
@@ -378,11 +377,11 @@ int rnn_max_d() { return int(MAX_D); }
 int64_t rnn_chunk() { return CHUNK; }
 int64_t rnn_group() { return GROUP; }
 
-// Scratch per worker, in elements of F: the carried state of one group, and for the forward alone a
-// block of TIME_BLOCK steps of drives, for the loss and gradient every h_t (and for erf every z_t).
+// Scratch per worker, in elements of F: for the loss and gradient every h_t of one group (and for
+// erf every z_t), for the forward alone its carried state and a block of TIME_BLOCK steps of drives.
 int64_t rnn_scratch(int64_t T, int64_t units, int activation, int keep) {
     const int64_t states = GROUP * units;
-    return states + (keep ? T * states * (activation == 0 ? 1 : 2) : TIME_BLOCK * states);
+    return keep ? T * states * (activation == 0 ? 1 : 2) : (1 + TIME_BLOCK) * states;
 }
 
 #define RNN_EXPORT(SUFFIX, F)                                                                         \
