@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -114,8 +116,18 @@ def test_reproduce_refuses_an_unknown_device_before_running(tmp_path):
 def test_reproduce_on_cuda_without_cuda_says_so(tmp_path, dry_run):
     line = one_line_error(cli("reproduce", experiment_file(tmp_path), "--out", tmp_path / "o", "--device", "cuda",
                               "--quiet", *dry_run))
-    assert "--device 'cuda'" in line and "CUDA is not available" in line
+    assert "'cuda'" in line and "CUDA is not available" in line
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_reproduce_reports_cuda_runs_from_the_store_without_cuda(tmp_path):
+    shutil.copytree(Path(__file__).parents[2] / "docs" / "paper" / "wu2023" / "W5" / "runs", tmp_path / "runs")
+    result = cli("reproduce", "wu2023", "-e", "W5", "--preset", "paper", "--device", "cuda", "--out", tmp_path,
+                 "--quiet")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "wu2023" / "paper" / "W5" / "results.csv")
+    assert len(table) == 40 and (table["status"] == "done").all()
 
 
 # ------------------------------------------------------------------ item 6: another run's result

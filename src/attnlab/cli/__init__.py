@@ -440,12 +440,12 @@ def reproduce(
             experiment_keys(p, experiment_file(p), experiment or None)
     except ConfigError as error:
         fail(str(error))
-    if device is not None and device.startswith("cuda") and (dry_run or executor == "local"):
+    if device is not None and device.startswith("cuda") and dry_run:
         import torch
 
-        if not torch.cuda.is_available():   # runs elsewhere (dask, slurm) may have CUDA
-            fail(f"--device {device!r}: CUDA is not available on this machine (runs and dry-run probes "
-                 "of the local executor use it); use --device cpu")
+        if not torch.cuda.is_available():   # the local executor's runs are checked by reproduce
+            fail(f"--device {device!r}: CUDA is not available on this machine (the dry run's probes use it); "
+                 "use --device cpu")
     if dry_run:
         dry_run_plan(papers, experiment or None, preset, out, device, workers or 1, threads)
         return

@@ -73,6 +73,16 @@ def check_device(device: str) -> str:
     return parse_config({"device": device}).device
 
 
+def check_device_available(device: str, pending: int) -> None:
+    """ConfigError when `device` is CUDA and this machine has none, though `pending` runs need it (a
+    store holding every run reports without a GPU)."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device = {device!r}: CUDA is not available on this machine, and {pending} runs are not "
+                          "in the store yet; use --device cpu, or a machine with a GPU")
+
+
 def experiment_configs(key: str, experiment: Experiment, preset: str,
                        device: str | None = None) -> dict[str, list[RunConfig]]:
     """The validated run configs of every series of one experiment (on `device` when given)."""
@@ -95,7 +105,10 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     name = Path(paper).stem if paper.endswith((".yaml", ".yml")) else paper
     store, folder = open_store(out / "runs"), out / name / preset
     all_configs = {key: experiment_configs(key, declared.experiments[key], preset, device) for key in keys}
-    if any(not store.is_complete(c) for cs in all_configs.values() for series in cs.values() for c in series):
+    pending = sum(not store.is_complete(c) for cs in all_configs.values() for series in cs.values() for c in series)
+    if pending:
+        if executor == "local" and device is not None:
+            check_device_available(device, pending)
         check_writable(Path(store.root).resolve())   # before the probes below compute anything
     for key in keys:   # refuse a claim the runs cannot answer before any run is trained
         check_claims_against_runs(key, declared.experiments[key], all_configs[key], store)
