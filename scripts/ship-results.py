@@ -66,8 +66,9 @@ def verdict_table(report: str) -> str:
 
 
 def claim_key(claim: str) -> str:
-    """A claim's name with the x values of a ratio left out (the presets compare different x)."""
-    return re.sub(r"ratio \S+ / \S+", "ratio", claim)
+    """A claim's name with the x values of a ratio or of a point ("at d_m=2048") left out (the presets
+    compare different x)."""
+    return re.sub(r" at (\S+)=\S+", r" at \1", re.sub(r"ratio \S+ / \S+", "ratio", claim))
 
 
 def status_changes(quick: pd.DataFrame, paper: pd.DataFrame) -> str:

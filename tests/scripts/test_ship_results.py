@@ -43,12 +43,15 @@ def test_the_readme_tables_and_status_changes_follow_the_shipped_reports(tmp_pat
             "experiment,claim,measured,status\n"
             f"E1,E1 claim,{preset} value,{status}\n"
             f"E8,E8 ratio L=255 / L=3,1x,{'consistent' if preset == 'quick' else 'INCONSISTENT'}\n"
-            .replace("L=255 / L=3", "L=511 / L=1" if preset == "paper" else "L=255 / L=3"))
+            f"E8,E8 accuracy at L=255 (series=a),1,{'consistent' if preset == 'quick' else 'INCONSISTENT'}\n"
+            .replace("L=255", "L=511" if preset == "paper" else "L=255")
+            .replace("L=511 / L=3", "L=511 / L=1"))
     readme = ("intro\n<!-- verdicts: paper arda2026 -->\nstale\n<!-- /verdicts -->\nmiddle\n"
               "<!-- changes: arda2026 -->\n<!-- /changes -->\n<!-- verdicts: paper wu2023 -->\nkept\n<!-- /verdicts -->\n")
     updated = ship.updated_readme(readme, tmp_path)
     assert "stale" not in updated and "| E1 | E1 claim | p | paper value | consistent |\n<!-- /verdicts -->" in updated
     assert "- E1, E1 claim: inconclusive in the quick preset, consistent at the paper's sizes (paper value)\n" in updated
     assert "- E8, E8 ratio L=511 / L=1: consistent in the quick preset, INCONSISTENT at the paper's sizes" in updated
+    assert "- E8, E8 accuracy at L=511 (series=a): consistent in the quick preset, INCONSISTENT at" in updated
     assert "<!-- verdicts: paper wu2023 -->\nkept\n<!-- /verdicts -->" in updated      # nothing shipped yet
     assert ship.updated_readme(updated, tmp_path) == updated
