@@ -111,7 +111,10 @@ for folder in $RESUME; do
     if ls "$folder"/runs.tar.gz.part* >/dev/null 2>&1; then
         cat "$folder"/runs.tar.gz.part* | tar -xzf - -C "$store" && note "resume: unpacked $folder"
     elif ls "$folder"/*/complete.json >/dev/null 2>&1; then
-        cp -rn "$folder"/. "$store"/ && note "resume: copied the run folders of $folder"
+        for run in "$folder"/*/; do   # runs the store lacks (a run already there stays as it is)
+            [ -e "$store/$(basename "$run")" ] || cp -r "$run" "$store/"
+        done
+        note "resume: copied the run folders of $folder"
     else
         note "resume: neither runs.tar.gz.part* nor run folders in $folder"
     fi

@@ -189,7 +189,7 @@ def memory_problem(name: str):
 @pytest.mark.parametrize("name", ["kernel-transformer", "indrnn"])
 def test_training_step_memory_is_within_the_stacking_estimate(target, name):
     """One training step on the CUDA path needs at most the 8 (n, T, width) arrays per run that
-    stack_size budgets (attnlab.run), for one run and for 3 stacked through vmap; on CUDA the
+    stack_size budgets (attnlab.run), for one run and for 3 stacked as the trainer stacks them; on CUDA the
     allocator's peak agrees with what the CPU's live-storage tracker measures for the same path."""
     model, X, y, activation = memory_problem(name)
     params = model.init(0, F64)
@@ -198,7 +198,8 @@ def test_training_step_memory_is_within_the_stacking_estimate(target, name):
         one = training_step_peak_memory(model, p, Xd, yd)
         S = 3
         ps, Xs, ys = stack([p] * S), stack([Xd] * S), stack([yd] * S)
-        step = Stacked(model.loss_and_grad, shared=(3,))
+        step = Stacked(model.loss_and_grad, shared=(3,),    # as the trainer stacks runs
+                       batched=model.loss_and_grad_runs if model.has_run_axis else None)
         stacked = peak_memory_bytes(lambda: step(S, ps, Xs, ys, "mse"), target.device,
                                     inputs=[Xs, ys, *ps.values()])
     assert step.vectorised is True

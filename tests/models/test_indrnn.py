@@ -146,6 +146,36 @@ def test_paired_initialisation_gives_exactly_zero(dtype, m, fused):
         assert torch.equal(H[:, :, : m // 2], H[:, :, m // 2:])
 
 
+@pytest.mark.parametrize("activation_name", ["tanh", "erf"])
+@pytest.mark.parametrize("m, paired", [(8, True), (7, False)])
+@pytest.mark.parametrize("loss", ["mse", "half-sum"])
+def test_stacked_runs_match_each_run(activation_name, m, paired, loss):
+    """forward_runs / loss_and_grad_runs (S runs on one run axis) give each run's forward, loss and
+    gradient, in float64 to 1e-10, also in the expanding regime (gain 1.5, T = 30)."""
+    model = IndRNN(d=4, m=m, activation_name=activation_name, paired=paired, fused=False)
+    S = 3
+    params = [perturbed(model.init(s, torch.float64), seed=s) for s in range(S)]
+    problems = [small_problem(B=6, T=30, d=4, seed=s) for s in range(S)]
+    stacked = {k: torch.stack([p[k] for p in params]) for k in params[0]}
+    X, y = torch.stack([X for X, _ in problems]), torch.stack([y for _, y in problems])
+    values, grads = model.loss_and_grad_runs(stacked, X, y, loss)
+    f = model.forward_runs(stacked, X)
+    for s in range(S):
+        value, grad = model.loss_and_grad(params[s], X[s], y[s], loss)
+        torch.testing.assert_close(values[s], value, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(f[s], model(params[s], X[s]), rtol=1e-10, atol=1e-12)
+        for block in grad:
+            torch.testing.assert_close(grads[block][s], grad[block], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_stacked_runs_at_the_paired_initialisation_give_exactly_zero(dtype):
+    model = IndRNN(d=17, m=64, fused=False)
+    params = {k: torch.stack([model.init(s, dtype)[k] for s in range(3)]) for k in model.blocks}
+    X = torch.randn(3, 20, 40, 17, generator=torch.Generator().manual_seed(0)).to(dtype)
+    assert torch.count_nonzero(model.forward_runs(params, X)) == 0
+
+
 def test_initialisation_law():
     g = 0.7
     model = IndRNN(d=4, m=200, gain=g)

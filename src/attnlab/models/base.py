@@ -61,6 +61,7 @@ class Model:
     has_structured_ntk: ClassVar[bool] = False
     has_forward_state: ClassVar[bool] = False
     has_output_gradient_norms: ClassVar[bool] = False
+    has_run_axis: ClassVar[bool] = False   # forward_runs / loss_and_grad_runs take stacked runs
     width: int
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -109,6 +110,16 @@ class Model:
         """An analytic bound on the per-sample output-gradient norm over all sequences whose tokens
         have norm <= token_norm; None for a model without one."""
         return None
+
+    def forward_runs(self, params: Params, X: torch.Tensor) -> torch.Tensor:
+        """f of S stacked runs, params (S, ...), X (S, B, T, d): (S, B); where `has_run_axis` (the
+        trainer then uses it instead of vmap)."""
+        raise NotImplementedError(f"model {self.name!r} takes no run axis")
+
+    def loss_and_grad_runs(self, params: Params, X: torch.Tensor, y: torch.Tensor,
+                           loss: str = "mse") -> tuple[torch.Tensor, Params]:
+        """`loss_and_grad` of S stacked runs: losses (S,) and gradients (S, ...); where `has_run_axis`."""
+        raise NotImplementedError(f"model {self.name!r} takes no run axis")
 
     def loops_over_runs(self, params: Params, X: torch.Tensor) -> bool:
         """Whether stacked runs (params (S, ...), X (S, n, T, d)) should be computed one run at a time

@@ -30,6 +30,12 @@ experiments' sizes (B in the thousands; benchmark --variants: several times slow
 memory; it wins only on tiny batches, where Python overhead dominates): torch.cumprod along the time
 axis is far slower than T in-place products, and every whole-(T, B, m) pass streams through memory.
 Its peak memory for a training step is O(T B m), like the Transformer's attention (O(T B m)).
+
+Stacked runs (the trainer's seeds, params (S, ...), X (S, B, T, d)) go through `loss_and_grad_runs`
+and `forward_runs`, not vmap: one run axis on every tensor, the drives of all steps as one product
+and each step's state written over its drive, so a step costs a few plain operations whatever S.
+On a GPU, where every operation is a launch, this is what bounds a step; on the CPU it serves the
+stacked small runs (attnlab.run.stack_size), where vmap's per-operation cost dominates.
 """
 
 from __future__ import annotations
@@ -98,13 +104,30 @@ def step_drives(W_in: torch.Tensor, X: torch.Tensor) -> Iterator[torch.Tensor]:
 
 
 def readout(h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """m^{-1/2} sum_i c_i h_i (B,) from h (B, m), c (m,); for even m unit i and unit i + m/2 are
-    added first, so a paired initialisation (equal h, opposite c) cancels exactly."""
-    m = c.shape[0]
+    """m^{-1/2} sum_i c_i h_i (..., B) from h (..., B, m), c (..., 1, m) or (m,); for even m unit i and
+    unit i + m/2 are added first, so a paired initialisation (equal h, opposite c) cancels exactly."""
+    m = c.shape[-1]
     terms = h * c
     if m % 2 == 0:
-        terms = terms[:, : m // 2] + terms[:, m // 2:]
+        terms = terms[..., : m // 2] + terms[..., m // 2:]
     return terms.sum(-1) / math.sqrt(m)
+
+
+def run_drives(W_in: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """W_in x_t of S stacked runs for every step and sample: (T, S, B, m) from W_in (S, m, d) and the
+    tokens time-major, (T, S, B, d); for even m the two halves as two equal-shaped products, like
+    `input_drive`."""
+    m = W_in.shape[1]
+    if m % 2:
+        return torch.matmul(tokens, W_in.transpose(1, 2))
+    half = m // 2
+    return torch.cat([torch.matmul(tokens, W_in[:, :half].transpose(1, 2)),
+                      torch.matmul(tokens, W_in[:, half:].transpose(1, 2))], dim=-1)
+
+
+def time_major(X: torch.Tensor) -> torch.Tensor:
+    """The tokens of S stacked runs, X (S, B, T, d), as one contiguous (T, S, B, d) tensor."""
+    return X.permute(2, 0, 1, 3).contiguous()
 
 
 class IndRNN(Model):
@@ -115,6 +138,7 @@ class IndRNN(Model):
     radius_keys = {"W_in": "w", "u": "u", "c": "c"}
     sequence_block = "u"   # the block that mixes positions (E4 reports its gradient norm)
     has_output_gradient_norms = True
+    has_run_axis = True
     default_loss = "mse"
 
     def __init__(self, d: int, m: int, activation_name: str = "tanh", gain: float = 1.5,
@@ -193,6 +217,57 @@ class IndRNN(Model):
         if self._use_fused(params, X):
             return fused_kernel.forward(params, X, self._unit_groups(), self.activation_name)
         return readout(self.final_state(params, X), params["c"])
+
+    def _run_recurrence(self, params: Params, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The forward of S stacked runs without autograd, for tokens (T, S, B, d): (Z, H), every z_t and
+        h_t (T, S, B, m), the states in place of the drives (H is Z) for tanh. The drives of all steps
+        are one product: a few operations per step, whatever S (the PyTorch path's layout on a GPU,
+        where each operation costs a launch)."""
+        tanh = self.activation_name == "tanh"
+        with torch.no_grad():
+            Z = run_drives(params["W_in"], tokens)
+            H = Z if tanh else torch.empty_like(Z)
+            u = params["u"].unsqueeze(1)                                 # (S, 1, m)
+            for t in range(Z.shape[0]):
+                if t > 0:
+                    Z[t].addcmul_(u, H[t - 1])
+                if tanh:
+                    Z[t].tanh_()
+                else:
+                    H[t] = self.sigma(Z[t])
+        return Z, H
+
+    def forward_runs(self, params: Params, X: torch.Tensor) -> torch.Tensor:
+        """f of S stacked runs (S, B) for params (S, ...) and X (S, B, T, d)."""
+        return readout(self._run_recurrence(params, time_major(X))[1][-1], params["c"].unsqueeze(1))
+
+    def loss_and_grad_runs(self, params: Params, X: torch.Tensor, y: torch.Tensor,
+                           loss: str = "mse") -> tuple[torch.Tensor, Params]:
+        """`loss_and_grad` of S stacked runs: losses (S,) and gradients W_in (S, m, d), u (S, m),
+        c (S, m), for X (S, B, T, d), y (S, B); the same backward sweep, every step on all runs."""
+        tanh = self.activation_name == "tanh"
+        tokens = time_major(X)
+        with torch.no_grad():
+            Z, H = self._run_recurrence(params, tokens)
+            u, c = params["u"].unsqueeze(1), params["c"].unsqueeze(1)      # (S, 1, m)
+            residual = readout(H[-1], c) - y                                # (S, B)
+            scale = loss_scale(loss, X.shape[1])
+            value = scale * (residual**2).sum(-1)
+            weight = (2 * scale / math.sqrt(self.m)) * residual             # dL/df_b / sqrt(m)
+            grad_c = (H[-1] * weight.unsqueeze(-1)).sum(1)
+            grad_W = torch.zeros_like(params["W_in"])
+            u_terms = torch.zeros_like(H[-1])                               # sum_t g_t * h_{t-1}
+            carry = weight.unsqueeze(-1) * c                                # dL/dh_T (S, B, m)
+            for t in range(Z.shape[0] - 1, -1, -1):
+                if tanh:                                                    # g_t in h_t's storage
+                    g = torch.addcmul(carry, carry, H[t].square(), value=-1, out=H[t])
+                else:
+                    g = self.sigma_prime(Z[t]).mul_(carry)
+                if t > 0:
+                    u_terms.addcmul_(g, H[t - 1])
+                grad_W.baddbmm_(g.transpose(1, 2), tokens[t])
+                carry = g * u
+        return value, {"W_in": grad_W, "u": u_terms.sum(1), "c": grad_c}
 
     def pre_activations(self, params: Params, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(Z, h_T): every pre-activation z_t (T, B, m) and the final state (B, m), without autograd.

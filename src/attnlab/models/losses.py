@@ -22,3 +22,8 @@ def loss_scale(kind: str, n: int) -> float:
 def squared_loss(f: torch.Tensor, y: torch.Tensor, kind: str = "mse") -> torch.Tensor:
     """The loss of predictions f (B,) against targets y (B,); a 0-d tensor."""
     return loss_scale(kind, f.shape[0]) * ((f - y) ** 2).sum()
+
+
+def squared_losses(f: torch.Tensor, y: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """The losses of S stacked runs, predictions f (S, B) against targets y (S, B): (S,)."""
+    return loss_scale(kind, f.shape[-1]) * ((f - y) ** 2).sum(-1)

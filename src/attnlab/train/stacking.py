@@ -64,17 +64,21 @@ def select(mask: torch.Tensor, new: Params, old: Params) -> Params:
 class Stacked:
     """`fn(*per_run_args)` applied to S stacked runs; arguments in `shared` are passed as they are.
 
-    Uses vmap when it works for `fn` (tried on the first call), otherwise a Python loop; also a loop
+    Uses `batched(*args)` when given (a model's own run axis: the stacked arguments as they are),
+    else vmap when it works for `fn` (tried on the first call), otherwise a Python loop; also a loop
     when `prefer_loop(*args)` says so (a model whose compiled kernel beats vmap of its PyTorch form).
     A single run is always a plain call, its results given a run axis as views.
     """
 
     def __init__(self, fn: Callable[..., Any], shared: tuple[int, ...] = (),
-                 prefer_loop: Callable[..., bool] | None = None):
-        self.fn, self.shared, self.prefer_loop = fn, set(shared), prefer_loop
+                 prefer_loop: Callable[..., bool] | None = None, batched: Callable[..., Any] | None = None):
+        self.fn, self.shared, self.prefer_loop, self.batched = fn, set(shared), prefer_loop, batched
         self.vectorised: bool | None = None
 
     def __call__(self, runs: int, *args: Any) -> Any:
+        if runs > 1 and self.batched is not None and not (self.prefer_loop and self.prefer_loop(*args)):
+            self.vectorised = True
+            return self.batched(*args)
         if runs > 1 and self.vectorised is not False and not (self.prefer_loop and self.prefer_loop(*args)):
             in_dims = tuple(None if i in self.shared else 0 for i in range(len(args)))
             try:

@@ -23,7 +23,7 @@ import torch
 from attnlab.config import TrainConfig
 from attnlab.data.dataset import Dataset
 from attnlab.models.base import Model, Params
-from attnlab.models.losses import squared_loss
+from attnlab.models.losses import squared_loss, squared_losses
 from attnlab.recorder import Finished, Recorder, StepState
 from attnlab.seeding import generator
 from attnlab.train.projection import project
@@ -143,8 +143,12 @@ class Trainer:
         self.loss_kind = config.loss or model.default_loss
         self.radii = projected_radii(model, config)
         loop = lambda params, X, *rest: model.loops_over_runs(params, X)   # noqa: E731
-        self._loss_and_grad = Stacked(model.loss_and_grad, shared=(3,), prefer_loop=loop)
-        self._loss = Stacked(lambda p, X, y: squared_loss(model(p, X), y, self.loss_kind), prefer_loop=loop)
+        runs = model.has_run_axis   # the model's own run axis instead of vmap
+        self._loss_and_grad = Stacked(model.loss_and_grad, shared=(3,), prefer_loop=loop,
+                                      batched=model.loss_and_grad_runs if runs else None)
+        self._loss = Stacked(lambda p, X, y: squared_loss(model(p, X), y, self.loss_kind), prefer_loop=loop,
+                             batched=(lambda p, X, y: squared_losses(model.forward_runs(p, X), y, self.loss_kind))
+                             if runs else None)
 
     def loss(self, params: Params, X: torch.Tensor, y: torch.Tensor) -> float:
         """Loss of one run's `params` on (X, y)."""
