@@ -76,10 +76,11 @@ class Stacked:
         self.vectorised: bool | None = None
 
     def __call__(self, runs: int, *args: Any) -> Any:
-        if runs > 1 and self.batched is not None and not (self.prefer_loop and self.prefer_loop(*args)):
+        together = runs > 1 and not (self.prefer_loop and self.prefer_loop(*args))
+        if together and self.batched is not None:
             self.vectorised = True
             return self.batched(*args)
-        if runs > 1 and self.vectorised is not False and not (self.prefer_loop and self.prefer_loop(*args)):
+        if together and self.vectorised is not False:
             in_dims = tuple(None if i in self.shared else 0 for i in range(len(args)))
             try:
                 result = vmap(self.fn, in_dims=in_dims)(*args)
