@@ -2,7 +2,8 @@
 # The GPU check (issue 22), made to fit one 10-minute command on the GPU machine:
 #   1. installs the carried wheels (.whl/, made by scripts/gpu-wheels.sh) and attnlab (--no-deps);
 #   2. runs the tests marked cuda (tests/cuda: CUDA against the CPU in float64);
-#   3. times one training step at each paper preset's largest shape (benchmarks/bench_gpu.py);
+#   3. times one training step at each paper preset's largest shape (benchmarks/bench_gpu.py) and the
+#      Transformer's attention quantities materialised against one fused call (bench_attention_moments.py);
 #   4. runs the paper presets named in PRESETS through the run store until the budget is spent
 #      (finished runs are whole in the store; a later check resumes from them, see RESUME);
 #   5. packs it all into at most 8 files under OUT (summary.txt says what is where).
@@ -104,6 +105,12 @@ if [ "$BENCH" = 1 ] && [ "$status" != 2 ] && [ "$(bounded "$BENCH_TIMEOUT_S")" -
     code=$?
     note "timings: bench_gpu.py exit $code ($( [ -f "$WORK/timings.csv" ] && echo "$(( $(wc -l < "$WORK/timings.csv") - 1 )) rows" || echo "no table"))"
     [ "$code" = 0 ] || status=1
+    # the fused-attention candidate for the Transformer's GPU path (not yet adopted), into the summary
+    if [ "$(bounded 60)" -ge 10 ]; then
+        timeout -s INT -k 15 "$(bounded 60)" "$PYTHON" benchmarks/bench_attention_moments.py --device "$DEVICE" \
+            $( [ "$DEVICE" = cpu ] && echo "--samples 40 --repeats 1" ) > "$WORK/attention-moments.txt" 2>&1
+        note "attention moments: bench_attention_moments.py exit $?"; tee -a "$summary" < "$WORK/attention-moments.txt"
+    fi
 fi
 
 # 4. presets through the run store -----------------------------------------------------------------
