@@ -5,10 +5,10 @@ Per sample b and head i a training step needs s_i = U_i . a_i, the attended toke
 g_i = M_i U_i = E_p[x x^T] U_i - s_i a_i, where p_i = softmax_t(x_t . W_i x_T). The model's PyTorch
 formulation (`head_features`, `covariance_times_readout`: the path of CUDA, autograd and torch.func)
 materialises the (B, T, m) attention and the (B, T, m) read-outs and passes over them about ten
-times. The candidate calls torch's scaled_dot_product_attention once per sample with the m queries
-W_i x_T, the tokens as keys and values v_t = [x_t, upper triangle of x_t x_t^T] (zero-padded to a
-multiple of 8), so the attention never leaves the kernel; E_p[x x^T] is then unpacked and applied
-to U. Its arithmetic is larger: 2 (d + d + d(d+1)/2) FLOP per sample, head and token against 8 d.
+times. The candidate, `fused_head_moments` (the model's `sdpa=True`), calls torch's
+scaled_dot_product_attention once per sample with the m queries W_i x_T, the tokens as keys and
+values v_t = [x_t, upper triangle of x_t x_t^T] (zero-padded to a multiple of 8), so the attention
+never leaves the kernel; E_p[x x^T] is then unpacked and applied to U. Its arithmetic is larger: 2 (d + d + d(d+1)/2) FLOP per sample, head and token against 8 d.
 
 Prints, per shape (E4 L = 96, E7 L = 255, E5 T = 1024 with n = 5000 and a 20% validation split,
 m = 64, float32): ms of each, their ratio, FLOP of each and the share of a float32 matrix product's
@@ -28,10 +28,9 @@ import time
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from attnlab.models.kernel_transformer import covariance_times_readout, head_features
+from attnlab.models.kernel_transformer import covariance_times_readout, fused_head_moments, head_features
 
 SHAPES = {"E4 L=96": (97, 17), "E7 L=255": (256, 17), "E5 T=1024": (1024, 8)}   # (T, d)
 
@@ -40,25 +39,6 @@ def materialised(W: torch.Tensor, U: torch.Tensor, X: torch.Tensor) -> tuple[tor
     """s (B, m), a (B, m, d), g (B, m, d) as the model's PyTorch path computes them."""
     h = head_features(W, U, X)
     return h.s, h.a, covariance_times_readout(X, h)
-
-
-def fused(W: torch.Tensor, U: torch.Tensor, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """s, a, g from one attention call with values [x, upper(x x^T)]: X (B, T, d), W (m, d, d), U (m, d)."""
-    B, T, d = X.shape
-    m = W.shape[0]
-    rows, cols = torch.triu_indices(d, d, device=X.device)
-    values = torch.cat([X, X[..., rows] * X[..., cols]], dim=-1)                 # (B, T, d + d(d+1)/2)
-    width, qk = -(-values.shape[-1] // 8) * 8, -(-d // 8) * 8
-    queries = F.pad(torch.einsum("mde,be->bmd", W, X[:, -1]), (0, qk - d))     # (B, m, qk)
-    out = F.scaled_dot_product_attention(queries.unsqueeze(1), F.pad(X, (0, qk - d)).unsqueeze(1),
-                                         F.pad(values, (0, width - values.shape[-1])).unsqueeze(1),
-                                         scale=1.0).squeeze(1)                  # (B, m, width)
-    a = out[..., :d]
-    second = out.new_zeros(B, m, d, d)
-    second[..., rows, cols] = out[..., d:d + rows.numel()]
-    second[..., cols, rows] = out[..., d:d + rows.numel()]
-    s = (a * U).sum(-1)
-    return s, a, torch.einsum("bmde,me->bmd", second, U) - s.unsqueeze(-1) * a
 
 
 def flops(B: int, T: int, d: int, m: int) -> tuple[float, float]:
@@ -96,7 +76,7 @@ def accepting_backends(W, U, X) -> list[str]:
                     SDPBackend.MATH):
         try:
             with sdpa_kernel(backend):
-                fused(W, U, X[:8])
+                fused_head_moments(W, U, X[:8])
             names.append(backend.name)
         except RuntimeError:
             pass
@@ -128,8 +108,8 @@ def main() -> None:
         U = torch.randn(m, d, generator=gen).to(device)
         backends = accepting_backends(W, U, X)
         ours = best_ms(lambda: materialised(W, U, X), device, args.repeats)
-        theirs = best_ms(lambda: fused(W, U, X), device, args.repeats)
-        diffs = [float((x - y).abs().max() / y.abs().max()) for x, y in zip(fused(W, U, X), materialised(W, U, X))]
+        theirs = best_ms(lambda: fused_head_moments(W, U, X), device, args.repeats)
+        diffs = [float((x - y).abs().max() / y.abs().max()) for x, y in zip(fused_head_moments(W, U, X), materialised(W, U, X))]
         f_mat, f_fused = flops(B, T, d, m)
         print(f"{label:<11}{B:>6}{3 * B * T * m * 4 / 2**30:>19.2f}{ours:>17.2f}{theirs:>10.2f}{ours / theirs:>9.2f}x"
               f"{f_mat / 1e9:>8.1f} /{f_fused / 1e9:>6.1f}{f_mat / (ours / 1e3) / rate:>11.1%} /{f_fused / (theirs / 1e3) / rate:>6.1%}"

@@ -26,6 +26,7 @@ TRAINED = {"rtol": 1e-8, "atol": 1e-11}    # 20 steps amplify those a little
 
 MODELS = {
     "kernel-transformer": lambda: KernelTransformer(d=4, m=6),
+    "kernel-transformer sdpa": lambda: KernelTransformer(d=4, m=6, sdpa=True),
     "indrnn": lambda: IndRNN(d=4, m=6, gain=0.9),
     "shallow-encoder": lambda: ShallowEncoder(d=4, T=5, d_m=8),
 }

@@ -6,7 +6,8 @@ from torch.func import jacrev, vmap
 
 from attnlab.data.dataset import clip_token_norms
 from attnlab.models.base import Model
-from attnlab.models.kernel_transformer import KernelTransformer
+from attnlab.models.kernel_transformer import (KernelTransformer, covariance_times_readout, fused_head_moments,
+                                             head_features)
 
 
 def random_inputs(B, T, d, seed=0, dtype=torch.float64):
@@ -101,3 +102,44 @@ def test_initialisation_is_seeded_and_dtype_independent():
         assert torch.equal(a[name], b[name])
         torch.testing.assert_close(c32[name].double(), a[name], rtol=1e-7, atol=1e-7)
     assert not torch.equal(model.init(6)["W"], c32["W"])
+
+
+@pytest.mark.parametrize("T", [1, 5, 97])
+@pytest.mark.parametrize("d", [1, 8, 17])
+@pytest.mark.parametrize("m", [3, 8])
+def test_fused_attention_moments_equal_the_materialised_ones(T, d, m):
+    g = torch.Generator().manual_seed(T * d + m)
+    X = torch.randn(11, T, d, generator=g, dtype=torch.float64) / math.sqrt(d)
+    W, U = torch.randn(m, d, d, generator=g, dtype=torch.float64), torch.randn(m, d, generator=g, dtype=torch.float64)
+    h = head_features(W, U, X)
+    s, a, g_ = fused_head_moments(W, U, X)
+    for got, want in ((s, h.s), (a, h.a), (g_, covariance_times_readout(X, h))):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    s_only, a_only, none = fused_head_moments(W, U, X, covariance=False)
+    assert none is None
+    torch.testing.assert_close(s_only, s, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(a_only, a, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("paired", [True, False])
+@pytest.mark.parametrize("loss", ["mse", "half-sum"])
+def test_the_sdpa_path_equals_the_materialised_path(paired, loss):
+    plain = KernelTransformer(d=5, m=6, paired=paired, fused=False)
+    sdpa = KernelTransformer(d=5, m=6, paired=paired, fused=False, sdpa=True)
+    g = torch.Generator().manual_seed(1)
+    params = {k: v + 0.3 * torch.randn(v.shape, generator=g, dtype=v.dtype) for k, v in plain.init(0, torch.float64).items()}
+    X, y = torch.randn(40, 7, 5, generator=g, dtype=torch.float64), torch.randn(40, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(sdpa(params, X), plain(params, X), rtol=1e-10, atol=1e-12)
+    loss_sdpa, grads_sdpa = sdpa.loss_and_grad(params, X, y, loss)
+    loss_plain, grads_plain = plain.loss_and_grad(params, X, y, loss)
+    torch.testing.assert_close(loss_sdpa, loss_plain, rtol=1e-12, atol=0)
+    for block in plain.blocks:
+        torch.testing.assert_close(grads_sdpa[block], grads_plain[block], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_sdpa_path_is_exactly_zero_at_the_paired_initialisation(dtype):
+    model = KernelTransformer(d=8, m=34, fused=False, sdpa=True)
+    X = torch.randn(50, 16, 8, dtype=dtype)
+    assert torch.equal(model(model.init(5, dtype), X), torch.zeros(50, dtype=dtype))

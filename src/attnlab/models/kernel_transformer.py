@@ -12,7 +12,9 @@ The gradients are written out (spec section 1), so a training step never builds 
 
 On the CPU both passes run in a fused compiled kernel (models/native/kernel_transformer.cpp) that keeps
 every (T, heads) intermediate in cache; `fused=False`, autograd, torch.func transforms and CUDA use the
-PyTorch formulation below, which computes the same numbers.
+PyTorch formulation below, which computes the same numbers. With `sdpa=True` that formulation takes
+its attention from one fused scaled_dot_product_attention call (`fused_head_moments`) instead of
+materialising (B, T, heads) tensors: a candidate for the GPU, off until a GPU run measures it.
 
 Its NTK has a structured form (spec ntk.md, section 2) that never builds a per-sample gradient:
 
@@ -22,9 +24,11 @@ Its NTK has a structured form (spec ntk.md, section 2) that never builds a per-s
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from attnlab.config import KernelTransformerConfig
 from attnlab.models.activations import activation
@@ -74,6 +78,33 @@ def covariance_times_readout(X: torch.Tensor, h: HeadFeatures) -> torch.Tensor:
     return torch.bmm(h.pxU.transpose(1, 2), X) - h.s.unsqueeze(-1) * h.a
 
 
+def fused_head_moments(W: torch.Tensor, U: torch.Tensor, X: torch.Tensor,
+                       covariance: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """s (B, m), a (B, m, d) and, with `covariance`, g = M U (B, m, d) from one call of torch's
+    scaled_dot_product_attention per sample (queries W_i x_T, keys x_t, values [x_t, upper triangle
+    of x_t x_t^T]), so that no (B, T, m) tensor reaches memory. W (m, d, d), U (m, d), X (B, T, d).
+    Last dimensions are zero-padded to multiples of 8, which the fused backends require."""
+    B, T, d = X.shape
+    m = W.shape[0]
+    rows, cols = torch.triu_indices(d, d, device=X.device) if covariance else (None, None)
+    values = torch.cat([X, X[..., rows] * X[..., cols]], dim=-1) if covariance else X
+    width, qk = -(-values.shape[-1] // 8) * 8, -(-d // 8) * 8
+    queries = F.pad(torch.einsum("mde,be->bmd", W, X[:, -1]), (0, qk - d))
+    with warnings.catch_warnings():   # SDPA notes each backend it cannot use (the CPU's flash kernel: equal widths)
+        warnings.filterwarnings("ignore", r".*(attention|Attention).*", UserWarning)
+        out = F.scaled_dot_product_attention(queries.unsqueeze(1), F.pad(X, (0, qk - d)).unsqueeze(1),
+                                             F.pad(values, (0, width - values.shape[-1])).unsqueeze(1),
+                                             scale=1.0).squeeze(1)              # (B, m, width)
+    a = out[..., :d]
+    s = (a * U).sum(-1)
+    if not covariance:
+        return s, a, None
+    second = out.new_zeros(B, m, d, d)                                          # E_p[x x^T]
+    second[..., rows, cols] = out[..., d:d + rows.numel()]
+    second[..., cols, rows] = out[..., d:d + rows.numel()]
+    return s, a, torch.einsum("bmde,me->bmd", second, U) - s.unsqueeze(-1) * a
+
+
 class KernelTransformer(Model):
     """m softmax heads with combined query-key matrices, trained read-outs and output weights."""
 
@@ -85,9 +116,13 @@ class KernelTransformer(Model):
     has_output_gradient_norms = True
     default_loss = "mse"
 
-    def __init__(self, d: int, m: int, activation_name: str = "tanh", paired: bool = True, fused: bool = True):
+    def __init__(self, d: int, m: int, activation_name: str = "tanh", paired: bool = True, fused: bool = True,
+                 sdpa: bool = False):
+        """fused: the compiled CPU kernel where it applies; sdpa: the PyTorch path takes its attention
+        from one scaled_dot_product_attention call (`fused_head_moments`) instead of materialising it
+        (a GPU candidate: benchmarks/bench_attention_moments.py)."""
         check_sizes(d, m, paired)
-        self.d, self.m, self.width, self.paired, self.fused = d, m, m, paired, fused
+        self.d, self.m, self.width, self.paired, self.fused, self.sdpa = d, m, m, paired, fused, sdpa
         self.activation_name = activation_name
         self.sigma, self.sigma_prime = activation(activation_name)
 
@@ -146,8 +181,17 @@ class KernelTransformer(Model):
             return fused_kernel.forward(params, X, len(self.head_groups()), self.activation_name)
         total = 0
         for _, p in self.group_params(params):
-            total = total + self.sigma(head_features(p["W"], p["U"], X).s) @ p["c"]
+            s = fused_head_moments(p["W"], p["U"], X, covariance=False)[0] if self.sdpa else \
+                head_features(p["W"], p["U"], X).s
+            total = total + self.sigma(s) @ p["c"]
         return total / math.sqrt(self.m)
+
+    def _moments(self, p: Params, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """s (B, heads), a (B, heads, d), g = M U (B, heads, d) of one head group."""
+        if self.sdpa:
+            return fused_head_moments(p["W"], p["U"], X)
+        h = head_features(p["W"], p["U"], X)
+        return h.s, h.a, covariance_times_readout(X, h)
 
     def loss_and_grad(self, params: Params, X: torch.Tensor, y: torch.Tensor,
                       loss: str = "mse") -> tuple[torch.Tensor, Params]:
@@ -155,18 +199,17 @@ class KernelTransformer(Model):
         if self._use_fused(params, X, y):
             return fused_kernel.loss_and_grad(params, X, y, loss_scale(loss, X.shape[0]), len(self.head_groups()),
                                               self.activation_name)
-        groups = [(p, head_features(p["W"], p["U"], X)) for _, p in self.group_params(params)]
-        f = sum(self.sigma(h.s) @ p["c"] for p, h in groups) / math.sqrt(self.m)
+        groups = [(p, self._moments(p, X)) for _, p in self.group_params(params)]
+        f = sum(self.sigma(s) @ p["c"] for p, (s, _, _) in groups) / math.sqrt(self.m)
         residual = f - y
         scale = loss_scale(loss, X.shape[0])
         weight = (2 * scale / math.sqrt(self.m)) * residual             # dL/df_b / sqrt(m)
         grads: dict[str, list[torch.Tensor]] = {"W": [], "U": [], "c": []}
-        for p, h in groups:
-            e = weight.unsqueeze(1) * p["c"] * self.sigma_prime(h.s)          # (B, heads)
-            g = covariance_times_readout(X, h)
-            grads["c"].append(self.sigma(h.s).T @ weight)
-            grads["U"].append(torch.einsum("bm,bmd->md", e, h.a))
-            grads["W"].append(torch.einsum("bmd,be->mde", e.unsqueeze(-1) * g, h.xT))
+        for p, (s, a, g) in groups:
+            e = weight.unsqueeze(1) * p["c"] * self.sigma_prime(s)            # (B, heads)
+            grads["c"].append(self.sigma(s).T @ weight)
+            grads["U"].append(torch.einsum("bm,bmd->md", e, a))
+            grads["W"].append(torch.einsum("bmd,be->mde", e.unsqueeze(-1) * g, X[:, -1]))
         return scale * (residual**2).sum(), {k: torch.cat(v) for k, v in grads.items()}
 
     def per_sample_gradients(self, params: Params, X: torch.Tensor) -> Params:
