@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -145,3 +147,23 @@ def test_make_executor_takes_every_option_and_gives_each_executor_its_own(tmp_pa
         make_executor("local", tmp_path, colour="red")
     with pytest.raises(ValueError, match="expected one of local, dask, slurm"):
         make_executor("ray", tmp_path)
+
+
+def test_a_script_without_a_main_guard_gets_a_named_error_and_no_failed_runs(tmp_path):
+    """Spawned workers import the calling script again: without `if __name__ == "__main__":` they exit
+    while starting. That is the script's fault, not the runs': nothing is recorded as failed."""
+    root = tmp_path / "runs"
+    script = tmp_path / "sweep_script.py"
+    script.write_text(
+        "from attnlab.run import open_store, run_many\n"
+        "from attnlab.sweep.grid import expand, parse_sweep\n"
+        "from attnlab.sweep.runner import run_sweep\n"
+        f"raw = {tiny_sweep(m_values=(4,), seeds=2)!r}\n"
+        f"run_sweep(expand(parse_sweep(raw)), open_store({str(root)!r}), run_many, workers=2, threads=1, "
+        "progress=False)\n")
+    done = subprocess.run([sys.executable, str(script)], env=subprocess_env(), capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "WorkerStartError: sweep worker processes exit before taking a task" in done.stderr
+    assert 'if __name__ == "__main__":' in done.stderr
+    assert not run_dirs(root) and not list(root.glob(".failed/*.json"))

@@ -3,7 +3,8 @@
 - "local": worker processes on this machine (spawn context), each fed one task at a time through
   its own pipe; workers=1 runs the tasks in the driver process. When a worker dies, only the task
   it was running is charged: it is resubmitted to a fresh worker at most `retries` times; the
-  other workers go on undisturbed.
+  other workers go on undisturbed. A worker that dies before it has started (it never says so)
+  charges no task; more than `retries` of those stop the sweep with WorkerStartError.
 - "dask": a dask.distributed cluster (`scheduler="tcp://HOST:PORT"`); a task whose worker dies is
   rescheduled by dask (up to the scheduler's `allowed-failures`), a task that raises is retried
   `retries` times. Start workers with `--nthreads 1` (each run sets torch to one thread).
@@ -35,6 +36,11 @@ from attnlab.store import RunStore
 from attnlab.sweep.tasks import Outcome, Work, engine_failure, run_batch, run_group, set_threads, torch_threads
 
 Task = list[RunConfig]
+READY = ("ready", None)   # a local worker's first message: started, taking tasks
+
+
+class WorkerStartError(RuntimeError):
+    """Local worker processes exit before they can take a task (nothing was charged to any run)."""
 
 
 class Executor(Protocol):
@@ -92,7 +98,7 @@ class LocalExecutor:
                     outcomes = run_batch(task, store, work)
                 yield outcomes
             return
-        queue, deaths = list(range(len(tasks))), [0] * len(tasks)
+        queue, deaths, start_failures = list(range(len(tasks))), [0] * len(tasks), 0
         workers: list[_Worker] = []
         context = get_context("spawn")
         try:
@@ -109,6 +115,14 @@ class LocalExecutor:
                 for worker in busy:
                     if worker.conn in ready or worker.process.sentinel in ready:
                         i, reply = worker.task, worker.receive()
+                        if reply == READY:
+                            continue
+                        if reply is None and not worker.started:   # died starting: not the task's fault
+                            start_failures += 1
+                            if start_failures > self.retries:
+                                raise WorkerStartError(_start_failure(worker.process.exitcode, start_failures))
+                            queue.insert(0, i)
+                            continue
                         if reply is not None:
                             yield (reply[1] if reply[0] == "ok"
                                    else engine_failure(tasks[i], store, RuntimeError(reply[1])))
@@ -130,6 +144,13 @@ class LocalExecutor:
         pass
 
 
+def _start_failure(code: int | None, times: int) -> str:
+    return (f"sweep worker processes exit before taking a task (exit code {code}, {times} times; no run was "
+            "charged, finished runs stay in the store). The usual cause: a script that calls run_sweep or "
+            "reproduce with workers > 1 must make the call under `if __name__ == \"__main__\":`, since the workers "
+            "are spawned and import the script again. Otherwise the workers' error output above names the cause.")
+
+
 class _Worker:
     """One spawned worker process and the pipe it takes tasks from; `task` is the index it runs."""
 
@@ -140,6 +161,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.task: int | None = None
+        self.started = False   # READY received
 
     def start(self, i: int, tasks: list[Task], store: RunStore, work: Work) -> None:
         self.task = i
@@ -149,12 +171,16 @@ class _Worker:
             pass
 
     def receive(self) -> tuple[str, Any] | None:
-        """The reply to the running task, or None when the worker died running it."""
+        """READY once the worker has started (its task goes on), then the reply to the running task,
+        or None when the worker died."""
         try:
             reply = self.conn.recv()
         except (EOFError, OSError):
             self.process.join()
             reply = None
+        if reply == READY:
+            self.started = True
+            return reply
         self.task = None
         return reply
 
@@ -172,6 +198,7 @@ class _Worker:
 def _worker_loop(conn: Any, parent_pid: int, threads: int, plugins: tuple[str, ...] = ()) -> None:
     """Worker process: run the tasks that come through `conn` until it sends None."""
     _init_local_worker(parent_pid, threads, plugins)
+    conn.send(READY)
     while (message := conn.recv()) is not None:
         task, store, work = message
         try:
