@@ -84,7 +84,7 @@ def fused_head_moments(W: torch.Tensor, U: torch.Tensor, X: torch.Tensor,
     scaled_dot_product_attention per sample (queries W_i x_T, keys x_t, values [x_t, upper triangle
     of x_t x_t^T]), so that no (B, T, m) tensor reaches memory. W (m, d, d), U (m, d), X (B, T, d).
     Last dimensions are zero-padded to multiples of 8, which the fused backends require."""
-    B, T, d = X.shape
+    B, _, d = X.shape
     m = W.shape[0]
     rows, cols = torch.triu_indices(d, d, device=X.device) if covariance else (None, None)
     values = torch.cat([X, X[..., rows] * X[..., cols]], dim=-1) if covariance else X
