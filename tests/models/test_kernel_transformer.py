@@ -143,3 +143,9 @@ def test_the_sdpa_path_is_exactly_zero_at_the_paired_initialisation(dtype):
     model = KernelTransformer(d=8, m=34, fused=False, sdpa=True)
     X = torch.randn(50, 16, 8, dtype=dtype)
     assert torch.equal(model(model.init(5, dtype), X), torch.zeros(50, dtype=dtype))
+
+
+def test_sdpa_none_takes_the_fused_call_on_cuda_tensors_only():
+    model = KernelTransformer(d=4, m=6, fused=False, sdpa=None)
+    assert model._use_sdpa(torch.zeros(2, 3, 4)) is False
+    assert KernelTransformer(d=4, m=6, sdpa=True)._use_sdpa(torch.zeros(2, 3, 4)) is True

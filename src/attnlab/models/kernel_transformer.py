@@ -117,10 +117,10 @@ class KernelTransformer(Model):
     default_loss = "mse"
 
     def __init__(self, d: int, m: int, activation_name: str = "tanh", paired: bool = True, fused: bool = True,
-                 sdpa: bool = False):
+                 sdpa: bool | None = False):
         """fused: the compiled CPU kernel where it applies; sdpa: the PyTorch path takes its attention
         from one scaled_dot_product_attention call (`fused_head_moments`) instead of materialising it
-        (a GPU candidate: benchmarks/bench_attention_moments.py)."""
+        (True; None: on CUDA tensors only). A GPU candidate: benchmarks/bench_attention_moments.py."""
         check_sizes(d, m, paired)
         self.d, self.m, self.width, self.paired, self.fused, self.sdpa = d, m, m, paired, fused, sdpa
         self.activation_name = activation_name
@@ -181,14 +181,17 @@ class KernelTransformer(Model):
             return fused_kernel.forward(params, X, len(self.head_groups()), self.activation_name)
         total = 0
         for _, p in self.group_params(params):
-            s = fused_head_moments(p["W"], p["U"], X, covariance=False)[0] if self.sdpa else \
+            s = fused_head_moments(p["W"], p["U"], X, covariance=False)[0] if self._use_sdpa(X) else \
                 head_features(p["W"], p["U"], X).s
             total = total + self.sigma(s) @ p["c"]
         return total / math.sqrt(self.m)
 
+    def _use_sdpa(self, X: torch.Tensor) -> bool:
+        return X.is_cuda if self.sdpa is None else self.sdpa
+
     def _moments(self, p: Params, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """s (B, heads), a (B, heads, d), g = M U (B, heads, d) of one head group."""
-        if self.sdpa:
+        if self._use_sdpa(X):
             return fused_head_moments(p["W"], p["U"], X)
         h = head_features(p["W"], p["U"], X)
         return h.s, h.a, covariance_times_readout(X, h)
