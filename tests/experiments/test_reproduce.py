@@ -1,6 +1,7 @@
 """Experiments declared as data, and `attnlab reproduce` end to end on a tiny experiment file."""
 
 import math
+import shutil
 
 import pandas as pd
 import pytest
@@ -167,3 +168,27 @@ def test_reproduce_writes_tables_figures_verdicts_and_reuses_runs(tmp_path, tiny
     assert calls == []
     assert texts[0] in again.output
     pd.testing.assert_frame_equal(pd.read_parquet(folder / "A1" / "results.parquet"), a1)
+
+
+def test_stored_only_reports_the_runs_in_the_store_and_trains_nothing(tmp_path, tiny_file, monkeypatch):
+    full = reproduce(str(tiny_file), experiments=["A1"], out=tmp_path, progress=False)
+    assert full.pending == 0 and "partial" not in full.report.read_text()
+    store = attnlab.run.open_store(tmp_path / "runs")
+    removed = [c for c in experiment_configs("A1", experiment_file(str(tiny_file)).experiments["A1"], "quick")[""]
+               if c.model.m == 64]
+    for config in removed:
+        shutil.rmtree(store.path(config))
+    monkeypatch.setattr(attnlab.run, "measure", lambda *a, **k: pytest.fail("measured with --stored-only"))
+    result = CliRunner().invoke(app, ["reproduce", str(tiny_file), "-e", "A1", "--out", str(tmp_path), "--quiet",
+                                      "--stored-only"])
+    assert result.exit_code == 0, result.output
+    assert "partial: 3 of 9 runs are not in the store" in result.output
+    assert not any(store.path(c).exists() for c in removed)
+    table = pd.read_parquet(tmp_path / "tiny" / "quick" / "A1" / "results.parquet")
+    assert sorted(table.loc[table["status"] == "pending", "model.m"]) == [64, 64, 64]
+    report = (tmp_path / "tiny" / "quick" / "report.md").read_text()
+    assert "partial: 3 of 9 runs not in the store" in report
+    assert "3 of 9 runs are not in the store (status pending; m = 64)" in report
+    assert "A1 approximation error ~ m^" in result.output   # judged on m = 4 and 16
+    refused = CliRunner().invoke(app, ["reproduce", str(tiny_file), "--stored-only", "--dry-run"])
+    assert refused.exit_code == 2 and "give one" in refused.output

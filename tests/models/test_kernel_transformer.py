@@ -128,8 +128,8 @@ def test_the_sdpa_path_equals_the_materialised_path(paired, loss):
     plain = KernelTransformer(d=5, m=6, paired=paired, fused=False)
     sdpa = KernelTransformer(d=5, m=6, paired=paired, fused=False, sdpa=True)
     g = torch.Generator().manual_seed(1)
-    params = {k: v + 0.3 * torch.randn(v.shape, generator=g, dtype=v.dtype) for k, v in plain.init(0, torch.float64).items()}
-    X, y = torch.randn(40, 7, 5, generator=g, dtype=torch.float64), torch.randn(40, generator=g, dtype=torch.float64)
+    params = perturbed(plain.init(0, torch.float64))
+    X, y = random_inputs(40, 7, 5, seed=2), torch.randn(40, generator=g, dtype=torch.float64)
     torch.testing.assert_close(sdpa(params, X), plain(params, X), rtol=1e-10, atol=1e-12)
     loss_sdpa, grads_sdpa = sdpa.loss_and_grad(params, X, y, loss)
     loss_plain, grads_plain = plain.loss_and_grad(params, X, y, loss)

@@ -418,6 +418,9 @@ def reproduce(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs to do and to reuse, their shapes and "
                                  "the estimated wall time (FLOPs of each run over rates measured by short probes), "
                                  "experiment by experiment, and run nothing."),
+    stored_only: bool = typer.Option(False, "--stored-only", help="Train nothing: judge and report the runs "
+                                     "already in the store (a preset still running elsewhere); the others are "
+                                     "listed as pending and the report is titled partial."),
 ) -> None:
     """Reproduce a paper's experiments: run (reusing finished runs), fit, judge, plot and report."""
     from attnlab.experiments.reproduce import (PAPERS, check_device, experiment_file, experiment_keys,
@@ -433,6 +436,8 @@ def reproduce(
     papers = list(PAPERS) if paper == "all" else [paper]
     if experiment and len(papers) > 1:
         fail("--experiment needs one paper, not all")
+    if dry_run and stored_only:
+        fail("--dry-run and --stored-only: give one (the dry run plans training, --stored-only reports without it)")
     try:
         if device is not None:
             check_device(device)
@@ -450,8 +455,8 @@ def reproduce(
         dry_run_plan(papers, experiment or None, preset, out, device, workers or 1, threads)
         return
     try:
-        done = [run_reproduction(p, experiment or None, preset, out, executor, workers, device, not quiet, threads)
-                for p in papers]
+        done = [run_reproduction(p, experiment or None, preset, out, executor, workers, device, not quiet, threads,
+                                 stored_only) for p in papers]
     except (ConfigError, StoreNotWritable) as error:
         fail(str(error))
     except OSError as error:
@@ -463,6 +468,9 @@ def reproduce(
             for verdict in result.verdicts:
                 typer.echo(f"  {verdict.text}")
         typer.echo(f"report: {reproduction.report}")
+        if reproduction.pending:
+            typer.echo(f"partial: {reproduction.pending} of {reproduction.runs} runs are not in the store "
+                       "(--stored-only); the verdicts use the runs that are", err=True)
         if reproduction.failed:
             typer.echo(f"{reproduction.failed} of {reproduction.runs} runs failed:", err=True)
             for reason, count in reproduction.failures.items():

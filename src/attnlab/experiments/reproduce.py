@@ -41,6 +41,7 @@ class Reproduction:
     report: Path
     runs: int = 0                                             # runs declared by the experiments
     failures: dict[str, int] = field(default_factory=dict)   # reason of a failed run -> how many
+    pending: int = 0                                          # runs not in the store (stored_only)
 
     @property
     def failed(self) -> int:
@@ -95,10 +96,13 @@ def experiment_configs(key: str, experiment: Experiment, preset: str,
 
 def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "quick",
               out: str | Path = "results", executor: str = "local", workers: int | None = 1,
-              device: str | None = None, progress: bool = True, threads: int | None = None) -> Reproduction:
+              device: str | None = None, progress: bool = True, threads: int | None = None,
+              stored_only: bool = False) -> Reproduction:
     """Run, judge and report the experiments of `paper` (all of them unless `experiments` names
     some). Runs live in OUT/runs (shared by every paper and preset); tables, figures and the
-    report go to OUT/PAPER/PRESET/. threads: torch threads per local worker (None: the default)."""
+    report go to OUT/PAPER/PRESET/. threads: torch threads per local worker (None: the default).
+    stored_only: train nothing; judge the runs the store holds, the others reported as pending
+    (the report's title says it is partial)."""
     declared = experiment_file(paper)
     keys = experiment_keys(paper, declared, experiments)
     out = Path(out)
@@ -106,7 +110,7 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     store, folder = open_store(out / "runs"), out / name / preset
     all_configs = {key: experiment_configs(key, declared.experiments[key], preset, device) for key in keys}
     pending = sum(not store.is_complete(c) for cs in all_configs.values() for series in cs.values() for c in series)
-    if pending:
+    if pending and not stored_only:
         if executor == "local" and device is not None:
             check_device_available(device, pending)
         check_writable(Path(store.root).resolve())   # before the probes below compute anything
@@ -115,8 +119,9 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     results, failures, total = [], {}, 0
     for key in keys:
         experiment, configs = declared.experiments[key], all_configs[key]
-        run_sweep([c for cs in configs.values() for c in cs], store, run_many, executor=executor, workers=workers,
-                  progress=progress, threads=threads)
+        if not stored_only:
+            run_sweep([c for cs in configs.values() for c in cs], store, run_many, executor=executor,
+                      workers=workers, progress=progress, threads=threads)
         table = tidy_table(experiment, configs, store)
         total += len(table)
         for reason in table.loc[table["status"] == FAILED, "error"].fillna("no reason recorded"):
@@ -124,8 +129,10 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
         write_table(table, folder / key / "results")
         results.append(judge_experiment(key, experiment, table, folder / "figures", name, preset,
                                         declared.paper, configs, store))
-    report = write_report(results, folder, title=f"{declared.title}: {preset} preset", name="report")
-    return Reproduction(name, preset, results, report, total, failures)
+    pending = sum(int((r.table["status"] == PENDING).sum()) for r in results)
+    partial = f" (partial: {pending} of {total} runs not in the store)" if pending else ""
+    report = write_report(results, folder, title=f"{declared.title}: {preset} preset{partial}", name="report")
+    return Reproduction(name, preset, results, report, total, failures, pending)
 
 
 def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[str, list[RunConfig]],
@@ -287,7 +294,8 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
         parts.append(stacked_figure(key, figure.name, figure.title, done, experiment.x,
                                     [(row.quantity, row.metric, row.pooled, row.log_y) for row in figure.rows],
                                     figure_dir=figure_dir, hue=hue, labels=figure.labels, logx=figure.log_x))
-    notes = [n for n in [experiment.notes, *_run_notes(table, unjudged), *(p.notes for p in parts)] if n]
+    notes = [n for n in [experiment.notes, *_run_notes(table, unjudged, experiment.x), *(p.notes for p in parts)]
+             if n]
     first = next(iter(configs.values()))[0]
     return ExperimentResult(
         key=key, title=experiment.title, table=table.drop(columns=["run_id"]),
@@ -296,7 +304,7 @@ def judge_experiment(key: str, experiment: Experiment, table: pd.DataFrame, figu
         command=f"attnlab reproduce {paper} --experiment {key} --preset {preset}", notes="\n\n".join(notes))
 
 
-def _run_notes(table: pd.DataFrame, unjudged: list[str]) -> list[str]:
+def _run_notes(table: pd.DataFrame, unjudged: list[str], x: str) -> list[str]:
     """What the notes say of runs that failed, diverged or are missing, and of claims not judged."""
     notes = []
     failed = table[table["status"] == FAILED]
@@ -310,7 +318,9 @@ def _run_notes(table: pd.DataFrame, unjudged: list[str]) -> list[str]:
                      "they are left out of the fits.")
     pending = int((table["status"] == PENDING).sum())
     if pending:
-        notes.append(f"{pending} of {len(table)} runs are not in the store (status pending).")
+        values = ", ".join(str(v) for v in sorted(table.loc[table["status"] == PENDING, x].unique()))
+        notes.append(f"{pending} of {len(table)} runs are not in the store (status pending; "
+                     f"{x.rpartition('.')[2]} = {values}): the verdicts use the others.")
     if unjudged:
         notes.append("Not judged, no run it needs finished: " + "; ".join(dict.fromkeys(unjudged)) + ".")
     return notes
