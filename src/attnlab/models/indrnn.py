@@ -49,6 +49,7 @@ from attnlab.config import IndRNNConfig
 from attnlab.models.activations import activation
 from attnlab.models.base import Model, Params, SampleFlops, check_sizes
 from attnlab.models.native import indrnn as fused_kernel
+from attnlab.numerics.statistics import euclidean_norms
 from attnlab.seeding import generator
 from attnlab.models.losses import loss_scale
 
@@ -361,4 +362,7 @@ def output_gradient_norms(model: IndRNN, params: Params, X: torch.Tensor) -> tor
             if t > 0:
                 grad_u += g * model.sigma(Z[t - 1])
             carry = g * u
-        return (grad_W.pow(2).sum((1, 2)) + grad_u.pow(2).sum(1) + (h_T * r).pow(2).sum(1)).sqrt()
+        norms = (grad_W.pow(2).sum((1, 2)) + grad_u.pow(2).sum(1) + (h_T * r).pow(2).sum(1)).sqrt()
+        if bool(torch.isinf(norms).any()):   # squares beyond the dtype (gain > 1, long sequences)
+            norms = euclidean_norms(torch.cat([grad_W.reshape(B, -1), grad_u, h_T * r], dim=1))
+        return norms

@@ -1,5 +1,5 @@
 """Statistics of tensors that the recorders and the theory share: attention statistics, the
-smallest singular value of a feature matrix, Frobenius norms."""
+smallest singular value of a feature matrix, Euclidean and Frobenius norms that do not overflow."""
 
 from __future__ import annotations
 
@@ -10,7 +10,20 @@ import torch
 
 def frobenius(t: torch.Tensor) -> float:
     """||t||_F of a tensor of any shape."""
-    return float(torch.linalg.vector_norm(t))
+    return float(euclidean_norms(t.reshape(-1), dim=0))
+
+
+def euclidean_norms(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """||t||_2 along `dim`: torch.linalg.vector_norm's value wherever that is finite (the same bits), and
+    where its sum of squares overflows the dtype though every entry is finite (float32 entries beyond
+    about 1e19), max|t| ||t / max|t| || instead of inf. Recurrences with gain above 1 reach such
+    gradients (the IndRNN at g = 1.5 and T = 256)."""
+    norms = torch.linalg.vector_norm(t, dim=dim)
+    if not bool(torch.isinf(norms).any()):
+        return norms
+    largest = t.abs().amax(dim=dim, keepdim=True)
+    scaled = torch.linalg.vector_norm(t / largest.clamp_min(torch.finfo(t.dtype).tiny), dim=dim) * largest.squeeze(dim)
+    return torch.where(torch.isinf(norms) & torch.isfinite(largest.squeeze(dim)), scaled, norms)
 
 
 def attention_statistics(L: torch.Tensor, S: torch.Tensor) -> dict[str, float]:

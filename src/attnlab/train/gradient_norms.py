@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from attnlab.models.base import Model, Params
+from attnlab.numerics.statistics import euclidean_norms, frobenius
 from attnlab.recorder import Finished, Recorder, RunRecorder, StepState
 
 
@@ -118,12 +119,12 @@ class GradientNormRecorder(RunRecorder):
 
     def __call__(self, step: int, params: Params) -> dict[str, float]:
         _, grads = self.model.loss_and_grad(params, self.X, self.y, self.loss)
-        return {f"grad_full_{self.block}": float(grads[self.block].norm())}
+        return {f"grad_full_{self.block}": frobenius(grads[self.block])}
 
 
 def _run_norms(t: torch.Tensor) -> torch.Tensor:
     """Frobenius norm of each run's block: (S, ...) -> (S,)."""
-    return torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1)
+    return euclidean_norms(t.reshape(t.shape[0], -1), dim=1)
 
 
 class BlockGradientRecorder(Recorder):

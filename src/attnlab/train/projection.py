@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from attnlab.models.base import Params
+from attnlab.numerics.statistics import euclidean_norms
 from attnlab.recorder import Finished, Recorder, RunRecorder
 
 BOUNDARY_TOLERANCE = 1e-4   # a head within this relative distance of its radius is on the boundary
@@ -27,7 +28,7 @@ def head_distances(params: Params, centres: Params, name: str, batch_dims: int =
 
 
 def _per_head_norms(diff: torch.Tensor, batch_dims: int) -> torch.Tensor:
-    return diff.reshape(*diff.shape[:batch_dims + 1], -1).norm(dim=-1)
+    return euclidean_norms(diff.reshape(*diff.shape[:batch_dims + 1], -1))
 
 
 def project(params: Params, centres: Params, radii: dict[str, float | None], width: int,
