@@ -192,3 +192,20 @@ def test_stored_only_reports_the_runs_in_the_store_and_trains_nothing(tmp_path, 
     assert "A1 approximation error ~ m^" in result.output   # judged on m = 4 and 16
     refused = CliRunner().invoke(app, ["reproduce", str(tiny_file), "--stored-only", "--dry-run"])
     assert refused.exit_code == 2 and "give one" in refused.output
+
+
+def test_runs_are_trained_smallest_x_first_every_series_at_each_x(tmp_path, tiny_file, monkeypatch):
+    import attnlab.experiments.reproduce as module
+
+    orders = []
+
+    def record(configs, *args, **kwargs):
+        orders.append([(c.data.n, c.model.m) for c in configs])
+        raise KeyboardInterrupt   # stop before training anything
+
+    monkeypatch.setattr(module, "run_sweep", record)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(str(tiny_file), experiments=["A2"], out=tmp_path, progress=False)
+    (order,) = orders
+    assert [n for n, _ in order] == sorted(n for n, _ in order)
+    assert len({m for n, m in order if n == 20}) == 2   # both series at n = 20 before n = 40

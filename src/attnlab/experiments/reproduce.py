@@ -120,7 +120,7 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     for key in keys:
         experiment, configs = declared.experiments[key], all_configs[key]
         if not stored_only:
-            run_sweep([c for cs in configs.values() for c in cs], store, run_many, executor=executor,
+            run_sweep(smallest_x_first(configs, experiment.x), store, run_many, executor=executor,
                       workers=workers, progress=progress, threads=threads)
         table = tidy_table(experiment, configs, store)
         total += len(table)
@@ -133,6 +133,13 @@ def reproduce(paper: str, experiments: list[str] | None = None, preset: str = "q
     partial = f" (partial: {pending} of {total} runs not in the store)" if pending else ""
     report = write_report(results, folder, title=f"{declared.title}: {preset} preset{partial}", name="report")
     return Reproduction(name, preset, results, report, total, failures, pending)
+
+
+def smallest_x_first(configs: dict[str, list[RunConfig]], x: str) -> list[RunConfig]:
+    """Every series' configs in one list, by x (every series at one x before the next): the cheap
+    runs first, so that a preset stopped midway leaves whole x values for `stored_only` to judge."""
+    flat = [c for cs in configs.values() for c in cs]
+    return sorted(flat, key=lambda c: float(flatten(config_to_dict(c))[x]))
 
 
 def check_claims_against_runs(key: str, experiment: Experiment, configs: dict[str, list[RunConfig]],
