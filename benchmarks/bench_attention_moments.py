@@ -15,7 +15,8 @@ Prints, per shape (E4 L = 96, E7 L = 255, E5 T = 1024 with n = 5000 and a 20% va
 m = 64, float32): ms of each, their ratio, FLOP of each and the share of a float32 matrix product's
 rate measured in the same run (TF32 off), the bytes of the materialised intermediates, the SDPA
 backends that accept the call, and the largest differences in s, a and g relative to their largest
-magnitude.
+magnitude; then, at E5's shape, 4 runs stacked through vmap (as the trainer stacks seeds) against one
+call per run.
 
     PYTHONPATH=src python benchmarks/bench_attention_moments.py --device cuda [--repeats 10]
     PYTHONPATH=src python benchmarks/bench_attention_moments.py --device cpu --samples 200   # stand-in
@@ -120,6 +121,20 @@ def main() -> None:
         del X
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
+    stacked_runs(device, B, m, args.repeats)
+
+
+def stacked_runs(device: str, B: int, m: int, repeats: int, runs: int = 4) -> None:
+    """Seeds stacked as the trainer stacks them (torch.func.vmap over the runs) against one call per
+    run, at E5's shape: a missing batching rule for the fused backend would show as no gain."""
+    T, d = SHAPES["E5 T=1024"]
+    gen = torch.Generator().manual_seed(1)
+    X = (torch.randn(runs, B, T, d, generator=gen) / math.sqrt(d)).to(device)
+    W, U = torch.randn(runs, m, d, d, generator=gen).to(device), torch.randn(runs, m, d, generator=gen).to(device)
+    for label, fn in (("materialised", materialised), ("fused", fused_head_moments)):
+        together = best_ms(lambda: torch.func.vmap(fn)(W, U, X), device, repeats)
+        apart = best_ms(lambda: [fn(W[r], U[r], X[r]) for r in range(runs)], device, repeats)
+        print(f"E5 T=1024, {runs} runs, {label}: vmap {together:.2f} ms, one call per run {apart:.2f} ms", flush=True)
 
 
 if __name__ == "__main__":
