@@ -16,8 +16,8 @@ def frobenius(t: torch.Tensor) -> float:
 def euclidean_norms(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """||t||_2 along `dim`: torch.linalg.vector_norm's value wherever that is finite (the same bits), and
     where its sum of squares overflows the dtype though every entry is finite (float32 entries beyond
-    about 1e19), max|t| ||t / max|t| || instead of inf. Recurrences with gain above 1 reach such
-    gradients (the IndRNN at g = 1.5 and T = 256)."""
+    about 1e19), max|t| ||t / max|t| || instead of inf. A recurrence with gain above 1 can reach such
+    gradients on long sequences."""
     norms = torch.linalg.vector_norm(t, dim=dim)
     if math.isfinite(norms.sum()):   # one reduction: the common case costs little on a training step
         return norms
