@@ -33,6 +33,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attnlab.models.kernel_transformer import covariance_times_readout, fused_head_moments, head_features
+from bench_sequence_step import instruction_set
 
 SHAPES = {"E4 L=96": (97, 17), "E7 L=255": (256, 17), "E5 T=1024": (1024, 8)}   # (T, d)
 
@@ -96,7 +97,7 @@ def main() -> None:
     device, B, m = args.device, args.samples, args.heads
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"cpu {instruction_set()}"
     rate = matmul_rate(device, 4096 if device.startswith("cuda") else 1024)
     print(f"{name}, torch {torch.__version__}, float32 (TF32 off); matmul {rate / 1e12:.2f} TFLOP/s")
     print("reference: the model's PyTorch path (head_features + covariance_times_readout, the (B, T, m) "

@@ -86,8 +86,10 @@ def fused_head_moments(W: torch.Tensor, U: torch.Tensor, X: torch.Tensor,
     Last dimensions are zero-padded to multiples of 8, which the fused backends require."""
     B, _, d = X.shape
     m = W.shape[0]
-    rows, cols = torch.triu_indices(d, d, device=X.device) if covariance else (None, None)
-    values = torch.cat([X, X[..., rows] * X[..., cols]], dim=-1) if covariance else X
+    values = X
+    if covariance:
+        rows, cols = torch.triu_indices(d, d, device=X.device)
+        values = torch.cat([X, X[..., rows] * X[..., cols]], dim=-1)
     width, qk = -(-values.shape[-1] // 8) * 8, -(-d // 8) * 8
     queries = F.pad(torch.einsum("mde,be->bmd", W, X[:, -1]), (0, qk - d))
     with warnings.catch_warnings():   # SDPA notes each backend it cannot use (the CPU's flash kernel: equal widths)
